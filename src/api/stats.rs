@@ -1,0 +1,40 @@
+//! `GET /stats`: counts and amounts per status.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::auth::BearerAuth;
+use super::extract::no_query;
+use super::schema::Stats;
+use super::ApiTags;
+use crate::error::ApiError;
+use crate::storage::Store;
+
+/// The statistics operation.
+pub struct StatsApi {
+    pub store: Arc<dyn Store>,
+}
+
+#[derive(ApiResponse)]
+pub enum StatsResponse {
+    /// Figures over all orders.
+    #[oai(status = 200)]
+    Ok(Json<Stats>),
+}
+
+#[OpenApi(tag = "ApiTags::Stats")]
+impl StatsApi {
+    /// Order statistics
+    ///
+    /// Over all orders, cancelled ones included: the total count, counts and
+    /// amounts per status (all four always present), the total and the
+    /// average amount.
+    #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
+    async fn stats(&self, _auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
+        no_query(request)?;
+        Ok(StatsResponse::Ok(Json(self.store.stats().await?.into())))
+    }
+}

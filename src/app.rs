@@ -1,0 +1,127 @@
+//! Start-up and shutdown of the server.
+//!
+//! [`build`] opens and migrates the store, loads the demo data into a new
+//! database, and binds the listener, so the real address is known before
+//! anything is served (tests bind port 0). [`App::run`] serves until the
+//! shutdown future completes, lets in-flight requests finish within a
+//! deadline, and closes the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{NaiveTime, Utc};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::Server;
+
+use crate::api::{self, HttpSettings, Tokens};
+use crate::config::{DemoData, Settings};
+use crate::domain::demo::demo_orders;
+use crate::storage::{self, Backend, Store, StoreOptions};
+
+/// A bound, ready-to-run server.
+pub struct App {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    http: HttpSettings,
+    shutdown_timeout: Duration,
+    /// The token generated at start-up when none was configured.
+    pub generated_token: Option<String>,
+}
+
+/// The store options the settings describe.
+pub fn store_options(settings: &Settings) -> StoreOptions {
+    StoreOptions {
+        pool_size: settings.database.pool_size,
+        connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
+        busy_timeout: Duration::from_millis(settings.database.busy_timeout_ms),
+    }
+}
+
+/// Opens the store and applies its migrations; loads the demo set into a
+/// database this call created, when the settings ask for it.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = storage::open(&settings.database.url, &store_options(settings)).await?;
+    let report = store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", crate::error::error_chain(&e)))?;
+    if report.from != report.to {
+        tracing::info!(from = report.from, to = report.to, "database migrated");
+    }
+    let wanted = match settings.database.demo_data {
+        DemoData::Always => true,
+        DemoData::Auto => store.backend() == Backend::Sqlite,
+        DemoData::Never => false,
+    };
+    if wanted && report.from == 0 {
+        let today = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+        let n = store
+            .insert_historical(&demo_orders(today))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the demo data: {e}"))?;
+        tracing::info!(orders = n, "demo data loaded");
+    }
+    Ok(store)
+}
+
+/// Opens the store and binds the listener.
+pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+    let store = open_store(settings).await?;
+    let mut generated_token = None;
+    let tokens = if settings.auth.tokens.is_empty() {
+        let token = api::auth::generate_token();
+        let tokens = Tokens::new([token.as_str()]);
+        generated_token = Some(token);
+        tokens
+    } else {
+        Tokens::new(&settings.auth.tokens)
+    };
+    let address = format!("{}:{}", settings.server.host, settings.server.port);
+    let acceptor = TcpListener::bind(address.clone())
+        .into_acceptor()
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .context("the listener has no address")?;
+    Ok(App {
+        acceptor,
+        addr,
+        store,
+        http: HttpSettings {
+            tokens,
+            max_body_bytes: settings.server.max_body_bytes,
+        },
+        shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        generated_token,
+    })
+}
+
+impl App {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store being served.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let routes = api::routes(self.store.clone(), self.http);
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
+            .await?;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! Settings: defaults → `config.toml` → environment → command-line flags,
+//! each overriding the one before.
+//!
+//! The file is read with figment (unknown keys are refused, so a typo is an
+//! error, not a silently ignored setting). The environment variables are
+//! the contract's names, applied one by one so that each has exactly one
+//! meaning and a clear error when its value is bad.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Whether a new database starts with the demo orders.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoData {
+    /// On a new SQLite database only.
+    Auto,
+    /// On any new database, PostgreSQL included.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+    pub url: String,
+    /// Most PostgreSQL connections (and SQLite reader connections).
+    pub pool_size: usize,
+    /// Longest wait to connect or to get a pooled connection.
+    pub connect_timeout_secs: u64,
+    /// SQLite: longest wait for another process's write lock.
+    pub busy_timeout_ms: u64,
+    pub demo_data: DemoData,
+}
+
+/// Authentication.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Accepted bearer tokens; none means a random one is made at start-up.
+    pub tokens: Vec<String>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthSettings {{ tokens: <{} redacted> }}", self.tokens.len())
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter (`info`, `commandes=debug`); `RUST_LOG` wins.
+    pub level: String,
+    /// `auto` (text on a terminal, JSON otherwise), `text` or `json`.
+    pub format: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            host: "0.0.0.0".into(),
+            port: 8001,
+            max_body_bytes: 64 * 1024,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://commandes.db".into(),
+            pool_size: 16,
+            connect_timeout_secs: 5,
+            busy_timeout_ms: 5000,
+            demo_data: DemoData::Auto,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: "auto".into(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// Flags that override everything else (from the command line).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub demo_data: Option<DemoData>,
+}
+
+/// Splits a comma-separated list, dropping blanks.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{name} must be a number, not {value:?}"))
+}
+
+impl Settings {
+    /// Loads the settings. `file` is `--config`; without it `config.toml`
+    /// in the working directory is read if present.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>, flags: &Overrides) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                let default = PathBuf::from("config.toml");
+                if default.exists() {
+                    figment = figment.merge(Toml::file_exact(default));
+                }
+            }
+        }
+        let mut s: Settings = figment.extract().context("invalid configuration")?;
+        s.apply_env(env)?;
+        s.apply_flags(flags);
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        // DATABASE_URL is the common convention; ours wins over it.
+        if let Some(v) = env("DATABASE_URL") {
+            self.database.url = v;
+        }
+        if let Some(v) = env("COMMANDES_DATABASE_URL") {
+            self.database.url = v;
+        }
+        if let Some(v) = env("COMMANDES_API_TOKENS") {
+            self.auth.tokens = list(&v);
+        }
+        if let Some(v) = env("COMMANDES_HOST") {
+            self.server.host = v;
+        }
+        if let Some(v) = env("COMMANDES_PORT") {
+            self.server.port = number("COMMANDES_PORT", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_MAX_BODY_BYTES") {
+            self.server.max_body_bytes = number("COMMANDES_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_POOL_SIZE") {
+            self.database.pool_size = number("COMMANDES_POOL_SIZE", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_DEMO_DATA") {
+            self.database.demo_data = match v.trim() {
+                "auto" => DemoData::Auto,
+                "always" | "true" | "1" => DemoData::Always,
+                "never" | "false" | "0" => DemoData::Never,
+                other => bail!("COMMANDES_DEMO_DATA must be auto, always or never, not {other:?}"),
+            };
+        }
+        if let Some(v) = env("COMMANDES_LOG_FORMAT") {
+            self.log.format = v;
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, flags: &Overrides) {
+        if let Some(v) = &flags.database_url {
+            self.database.url.clone_from(v);
+        }
+        if let Some(v) = &flags.host {
+            self.server.host.clone_from(v);
+        }
+        if let Some(v) = flags.port {
+            self.server.port = v;
+        }
+        if let Some(v) = flags.demo_data {
+            self.database.demo_data = v;
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        crate::storage::DatabaseUrl::parse(&self.database.url).map_err(anyhow::Error::msg)?;
+        if self.server.max_body_bytes == 0 {
+            bail!("server.max_body_bytes must be at least 1");
+        }
+        if self.database.pool_size == 0 {
+            bail!("database.pool_size must be at least 1");
+        }
+        if !["auto", "text", "json"].contains(&self.log.format.as_str()) {
+            bail!("log.format must be auto, text or json");
+        }
+        Ok(())
+    }
+
+    /// The settings as one log line, with the database password and the
+    /// tokens left out.
+    pub fn redacted(&self) -> String {
+        format!(
+            "host={} port={} max_body_bytes={} database={} pool_size={} demo_data={:?} tokens={} log_format={}",
+            self.server.host,
+            self.server.port,
+            self.server.max_body_bytes,
+            crate::storage::redact_url(&self.database.url),
+            self.database.pool_size,
+            self.database.demo_data,
+            self.auth.tokens.len(),
+            self.log.format,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_shipped_config_file_equals_the_defaults() {
+        let s = Settings::load(Some(Path::new("config.toml")), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let s = Settings::load(
+            Some(Path::new("config.toml")),
+            env(&[
+                ("DATABASE_URL", "sqlite://a.db"),
+                ("COMMANDES_DATABASE_URL", "sqlite://b.db"),
+                ("COMMANDES_API_TOKENS", " t1, ,t2 "),
+                ("COMMANDES_PORT", "9000"),
+            ]),
+            &Overrides {
+                port: Some(9100),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "sqlite://b.db");
+        assert_eq!(s.auth.tokens, ["t1", "t2"]);
+        assert_eq!(s.server.port, 9100);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+        assert!(load(&[("COMMANDES_PORT", "eighty")]).is_err());
+        assert!(load(&[("COMMANDES_DATABASE_URL", "mysql://x")]).is_err());
+        assert!(Settings::load(Some(Path::new("/nonexistent.toml")), env(&[]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_in_the_redacted_line_or_debug() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://u:hunter2@h/db".into();
+        s.auth.tokens = vec!["tok-secret".into()];
+        let line = s.redacted();
+        assert!(!line.contains("hunter2") && !line.contains("tok-secret"), "{line}");
+        assert!(!format!("{s:?}").contains("tok-secret"));
+    }
+}

@@ -1,0 +1,275 @@
+//! List filters and sorting, parsed from a query string.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, SubsecRound, TimeDelta, Utc};
+
+use super::{check_text, Amount, Status, ValidationErrors};
+
+/// What a list may be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    TotalAmount,
+    Id,
+}
+
+/// A sort key and a direction; ties are broken by `id` in the same
+/// direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Sort {
+            key: SortKey::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+/// The default and largest page sizes.
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+/// A valid list query. Every bound is inclusive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub customer_id: Option<String>,
+    pub min_amount: Option<Amount>,
+    pub max_amount: Option<Amount>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub sort: Sort,
+    pub skip: u64,
+    pub limit: u32,
+}
+
+impl Default for ListFilter {
+    fn default() -> Self {
+        ListFilter {
+            status: None,
+            customer_id: None,
+            min_amount: None,
+            max_amount: None,
+            created_from: None,
+            created_to: None,
+            sort: Sort::default(),
+            skip: 0,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// Which list is being asked for: the path of the customer and status lists
+/// fixes one filter, which then may not appear in the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListScope {
+    All,
+    Customer,
+    Status,
+}
+
+impl ListScope {
+    /// The query parameters this list takes.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            ListScope::All => &[
+                "status", "customer_id", "min_amount", "max_amount", "created_from", "created_to",
+                "sort", "skip", "limit",
+            ],
+            ListScope::Customer => &[
+                "status", "min_amount", "max_amount", "created_from", "created_to", "sort", "skip",
+                "limit",
+            ],
+            ListScope::Status => &[
+                "customer_id", "min_amount", "max_amount", "created_from", "created_to", "sort",
+                "skip", "limit",
+            ],
+        }
+    }
+}
+
+impl ListFilter {
+    /// Parses the query pairs of a list request. Unknown, repeated, empty and
+    /// bad parameters are all reported together.
+    pub fn from_query(pairs: &[(String, String)], scope: ListScope) -> Result<ListFilter, ValidationErrors> {
+        let allowed = scope.parameters();
+        let mut errors = ValidationErrors::default();
+        let mut filter = ListFilter::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in pairs {
+            if !allowed.contains(&name.as_str()) {
+                errors.push(name.clone(), "unknown query parameter");
+                continue;
+            }
+            if seen.contains(&name.as_str()) {
+                errors.push(name.clone(), "given more than once");
+                continue;
+            }
+            seen.push(name);
+            if value.is_empty() {
+                errors.push(name.clone(), "must not be empty");
+                continue;
+            }
+            let outcome: Result<(), String> = match name.as_str() {
+                "status" => value
+                    .parse()
+                    .map(|s| filter.status = Some(s))
+                    .map_err(|e: super::status::UnknownStatus| e.to_string()),
+                "customer_id" => check_text(value)
+                    .map(|()| filter.customer_id = Some(value.clone()))
+                    .map_err(str::to_string),
+                "min_amount" => Amount::parse_str(value)
+                    .map(|a| filter.min_amount = Some(a))
+                    .map_err(|e| e.to_string()),
+                "max_amount" => Amount::parse_str(value)
+                    .map(|a| filter.max_amount = Some(a))
+                    .map_err(|e| e.to_string()),
+                "created_from" => parse_bound(value, Bound::From).map(|t| filter.created_from = Some(t)),
+                "created_to" => parse_bound(value, Bound::To).map(|t| filter.created_to = Some(t)),
+                "sort" => parse_sort(value).map(|s| filter.sort = s),
+                "skip" => value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= i64::MAX as u64 && value.bytes().all(|b| b.is_ascii_digit()))
+                    .map(|n| filter.skip = n)
+                    .ok_or_else(|| "must be a non-negative integer".to_string()),
+                "limit" => value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n) && value.bytes().all(|b| b.is_ascii_digit()))
+                    .map(|n| filter.limit = n)
+                    .ok_or_else(|| "must be an integer from 1 to 1000".to_string()),
+                _ => unreachable!("checked against the allowed list"),
+            };
+            if let Err(message) = outcome {
+                errors.push(name.clone(), message);
+            }
+        }
+        errors.into_result()?;
+        Ok(filter)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    From,
+    To,
+}
+
+/// An RFC 3339 timestamp, or a `YYYY-MM-DD` day meaning its first (`From`)
+/// or last (`To`) microsecond in UTC.
+fn parse_bound(value: &str, bound: Bound) -> Result<DateTime<Utc>, String> {
+    if let Ok(day) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        if value.len() == 10 {
+            let start = day.and_time(NaiveTime::MIN).and_utc();
+            return Ok(match bound {
+                Bound::From => start,
+                Bound::To => start + TimeDelta::days(1) - TimeDelta::microseconds(1),
+            });
+        }
+    }
+    let time = DateTime::parse_from_rfc3339(value)
+        .map_err(|_| "must be an RFC 3339 timestamp or a YYYY-MM-DD date".to_string())?
+        .with_timezone(&Utc);
+    // Stored times have microseconds: round a finer lower bound up so it
+    // does not admit the microsecond before it.
+    Ok(match bound {
+        Bound::From if time.trunc_subsecs(6) < time => time.trunc_subsecs(6) + TimeDelta::microseconds(1),
+        _ => time.trunc_subsecs(6),
+    })
+}
+
+fn parse_sort(value: &str) -> Result<Sort, String> {
+    let (descending, name) = match value.strip_prefix('-') {
+        Some(name) => (true, name),
+        None => (false, value),
+    };
+    let key = match name {
+        "created_at" => SortKey::CreatedAt,
+        "updated_at" => SortKey::UpdatedAt,
+        "total_amount" => SortKey::TotalAmount,
+        "id" => SortKey::Id,
+        _ => {
+            return Err(
+                "must be one of created_at, updated_at, total_amount, id, optionally prefixed with -".into(),
+            )
+        }
+    };
+    Ok(Sort { key, descending })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let f = ListFilter::from_query(&[], ListScope::All).unwrap();
+        assert_eq!(f, ListFilter::default());
+        assert_eq!(f.sort, Sort { key: SortKey::CreatedAt, descending: true });
+    }
+
+    #[test]
+    fn a_full_query_parses() {
+        let f = ListFilter::from_query(
+            &q(&[
+                ("status", "pending"), ("customer_id", "C1"), ("min_amount", "10"),
+                ("max_amount", "20.5"), ("created_from", "2026-01-01"),
+                ("created_to", "2026-01-31"), ("sort", "total_amount"), ("skip", "5"), ("limit", "1000"),
+            ]),
+            ListScope::All,
+        )
+        .unwrap();
+        assert_eq!(f.status, Some(Status::Pending));
+        assert_eq!(f.max_amount.unwrap().to_string(), "20.50");
+        assert_eq!(f.created_to.unwrap().to_rfc3339(), "2026-01-31T23:59:59.999999+00:00");
+        assert_eq!(f.sort, Sort { key: SortKey::TotalAmount, descending: false });
+        assert_eq!((f.skip, f.limit), (5, 1000));
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        let e = ListFilter::from_query(
+            &q(&[
+                ("status", "lost"), ("limit", "0"), ("skip", "-1"), ("sort", "name"),
+                ("min_amount", "1.234"), ("created_from", "yesterday"), ("colour", "red"),
+                ("customer_id", ""),
+            ]),
+            ListScope::All,
+        )
+        .unwrap_err();
+        let mut names: Vec<_> = e.0.iter().map(|e| e.field.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["colour", "created_from", "customer_id", "limit", "min_amount", "skip", "sort", "status"]
+        );
+    }
+
+    #[test]
+    fn fixed_filters_are_unknown_on_their_lists() {
+        assert!(ListFilter::from_query(&q(&[("customer_id", "C1")]), ListScope::Customer).is_err());
+        assert!(ListFilter::from_query(&q(&[("status", "pending")]), ListScope::Status).is_err());
+        assert!(ListFilter::from_query(&q(&[("status", "pending")]), ListScope::Customer).is_ok());
+        assert!(ListFilter::from_query(&q(&[("limit", "1001")]), ListScope::All).is_err());
+        assert!(ListFilter::from_query(&q(&[("limit", "+5")]), ListScope::All).is_err());
+        assert!(ListFilter::from_query(&q(&[("limit", "5"), ("limit", "6")]), ListScope::All).is_err());
+    }
+
+    #[test]
+    fn a_fine_lower_bound_rounds_up() {
+        let t = parse_bound("2026-01-01T00:00:00.0000001Z", Bound::From).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-01T00:00:00.000001+00:00");
+        let t = parse_bound("2026-01-01T01:00:00+01:00", Bound::To).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+    }
+}

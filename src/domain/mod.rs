@@ -1,0 +1,20 @@
+//! The orders domain: values, rules and parsing, with no I/O.
+//!
+//! Everything the contract says about a field or a transition is decided
+//! here once; the API parses into these types and the stores only ever see
+//! valid values.
+
+pub mod amount;
+pub mod demo;
+pub mod filter;
+pub mod order;
+pub mod stats;
+pub mod status;
+pub mod validation;
+
+pub use amount::{Amount, AmountError};
+pub use filter::{ListFilter, ListScope, Sort, SortKey};
+pub use order::{format_time, now, HistoricalOrder, IllegalTransition, NewOrder, Order, OrderPatch};
+pub use stats::Stats;
+pub use status::Status;
+pub use validation::{check_text, FieldError, ValidationErrors};

@@ -1,0 +1,291 @@
+//! [`ApiError`]: the one place that picks a status code and writes the
+//! RFC 9457 problem+json body.
+//!
+//! Store failures, request-parsing failures and the router's own errors
+//! (unknown path, wrong method) all end here. Unexpected failures are logged
+//! with their cause chain and answered with a short opaque message: no SQL,
+//! driver text or stack trace ever reaches a client.
+
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object};
+use serde::Serialize;
+
+use crate::domain::{Status, ValidationErrors};
+use crate::storage::{Conflict, StoreError};
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// How many seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// One bad field or parameter.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct ProblemField {
+    /// The field or query parameter (`body` for the document as a whole).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An RFC 9457 problem details object.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct Problem {
+    /// Always `about:blank`: the status code says what kind of problem it is.
+    #[serde(rename = "type")]
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// The status code's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for a human.
+    pub detail: String,
+    /// Every bad field and parameter (422 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<ProblemField>>,
+    /// The order's current status (409 on an illegal transition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub current_status: Option<String>,
+    /// The statuses the order may move to from its current one (409 on an
+    /// illegal transition; empty when the status is final).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub allowed_transitions: Option<Vec<String>>,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    DuplicateOrderId(String),
+    #[error("illegal transition")]
+    Transition { from: Status, to: Status },
+    #[error("request body too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The status code of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::DuplicateOrderId(_) | ApiError::Transition { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// "No such order", the same words for every lookup.
+    pub fn order_not_found() -> ApiError {
+        ApiError::NotFound("no such order".into())
+    }
+
+    /// The problem body of this error.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let mut problem = Problem {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: String::new(),
+            errors: None,
+            current_status: None,
+            allowed_transitions: None,
+        };
+        problem.detail = match self {
+            ApiError::BadRequest(detail) | ApiError::NotFound(detail) => detail.clone(),
+            ApiError::Unauthorized => "a valid bearer token is required (Authorization: Bearer <token>)".into(),
+            ApiError::MethodNotAllowed => "this path does not accept this method".into(),
+            ApiError::DuplicateOrderId(order_id) => format!("an order with order_id {order_id:?} already exists"),
+            ApiError::Transition { from, to } => {
+                let allowed: Vec<String> = from.next().iter().map(|s| s.as_str().to_string()).collect();
+                let detail = if allowed.is_empty() {
+                    format!("cannot change status from {from} to {to}: {from} is final")
+                } else {
+                    format!(
+                        "cannot change status from {from} to {to}; allowed from {from}: {}",
+                        allowed.join(", ")
+                    )
+                };
+                problem.current_status = Some(from.as_str().into());
+                problem.allowed_transitions = Some(allowed);
+                detail
+            }
+            ApiError::PayloadTooLarge { limit } => format!("the request body is over the limit of {limit} bytes"),
+            ApiError::UnsupportedMediaType => "the request body must be sent with Content-Type: application/json".into(),
+            ApiError::Validation(errors) => {
+                problem.errors = Some(
+                    errors
+                        .0
+                        .iter()
+                        .map(|e| ProblemField {
+                            field: e.field.clone(),
+                            message: e.message.clone(),
+                        })
+                        .collect(),
+                );
+                errors.summary()
+            }
+            ApiError::Unavailable => "the database cannot be reached; retry shortly".into(),
+            ApiError::Internal => "an unexpected error occurred".into(),
+        };
+        problem
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::order_not_found(),
+            StoreError::Conflict(Conflict::DuplicateOrderId(id)) => ApiError::DuplicateOrderId(id),
+            StoreError::Conflict(Conflict::Transition { from, to }) => ApiError::Transition { from, to },
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Backend(source) => {
+                tracing::error!(error = %error_chain(source.as_ref()), "database error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line, for the logs.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, PROBLEM_JSON)
+            .body(body);
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        self.clone().into_response()
+    }
+}
+
+/// The error responses every operation declares. Not every operation can
+/// produce each of them (a `GET` has no body to refuse with 415), but the
+/// shape is the same everywhere, so clients can handle them in one place.
+const DECLARED: &[(u16, &str)] = &[
+    (400, "The request body is not JSON (an empty body included)."),
+    (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
+    (404, "No such order (or an `{id}` outside 1…2⁶³−1)."),
+    (409, "Duplicate `order_id`, or a status change the transitions do not allow; the body names the current status and the allowed ones."),
+    (413, "The request body is over the configured limit (default 64 KiB)."),
+    (415, "A request body sent without `Content-Type: application/json`."),
+    (422, "Values of the wrong shape or out of range, unknown fields or query parameters: every one is listed in `errors`."),
+    (503, "The database cannot be reached. Carries `Retry-After`."),
+];
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DECLARED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: PROBLEM_JSON,
+                        schema: Problem::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+/// Turns any error that reached the top of the router into a problem
+/// response: ours as they are, poem's by status, anything else as an opaque
+/// 500 (logged).
+pub fn to_problem(err: poem::Error) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return poem::error::ResponseError::as_response(api);
+    }
+    let status = err.status();
+    let api = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound("no such route".into()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        StatusCode::BAD_REQUEST => ApiError::BadRequest("the request is malformed".into()),
+        _ => {
+            tracing::error!(%status, error = %err, "unhandled error");
+            ApiError::Internal
+        }
+    };
+    api.into_response()
+}

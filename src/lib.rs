@@ -1,0 +1,27 @@
+//! `commandes`: the orders microservice of a small e-commerce system.
+//!
+//! One binary serves the HTTP contract (`/commandes` and friends, with its
+//! OpenAPI document and docs UI) on either of two stores: a SQLite file for
+//! zero-setup demos, or PostgreSQL/Supabase in production.
+//!
+//! # Layout
+//!
+//! - [`domain`]: orders, amounts, statuses and their rules; parsing of
+//!   untrusted input. No I/O.
+//! - [`storage`]: the [`storage::Store`] trait and its two backends, each
+//!   owning its SQL and migrations.
+//! - [`api`]: the poem-openapi operations, request extraction, auth and the
+//!   docs pages.
+//! - [`error`]: [`error::ApiError`], the one mapping from failures to
+//!   RFC 9457 problem responses.
+//! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
+//!   start-up and shutdown.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod storage;
+pub mod api;
+pub mod error;
+pub mod app;
+pub mod cli;
+pub mod config;

@@ -1,0 +1,47 @@
+//! The schema history of each dialect, embedded in the binary.
+//!
+//! An applied file is never edited: a change is a new file, added here.
+//! Each backend applies the list in order inside a transaction and records
+//! every version in `commandes_schema_migrations`.
+
+/// One step of a schema history.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The SQLite history (`sql/sqlite/`).
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "create_commandes",
+    sql: include_str!("../../sql/sqlite/0001_create_commandes.sql"),
+}];
+
+/// The PostgreSQL history (`sql/postgres/`).
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "create_commandes",
+    sql: include_str!("../../sql/postgres/0001_create_commandes.sql"),
+}];
+
+/// The version a fully migrated database has.
+pub fn latest(history: &[Migration]) -> i64 {
+    history.last().map_or(0, |m| m.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for history in [SQLITE, POSTGRES] {
+            for (i, m) in history.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+            }
+        }
+        assert_eq!(latest(SQLITE), latest(POSTGRES));
+    }
+}

@@ -1,0 +1,233 @@
+//! The storage seam: one trait, two backends.
+//!
+//! This module knows no driver. Each backend owns its connections, every SQL
+//! string it runs, its row mapping and the translation of its own errors
+//! into [`StoreError`]. The rules (transitions, what counts as a no-op) come
+//! from [`crate::domain`]; a backend only makes them atomic.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, Stats, Status};
+
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+/// Which backend a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another order already has this `order_id`.
+    DuplicateOrderId(String),
+    /// The transition rule forbids the change.
+    Transition { from: Status, to: Status },
+}
+
+/// A store failure, in terms the API can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such order")]
+    NotFound,
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    /// The database cannot be reached or is too busy; retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database.
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// What `commandes check` reports.
+#[derive(Debug, Clone)]
+pub struct StoreInfo {
+    pub backend: Backend,
+    pub server_version: String,
+    pub schema_version: i64,
+    pub order_count: i64,
+}
+
+/// What a migration run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Schema version before the run (0: a new database).
+    pub from: i64,
+    /// Schema version after it.
+    pub to: i64,
+}
+
+/// The use cases the API needs, one method each.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations; safe to run twice and from two processes.
+    async fn migrate(&self) -> Result<MigrationReport, StoreError>;
+
+    /// Creates an order; `Conflict(DuplicateOrderId)` if its `order_id` exists.
+    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError>;
+
+    /// Inserts orders with their own timestamps, all or none (demo data).
+    async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError>;
+
+    async fn get(&self, id: i64) -> Result<Order, StoreError>;
+
+    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError>;
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError>;
+
+    /// Applies `patch` atomically: the current row is read and written in one
+    /// transaction, and [`Order::apply`] decides what is legal.
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Order, StoreError>;
+
+    /// Sets the status (a patch of the status alone).
+    async fn set_status(&self, id: i64, status: Status) -> Result<Order, StoreError> {
+        self.update(id, &OrderPatch::status(status)).await
+    }
+
+    async fn delete(&self, id: i64) -> Result<(), StoreError>;
+
+    async fn stats(&self) -> Result<Stats, StoreError>;
+
+    /// Backend, server version, schema version and order count.
+    async fn info(&self) -> Result<StoreInfo, StoreError>;
+
+    /// Releases connections; the store answers `Unavailable` afterwards.
+    async fn close(&self);
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections a PostgreSQL pool holds (and SQLite readers).
+    pub pool_size: usize,
+    /// Longest wait for a connection, and for connecting.
+    pub connect_timeout: Duration,
+    /// SQLite: how long a writer waits for a lock held by another process.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A database URL, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file.
+    SqliteFile(std::path::PathBuf),
+    /// A private in-memory SQLite database.
+    SqliteMemory,
+    /// A PostgreSQL libpq URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Picks the backend from the URL's scheme.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(DatabaseUrl::SqliteMemory);
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("a sqlite:// URL needs a file path, e.g. sqlite://commandes.db".into());
+            }
+            return Ok(DatabaseUrl::SqliteFile(path.into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        Err("the database URL must start with sqlite://, sqlite::memory: or postgres://".into())
+    }
+}
+
+/// Opens (but does not migrate) the store the URL names.
+pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match DatabaseUrl::parse(url).map_err(anyhow::Error::msg)? {
+        DatabaseUrl::SqliteFile(path) => Arc::new(sqlite::SqliteStore::open_file(&path, options).await?),
+        DatabaseUrl::SqliteMemory => Arc::new(sqlite::SqliteStore::open_memory(options).await?),
+        DatabaseUrl::Postgres(url) => Arc::new(postgres::PostgresStore::open(&url, options).await?),
+    })
+}
+
+/// Hides the password of a database URL, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(DatabaseUrl::parse("sqlite::memory:"), Ok(DatabaseUrl::SqliteMemory));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://commandes.db"),
+            Ok(DatabaseUrl::SqliteFile("commandes.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db?mode=rwc"),
+            Ok(DatabaseUrl::SqliteFile("/tmp/x.db".into()))
+        );
+        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,455 @@
+//! The PostgreSQL backend (production, Supabase): a deadpool pool of
+//! tokio-postgres connections.
+//!
+//! Every statement goes through `query_typed` / `execute_typed`: the
+//! parameter types are given with the SQL, so no named prepared statement is
+//! ever created. That costs nothing in round trips and keeps the backend
+//! working behind a transaction-mode pooler (PgBouncer, Supavisor), which
+//! does not keep named statements between transactions. The table keeps the
+//! original service's columns: `numeric(10,2)` amounts mapped to
+//! `rust_decimal`, `timestamptz` times mapped to `chrono`.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use rust_decimal::Decimal;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+
+use super::migrations::{self, Migration};
+use super::{Backend, Conflict, MigrationReport, Store, StoreError, StoreInfo, StoreOptions};
+use crate::domain::{
+    now, Amount, HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, SortKey, Stats, Status,
+};
+
+const COLUMNS: &str = "id, order_id, customer_id, status, total_amount, created_at, updated_at";
+
+/// Any key will do, as long as every process uses the same one: it
+/// serialises concurrent migration runs (a transaction-level lock, so it is
+/// released at commit and works through a transaction pooler).
+const MIGRATION_LOCK: i64 = 0x636f_6d6d_616e_6465; // "commande"
+
+/// A PostgreSQL database reached through a connection pool.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+impl PostgresStore {
+    /// Builds the pool; connections are made on first use.
+    pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {e}"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("commandes");
+        }
+        config.keepalives(true);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // `Fast` sends nothing on checkout; a dead connection shows up
+                // as an error on its next query and is then dropped.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(map_pool_error)
+    }
+}
+
+/// Translates pool failures: all of them mean "try again later".
+fn map_pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => map_error(e),
+        PoolError::Timeout(_) => StoreError::Unavailable("timed out waiting for a database connection".into()),
+        PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Translates driver failures. Connection loss, shutdowns, overload and
+/// timeouts are outages (503); everything else is a bug (500). The raw
+/// message only ever reaches the logs.
+fn map_error(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let transient = code.code().starts_with("08")
+            || code.code().starts_with("53")
+            || code.code().starts_with("57")
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED;
+        return if transient {
+            StoreError::Unavailable(format!("{}: {}", code.code(), db.message()))
+        } else {
+            StoreError::backend(e)
+        };
+    }
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io || e.to_string().contains("timed out") {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::backend(e)
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+fn row_to_order(row: &Row) -> Result<Order, StoreError> {
+    let status: String = row.try_get(3).map_err(StoreError::backend)?;
+    let amount: Decimal = row.try_get(4).map_err(StoreError::backend)?;
+    Ok(Order {
+        id: row.try_get(0).map_err(StoreError::backend)?,
+        order_id: row.try_get(1).map_err(StoreError::backend)?,
+        customer_id: row.try_get(2).map_err(StoreError::backend)?,
+        status: status.parse().map_err(StoreError::backend)?,
+        total_amount: Amount::from_decimal(amount).map_err(StoreError::backend)?,
+        created_at: row.try_get(5).map_err(StoreError::backend)?,
+        updated_at: row.try_get(6).map_err(StoreError::backend)?,
+    })
+}
+
+async fn insert<C: tokio_postgres::GenericClient>(
+    client: &C,
+    order: &NewOrder,
+    created_at: &DateTime<Utc>,
+    updated_at: &DateTime<Utc>,
+) -> Result<Order, StoreError> {
+    let amount = order.total_amount.to_decimal();
+    let status = order.status.as_str();
+    let params: [Param<'_>; 6] = [
+        (&order.order_id, Type::VARCHAR),
+        (&order.customer_id, Type::VARCHAR),
+        (&status, Type::VARCHAR),
+        (&amount, Type::NUMERIC),
+        (created_at, Type::TIMESTAMPTZ),
+        (updated_at, Type::TIMESTAMPTZ),
+    ];
+    let rows = client
+        .query_typed(
+            &format!(
+                "insert into commandes (order_id, customer_id, status, total_amount, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6)
+                 on conflict (order_id) do nothing
+                 returning {COLUMNS}"
+            ),
+            &params,
+        )
+        .await
+        .map_err(map_error)?;
+    match rows.first() {
+        Some(row) => row_to_order(row),
+        None => Err(StoreError::Conflict(Conflict::DuplicateOrderId(order.order_id.clone()))),
+    }
+}
+
+async fn apply_migrations(
+    client: &mut deadpool_postgres::Object,
+    history: &'static [Migration],
+) -> Result<MigrationReport, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // A second process blocks here until the first commits, then sees the
+    // versions it recorded and has nothing left to do.
+    tx.query_typed("select pg_advisory_xact_lock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
+        .await?;
+    tx.batch_execute(
+        "create table if not exists commandes_schema_migrations (
+            version    bigint primary key,
+            name       text not null,
+            applied_at timestamptz not null default now()
+        )",
+    )
+    .await?;
+    let from: i64 = tx
+        .query_typed("select coalesce(max(version), 0)::int8 from commandes_schema_migrations", &[])
+        .await?[0]
+        .get(0);
+    for m in history.iter().filter(|m| m.version > from) {
+        tx.batch_execute(m.sql).await?;
+        tx.execute_typed(
+            "insert into commandes_schema_migrations (version, name) values ($1, $2)",
+            &[(&m.version, Type::INT8), (&m.name, Type::TEXT)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(MigrationReport {
+        from,
+        to: migrations::latest(history).max(from),
+    })
+}
+
+/// The values a list query binds, kept alive while the query runs.
+struct ListArgs {
+    status: Option<&'static str>,
+    customer_id: Option<String>,
+    min: Option<Decimal>,
+    max: Option<Decimal>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: i64,
+    skip: i64,
+}
+
+impl ListArgs {
+    fn new(f: &ListFilter) -> ListArgs {
+        ListArgs {
+            status: f.status.map(Status::as_str),
+            customer_id: f.customer_id.clone(),
+            min: f.min_amount.map(Amount::to_decimal),
+            max: f.max_amount.map(Amount::to_decimal),
+            from: f.created_from,
+            to: f.created_to,
+            limit: f.limit.into(),
+            skip: f.skip as i64,
+        }
+    }
+
+    /// The SQL and its parameters, numbered in the order they are bound.
+    fn sql<'a>(&'a self, filter: &ListFilter) -> (String, Vec<Param<'a>>) {
+        let mut clauses = Vec::new();
+        let mut params: Vec<Param<'a>> = Vec::new();
+        let mut push = |column: &str, op: &str, param: Param<'a>| {
+            params.push(param);
+            clauses.push(format!("{column} {op} ${}", params.len()));
+        };
+        if let Some(s) = &self.status {
+            push("status", "=", (s, Type::VARCHAR));
+        }
+        if let Some(c) = &self.customer_id {
+            push("customer_id", "=", (c, Type::VARCHAR));
+        }
+        if let Some(a) = &self.min {
+            push("total_amount", ">=", (a, Type::NUMERIC));
+        }
+        if let Some(a) = &self.max {
+            push("total_amount", "<=", (a, Type::NUMERIC));
+        }
+        if let Some(t) = &self.from {
+            push("created_at", ">=", (t, Type::TIMESTAMPTZ));
+        }
+        if let Some(t) = &self.to {
+            push("created_at", "<=", (t, Type::TIMESTAMPTZ));
+        }
+        let column = match filter.sort.key {
+            SortKey::CreatedAt => "created_at",
+            SortKey::UpdatedAt => "updated_at",
+            SortKey::TotalAmount => "total_amount",
+            SortKey::Id => "id",
+        };
+        let dir = if filter.sort.descending { "desc" } else { "asc" };
+        let order = if column == "id" {
+            format!("id {dir}")
+        } else {
+            format!("{column} {dir}, id {dir}")
+        };
+        let mut sql = format!("select {COLUMNS} from commandes");
+        if !clauses.is_empty() {
+            sql.push_str(" where ");
+            sql.push_str(&clauses.join(" and "));
+        }
+        params.push((&self.limit, Type::INT8));
+        params.push((&self.skip, Type::INT8));
+        sql.push_str(&format!(" order by {order} limit ${} offset ${}", params.len() - 1, params.len()));
+        (sql, params)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut client = self.client().await?;
+        apply_migrations(&mut client, migrations::POSTGRES)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError> {
+        let client = self.client().await?;
+        let t = now();
+        insert(&**client, order, &t, &t).await
+    }
+
+    async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        for o in orders {
+            insert(&*tx, &o.order, &o.created_at, &o.updated_at).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(orders.len() as u64)
+    }
+
+    async fn get(&self, id: i64) -> Result<Order, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_typed_opt(
+                &format!("select {COLUMNS} from commandes where id = $1"),
+                &[(&id, Type::INT8)],
+            )
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
+    }
+
+    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_typed_opt(
+                &format!("select {COLUMNS} from commandes where order_id = $1"),
+                &[(&order_id, Type::VARCHAR)],
+            )
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError> {
+        let args = ListArgs::new(filter);
+        let (sql, params) = args.sql(filter);
+        let client = self.client().await?;
+        let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
+        rows.iter().map(row_to_order).collect()
+    }
+
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Order, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // The row lock makes read-decide-write one atomic step: a concurrent
+        // change waits here and then decides against what this one wrote.
+        let row = tx
+            .query_typed_opt(
+                &format!("select {COLUMNS} from commandes where id = $1 for update"),
+                &[(&id, Type::INT8)],
+            )
+            .await
+            .map_err(map_error)?;
+        let current = row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)?;
+        let next = match current.apply(patch, now()) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(current),
+            Err(e) => return Err(StoreError::Conflict(Conflict::Transition { from: e.from, to: e.to })),
+        };
+        let amount = next.total_amount.to_decimal();
+        let status = next.status.as_str();
+        let updated = tx
+            .execute_typed(
+                "update commandes
+                 set order_id = $2, customer_id = $3, status = $4, total_amount = $5, updated_at = $6
+                 where id = $1",
+                &[
+                    (&id, Type::INT8),
+                    (&next.order_id, Type::VARCHAR),
+                    (&next.customer_id, Type::VARCHAR),
+                    (&status, Type::VARCHAR),
+                    (&amount, Type::NUMERIC),
+                    (&next.updated_at, Type::TIMESTAMPTZ),
+                ],
+            )
+            .await;
+        match updated {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(Conflict::DuplicateOrderId(next.order_id)))
+            }
+            Err(e) => return Err(map_error(e)),
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(next)
+    }
+
+    async fn delete(&self, id: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
+            .await
+            .map_err(map_error)?;
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query_typed(
+                "select status::text, count(*)::int8, coalesce(sum(total_amount), 0)::numeric
+                 from commandes group by status",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        let mut stats = Stats::default();
+        for row in rows {
+            let status: String = row.try_get(0).map_err(StoreError::backend)?;
+            let count: i64 = row.try_get(1).map_err(StoreError::backend)?;
+            let mut sum: Decimal = row.try_get(2).map_err(StoreError::backend)?;
+            sum.rescale(2);
+            let status: Status = status.parse().map_err(StoreError::backend)?;
+            stats.add(status, count, sum.mantissa());
+        }
+        Ok(stats)
+    }
+
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_typed(
+                "select current_setting('server_version'),
+                        to_regclass('commandes_schema_migrations') is not null",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        let server: String = row[0].get(0);
+        let migrated: bool = row[0].get(1);
+        let (version, count) = if migrated {
+            let r = client
+                .query_typed(
+                    "select (select coalesce(max(version), 0)::int8 from commandes_schema_migrations),
+                            (select count(*)::int8 from commandes)",
+                    &[],
+                )
+                .await
+                .map_err(map_error)?;
+            (r[0].get(0), r[0].get(1))
+        } else {
+            (0, 0)
+        };
+        Ok(StoreInfo {
+            backend: Backend::Postgres,
+            server_version: format!("PostgreSQL {server}"),
+            schema_version: version,
+            order_count: count,
+        })
+    }
+
+    async fn close(&self) {
+        self.pool.close();
+    }
+}

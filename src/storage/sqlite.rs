@@ -1,0 +1,492 @@
+//! The SQLite backend: a single file (or memory), for demos and small sites.
+//!
+//! rusqlite is synchronous, so every call runs on tokio's blocking threads,
+//! never on an async worker. The file is in WAL mode: one writer connection
+//! (behind an async mutex, so waiting writers do not tie up threads) and a
+//! few read-only connections that never wait for it. `synchronous=FULL`
+//! makes every acknowledged commit survive a power loss. Amounts are integer
+//! cents and times RFC 3339 text with six digits, which sorts as time.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+
+use super::migrations::{self, Migration};
+use super::{
+    Backend, Conflict, MigrationReport, Store, StoreError, StoreInfo, StoreOptions,
+};
+use crate::domain::{
+    format_time, now, Amount, HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, SortKey,
+    Stats, Status,
+};
+
+const COLUMNS: &str = "id, order_id, customer_id, status, total_cents, created_at, updated_at";
+
+/// A SQLite database file (or a private in-memory database).
+pub struct SqliteStore {
+    writer: Arc<AsyncMutex<Connection>>,
+    readers: Option<ReaderPool>,
+    closed: AtomicBool,
+}
+
+/// Read-only connections, opened on demand up to a bound.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Semaphore,
+    busy_timeout: std::time::Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file at `path`.
+    pub async fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteStore> {
+        let path = path.to_path_buf();
+        let busy = options.busy_timeout;
+        let opened = path.clone();
+        let writer = tokio::task::spawn_blocking(move || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(&opened)?;
+            conn.busy_timeout(busy)?;
+            // WAL lets readers work while a writer commits; FULL syncs the
+            // WAL on every commit so an acknowledged order survives power loss.
+            conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
+            conn.execute_batch("pragma synchronous = full; pragma foreign_keys = on;")?;
+            Ok(conn)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
+        Ok(SqliteStore {
+            writer: Arc::new(AsyncMutex::new(writer)),
+            readers: Some(ReaderPool {
+                path,
+                idle: Arc::new(Mutex::new(Vec::new())),
+                permits: Semaphore::new(options.pool_size.max(1)),
+                busy_timeout: busy,
+            }),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// A private in-memory database: one connection serves everything,
+    /// since another connection would see another database.
+    pub async fn open_memory(_options: &StoreOptions) -> anyhow::Result<SqliteStore> {
+        let conn = Connection::open_in_memory()?;
+        Ok(SqliteStore {
+            writer: Arc::new(AsyncMutex::new(conn)),
+            readers: None,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with the writer connection on a blocking thread.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.check_open()?;
+        let mut conn = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut conn))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
+    /// Runs `f` with a read-only connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.check_open()?;
+        let Some(pool) = &self.readers else {
+            return self.write(move |conn| f(conn)).await;
+        };
+        let _permit = pool.permits.acquire().await.map_err(StoreError::backend)?;
+        let idle = pool.idle.clone();
+        let path = pool.path.clone();
+        let busy = pool.busy_timeout;
+        tokio::task::spawn_blocking(move || {
+            let taken = idle.lock().expect("reader pool lock").pop();
+            let conn = match taken {
+                Some(conn) => conn,
+                None => open_reader(&path, busy).map_err(map_error)?,
+            };
+            let result = f(&conn);
+            idle.lock().expect("reader pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+}
+
+fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(busy)?;
+    Ok(conn)
+}
+
+/// Translates SQLite's errors: a lock held too long is an outage, not a bug,
+/// and never shows its raw message to a client.
+fn map_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable("the SQLite database is locked by another writer".into())
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            StoreError::Unavailable(format!("SQLite I/O failure: {e}"))
+        }
+        _ => StoreError::backend(e),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn row_to_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+    let status: String = row.get(3)?;
+    let cents: i64 = row.get(4)?;
+    let bad = |what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("stored {what} is invalid").into(),
+        )
+    };
+    Ok(Order {
+        id: row.get(0)?,
+        order_id: row.get(1)?,
+        customer_id: row.get(2)?,
+        status: status.parse::<Status>().map_err(|_| bad("status"))?,
+        total_amount: Amount::from_cents(cents).ok_or_else(|| bad("amount"))?,
+        created_at: parse_time(&row.get::<_, String>(5)?)?,
+        updated_at: parse_time(&row.get::<_, String>(6)?)?,
+    })
+}
+
+fn select_by_id(conn: &Connection, id: i64) -> Result<Order, StoreError> {
+    conn.prepare_cached(&format!("select {COLUMNS} from commandes where id = ?1"))
+        .and_then(|mut s| s.query_row([id], row_to_order).optional())
+        .map_err(map_error)?
+        .ok_or(StoreError::NotFound)
+}
+
+fn insert(
+    conn: &Connection,
+    order: &NewOrder,
+    created_at: &DateTime<Utc>,
+    updated_at: &DateTime<Utc>,
+) -> Result<Order, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "insert into commandes (order_id, customer_id, status, total_cents, created_at, updated_at)
+             values (?1, ?2, ?3, ?4, ?5, ?6)
+             on conflict (order_id) do nothing
+             returning {COLUMNS}"
+        ))
+        .map_err(map_error)?;
+    stmt.query_row(
+        params![
+            order.order_id,
+            order.customer_id,
+            order.status.as_str(),
+            order.total_amount.cents(),
+            format_time(created_at),
+            format_time(updated_at),
+        ],
+        row_to_order,
+    )
+    .optional()
+    .map_err(map_error)?
+    .ok_or_else(|| StoreError::Conflict(Conflict::DuplicateOrderId(order.order_id.clone())))
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let exists: bool = conn.query_row(
+        "select exists (select 1 from sqlite_master where type = 'table' and name = 'commandes_schema_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row("select coalesce(max(version), 0) from commandes_schema_migrations", [], |r| r.get(0))
+}
+
+fn apply_migrations(conn: &mut Connection, history: &'static [Migration]) -> rusqlite::Result<MigrationReport> {
+    // IMMEDIATE takes the write lock up front: a second process waits here
+    // (busy timeout) and then finds the work done.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "create table if not exists commandes_schema_migrations (
+            version    integer primary key,
+            name       text not null,
+            applied_at text not null
+        )",
+    )?;
+    let from: i64 = tx.query_row("select coalesce(max(version), 0) from commandes_schema_migrations", [], |r| r.get(0))?;
+    for m in history.iter().filter(|m| m.version > from) {
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "insert into commandes_schema_migrations (version, name, applied_at) values (?1, ?2, ?3)",
+            params![m.version, m.name, format_time(&now())],
+        )?;
+    }
+    tx.commit()?;
+    Ok(MigrationReport {
+        from,
+        to: migrations::latest(history).max(from),
+    })
+}
+
+/// Builds the `where`, `order by` and `limit` of a list query.
+fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |clause: &str, value: Value| {
+        args.push(value);
+        clauses.push(clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(s) = filter.status {
+        push("status = ?", Value::Text(s.as_str().into()));
+    }
+    if let Some(c) = &filter.customer_id {
+        push("customer_id = ?", Value::Text(c.clone()));
+    }
+    if let Some(a) = filter.min_amount {
+        push("total_cents >= ?", Value::Integer(a.cents()));
+    }
+    if let Some(a) = filter.max_amount {
+        push("total_cents <= ?", Value::Integer(a.cents()));
+    }
+    if let Some(t) = &filter.created_from {
+        push("created_at >= ?", Value::Text(format_time(t)));
+    }
+    if let Some(t) = &filter.created_to {
+        push("created_at <= ?", Value::Text(format_time(t)));
+    }
+    let column = match filter.sort.key {
+        SortKey::CreatedAt => "created_at",
+        SortKey::UpdatedAt => "updated_at",
+        SortKey::TotalAmount => "total_cents",
+        SortKey::Id => "id",
+    };
+    let dir = if filter.sort.descending { "desc" } else { "asc" };
+    let order = if column == "id" {
+        format!("id {dir}")
+    } else {
+        format!("{column} {dir}, id {dir}")
+    };
+    let mut sql = format!("select {COLUMNS} from commandes");
+    if !clauses.is_empty() {
+        sql.push_str(" where ");
+        sql.push_str(&clauses.join(" and "));
+    }
+    args.push(Value::Integer(filter.limit.into()));
+    args.push(Value::Integer(filter.skip as i64));
+    sql.push_str(&format!(" order by {order} limit ?{} offset ?{}", args.len() - 1, args.len()));
+    (sql, args)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        self.write(|conn| apply_migrations(conn, migrations::SQLITE).map_err(map_error))
+            .await
+    }
+
+    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError> {
+        let order = order.clone();
+        self.write(move |conn| {
+            let t = now();
+            insert(conn, &order, &t, &t)
+        })
+        .await
+    }
+
+    async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
+        let orders = orders.to_vec();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_error)?;
+            for o in &orders {
+                insert(&tx, &o.order, &o.created_at, &o.updated_at)?;
+            }
+            tx.commit().map_err(map_error)?;
+            Ok(orders.len() as u64)
+        })
+        .await
+    }
+
+    async fn get(&self, id: i64) -> Result<Order, StoreError> {
+        self.read(move |conn| select_by_id(conn, id)).await
+    }
+
+    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
+        let order_id = order_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("select {COLUMNS} from commandes where order_id = ?1"))
+                .and_then(|mut s| s.query_row([order_id], row_to_order).optional())
+                .map_err(map_error)?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError> {
+        let (sql, args) = list_sql(filter);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_error)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), row_to_order)
+                .map_err(map_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_error)
+        })
+        .await
+    }
+
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Order, StoreError> {
+        let patch = patch.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_error)?;
+            let current = select_by_id(&tx, id)?;
+            let next = match current.apply(&patch, now()) {
+                Ok(Some(next)) => next,
+                Ok(None) => return Ok(current),
+                Err(e) => return Err(StoreError::Conflict(Conflict::Transition { from: e.from, to: e.to })),
+            };
+            let updated = tx.execute(
+                "update commandes
+                 set order_id = ?2, customer_id = ?3, status = ?4, total_cents = ?5, updated_at = ?6
+                 where id = ?1",
+                params![
+                    id,
+                    next.order_id,
+                    next.customer_id,
+                    next.status.as_str(),
+                    next.total_amount.cents(),
+                    format_time(&next.updated_at),
+                ],
+            );
+            match updated {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Conflict(Conflict::DuplicateOrderId(next.order_id)))
+                }
+                Err(e) => return Err(map_error(e)),
+            }
+            tx.commit().map_err(map_error)?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let n = conn
+                .execute("delete from commandes where id = ?1", [id])
+                .map_err(map_error)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("select status, count(*), coalesce(sum(total_cents), 0) from commandes group by status")
+                .map_err(map_error)?;
+            let mut stats = Stats::default();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+                .map_err(map_error)?;
+            for row in rows {
+                let (status, count, cents) = row.map_err(map_error)?;
+                let status = status
+                    .parse::<Status>()
+                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
+                stats.add(status, count, cents.into());
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        self.read(|conn| {
+            let version = schema_version(conn).map_err(map_error)?;
+            let count = if version > 0 {
+                conn.query_row("select count(*) from commandes", [], |r| r.get(0))
+                    .map_err(map_error)?
+            } else {
+                0
+            };
+            Ok(StoreInfo {
+                backend: Backend::Sqlite,
+                server_version: format!("SQLite {}", rusqlite::version()),
+                schema_version: version,
+                order_count: count,
+            })
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(pool) = &self.readers {
+            pool.idle.lock().expect("reader pool lock").clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_sql_numbers_its_placeholders() {
+        let filter = ListFilter {
+            status: Some(Status::Pending),
+            min_amount: Amount::from_cents(100),
+            ..ListFilter::default()
+        };
+        let (sql, args) = list_sql(&filter);
+        assert!(sql.contains("status = ?1 and total_cents >= ?2"), "{sql}");
+        assert!(sql.ends_with("order by created_at desc, id desc limit ?3 offset ?4"), "{sql}");
+        assert_eq!(args.len(), 4);
+    }
+}
