@@ -1,0 +1,375 @@
+//! `TestApp`: the real service on a random port, against a fresh database.
+//!
+//! SQLite: a file in a temporary directory. PostgreSQL: a new database on
+//! the server named by `TEST_DATABASE_URL`; without it, on a throwaway
+//! cluster started from the PostgreSQL server binaries if they are
+//! installed; otherwise the PostgreSQL tests say they are skipped (or fail,
+//! with `COMMANDES_REQUIRE_POSTGRES=1`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use commandes::config::{DemoData, Settings};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// The token every test app accepts.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running service.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    /// The database URL the app uses.
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<(String, String)>,
+}
+
+impl TestApp {
+    /// Starts the app on `backend`; `None` when PostgreSQL is not available
+    /// (and not required).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts the app after `adjust` has changed its settings.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        let mut dir = None;
+        let mut pg_database = None;
+        let url = match backend {
+            Backend::Sqlite => {
+                let d = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", d.path().join("commandes.db").display());
+                dir = Some(d);
+                url
+            }
+            Backend::Postgres => {
+                let server = postgres_server()?;
+                let name = format!("commandes_test_{:016x}", rand_u64());
+                admin_sql(server, &format!("create database {name}")).await;
+                pg_database = Some((server.to_string(), name.clone()));
+                with_database(server, &name)
+            }
+        };
+        let mut settings = Settings::default();
+        settings.server.host = "127.0.0.1".into();
+        settings.server.port = 0;
+        settings.server.shutdown_timeout_secs = 5;
+        settings.database.url = url.clone();
+        settings.database.demo_data = DemoData::Never;
+        settings.database.pool_size = 8;
+        settings.auth.tokens = vec![TOKEN.into()];
+        adjust(&mut settings);
+        let app = commandes::app::build(&settings).await.expect("the app starts");
+        let base = format!("http://{}", app.local_addr());
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run(async {
+            let _ = rx.await;
+        }));
+        Some(TestApp {
+            base,
+            client: reqwest::Client::new(),
+            backend,
+            database_url: url,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+            pg_database,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the test token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    /// A request with no token.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path).send().await.expect("request sent")
+    }
+
+    /// Sends `body` as `application/json`.
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.request(method, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::PUT, path, body).await
+    }
+
+    /// Creates an order and returns it (panics unless 201).
+    pub async fn create(&self, order_id: &str, customer_id: &str, amount: &str, status: &str) -> Value {
+        let r = self
+            .post(
+                "/commandes",
+                &serde_json::json!({
+                    "order_id": order_id, "customer_id": customer_id,
+                    "total_amount": amount, "status": status,
+                }),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "create {order_id}");
+        r.json().await.expect("json body")
+    }
+
+    /// Stops the server, waiting for in-flight requests.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some((server, name)) = self.pg_database.take() {
+            // Dropping needs a connection of its own; do it off the test's
+            // runtime so Drop stays synchronous.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(admin_sql(&server, &format!("drop database if exists {name} with (force)")));
+            })
+            .join();
+        }
+    }
+}
+
+/// Reads a problem+json error and checks its envelope.
+pub async fn problem(r: Response, status: u16) -> Value {
+    assert_eq!(r.status(), status, "status");
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"), "problem content type");
+    let body: Value = r.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "status member");
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
+
+/// The fields named in a 422's `errors`, sorted.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = problem["errors"]
+        .as_array()
+        .expect("errors array")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field").to_string())
+        .collect();
+    fields.sort();
+    fields
+}
+
+fn rand_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    t ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Runs one statement on the server's maintenance connection.
+async fn admin_sql(server: &str, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL server: {e}"));
+    let task = tokio::spawn(conn);
+    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = task.await;
+}
+
+/// `server` with its database replaced by `name`.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The PostgreSQL server to test against, found once per test process.
+pub fn postgres_server() -> Option<&'static str> {
+    static SERVER: OnceLock<Option<String>> = OnceLock::new();
+    let found = SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+            return Some(url);
+        }
+        match throwaway_cluster() {
+            Ok(url) => Some(url),
+            Err(why) => {
+                if std::env::var("COMMANDES_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                    panic!("COMMANDES_REQUIRE_POSTGRES=1 but no PostgreSQL is available: {why}");
+                }
+                eprintln!(
+                    "SKIPPED: the PostgreSQL tests did not run ({why}). Set TEST_DATABASE_URL or install \
+                     the PostgreSQL server binaries."
+                );
+                None
+            }
+        }
+    });
+    if found.is_none() {
+        eprintln!("SKIPPED (no PostgreSQL): this test ran on SQLite only");
+    }
+    found.as_deref()
+}
+
+/// Finds `initdb` and `pg_ctl`: on PATH, or where Debian puts them.
+fn server_binaries() -> Option<PathBuf> {
+    let on_path = Command::new("pg_config").arg("--bindir").output().ok().and_then(|o| {
+        let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        dir.join("initdb").exists().then_some(dir)
+    });
+    if on_path.is_some() {
+        return on_path;
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// Starts a private cluster on a free port; it stops when this process ends.
+fn throwaway_cluster() -> Result<String, String> {
+    let bin = server_binaries().ok_or("no TEST_DATABASE_URL and no PostgreSQL server binaries found")?;
+    let dir = std::env::temp_dir().join(format!("commandes-pg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    // PostgreSQL refuses to run as root: run it as the `postgres` user then.
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let run = |program: &str, args: &[&str]| -> Result<(), String> {
+        let path = bin.join(program);
+        let mut cmd = if is_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd.args(args).output().map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    };
+    if is_root {
+        let ok = Command::new("chown").args(["postgres:", &dir.display().to_string()]).status();
+        if !ok.is_ok_and(|s| s.success()) {
+            return Err("running as root and cannot hand a data directory to the postgres user".into());
+        }
+    }
+    let data = dir.join("data");
+    let data_s = data.display().to_string();
+    run("initdb", &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync"])?;
+    let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+    run("pg_ctl", &["-D", &data_s, "-o", &opts, "-l", &dir.join("log").display().to_string(), "-w", "start"])?;
+    // A watchdog stops the cluster and removes it once this process is gone.
+    let pg_ctl = bin.join("pg_ctl").display().to_string();
+    let stop = if is_root {
+        format!("runuser -u postgres -- {pg_ctl} -D {data_s} -m immediate stop")
+    } else {
+        format!("{pg_ctl} -D {data_s} -m immediate stop")
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}
+
+/// Declares each listed `async fn(TestApp)` as two tests: `sqlite::name`
+/// and `postgres::name`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::support::TestApp::spawn($crate::support::Backend::Sqlite)
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::support::TestApp::spawn($crate::support::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
