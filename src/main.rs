@@ -12,7 +12,9 @@ use commandes::{api, app};
 use tracing_subscriber::EnvFilter;
 
 fn init_tracing(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    let filter = EnvFilter::try_from_default_env()
+        // The driver logs every server NOTICE at info; those are not ours to show.
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},tokio_postgres=warn", settings.log.level)));
     let json = match settings.log.format.as_str() {
         "json" => true,
         "text" => false,

@@ -59,9 +59,19 @@ impl Tokens {
             found |= known.ct_eq(&presented);
         }
         bool::from(found).then(|| Caller {
-            token_id: presented[..4].iter().map(|b| format!("{b:02x}")).collect(),
+            token_id: token_id(&presented),
         })
     }
+}
+
+fn token_id(digest: &[u8; 32]) -> String {
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The token id of the bearer token a request presents (valid or not), for
+/// the request log: a digest prefix, from which the token cannot be found.
+pub fn presented_token_id(request: &Request) -> Option<String> {
+    bearer(request).map(|t| token_id(&digest(t)))
 }
 
 /// A random token for a service started without one: 32 bytes, hex.

@@ -104,6 +104,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         .around(|ep, req| async move {
             let method = req.method().clone();
             let path = req.uri().path().to_string();
+            let token_id = auth::presented_token_id(&req).unwrap_or_default();
             let started = Instant::now();
             let response = ep.call(req).await?.into_response();
             let status = response.status().as_u16();
@@ -112,6 +113,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
                     %method,
                     path = %path,
                     status,
+                    token_id = %token_id,
                     latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                     "request"
                 );

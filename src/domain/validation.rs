@@ -132,7 +132,7 @@ fn amount_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Opt
     }
 }
 
-fn object<'v>(body: &'v Value) -> Result<&'v Map<String, Value>, ValidationErrors> {
+fn object(body: &Value) -> Result<&Map<String, Value>, ValidationErrors> {
     body.as_object()
         .ok_or_else(|| ValidationErrors::one("body", "must be a JSON object"))
 }

@@ -104,7 +104,7 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
     }
     let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
     if e.is_closed() || io || e.to_string().contains("timed out") {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(crate::error::error_chain(&e))
     } else {
         StoreError::backend(e)
     }
