@@ -45,6 +45,8 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 /// database this call created, when the settings ask for it.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store = storage::open(&settings.database.url, &store_options(settings)).await?;
+    crate::telemetry::prometheus();
+    let store: Arc<dyn Store> = Arc::new(storage::metered::MeteredStore::new(store));
     let report = store
         .migrate()
         .await
@@ -97,6 +99,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         http: HttpSettings {
             tokens,
             max_body_bytes: settings.server.max_body_bytes,
+            metrics_token: (!settings.metrics.token.is_empty()).then(|| Tokens::new([&settings.metrics.token])),
+            cors: settings.cors.clone(),
         },
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         generated_token,

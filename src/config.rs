@@ -21,6 +21,46 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+    pub cors: CorsSettings,
+}
+
+/// `GET /metrics`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// The bearer token a scrape must carry; empty: any API token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetricsSettings {{ token: <{}> }}", if self.token.is_empty() { "unset" } else { "redacted" })
+    }
+}
+
+/// Cross-origin requests from a browser front-end. Off unless an origin is
+/// listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSettings {
+    /// Origins allowed (`https://shop.example.com`), or `*`; empty: CORS off.
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    pub max_age_secs: u32,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        CorsSettings {
+            allowed_origins: Vec::new(),
+            allowed_methods: ["GET", "POST", "PUT", "DELETE"].map(String::from).to_vec(),
+            allowed_headers: ["authorization", "content-type", "x-request-id"].map(String::from).to_vec(),
+            max_age_secs: 600,
+        }
+    }
 }
 
 /// The HTTP listener.
@@ -201,6 +241,12 @@ impl Settings {
                 other => bail!("COMMANDES_DEMO_DATA must be auto, always or never, not {other:?}"),
             };
         }
+        if let Some(v) = env("COMMANDES_METRICS_TOKEN") {
+            self.metrics.token = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_CORS_ORIGINS") {
+            self.cors.allowed_origins = list(&v);
+        }
         if let Some(v) = env("COMMANDES_LOG_FORMAT") {
             self.log.format = v;
         }
@@ -240,7 +286,7 @@ impl Settings {
     /// tokens left out.
     pub fn redacted(&self) -> String {
         format!(
-            "host={} port={} max_body_bytes={} database={} pool_size={} demo_data={:?} tokens={} log_format={}",
+            "host={} port={} max_body_bytes={} database={} pool_size={} demo_data={:?} tokens={} metrics_token={} cors_origins={:?} log_format={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
@@ -248,6 +294,8 @@ impl Settings {
             self.database.pool_size,
             self.database.demo_data,
             self.auth.tokens.len(),
+            if self.metrics.token.is_empty() { "unset" } else { "set" },
+            self.cors.allowed_origins,
             self.log.format,
         )
     }

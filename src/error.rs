@@ -57,6 +57,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[oai(skip_serializing_if_is_none)]
     pub allowed_transitions: Option<Vec<String>>,
+    /// The request's id (as in the `X-Request-Id` response header), to
+    /// quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub request_id: Option<String>,
 }
 
 /// Every way a request can fail.
@@ -82,6 +87,9 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("service unavailable")]
     Unavailable,
+    /// Any other client error the HTTP layer raises (e.g. a CORS refusal).
+    #[error("client error {0}")]
+    Client(StatusCode),
     #[error("internal error")]
     Internal,
 }
@@ -99,6 +107,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Client(status) => *status,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +128,7 @@ impl ApiError {
             errors: None,
             current_status: None,
             allowed_transitions: None,
+            request_id: crate::api::observe::current_request_id(),
         };
         problem.detail = match self {
             ApiError::BadRequest(detail) | ApiError::NotFound(detail) => detail.clone(),
@@ -155,6 +165,10 @@ impl ApiError {
                 errors.summary()
             }
             ApiError::Unavailable => "the database cannot be reached; retry shortly".into(),
+            ApiError::Client(status) => match *status {
+                StatusCode::FORBIDDEN => "this request is not allowed".into(),
+                other => other.canonical_reason().unwrap_or("client error").to_lowercase(),
+            },
             ApiError::Internal => "an unexpected error occurred".into(),
         };
         problem
@@ -282,6 +296,7 @@ pub fn to_problem(err: poem::Error) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
         StatusCode::BAD_REQUEST => ApiError::BadRequest("the request is malformed".into()),
+        s if s.is_client_error() => ApiError::Client(s),
         _ => {
             tracing::error!(%status, error = %err, "unhandled error");
             ApiError::Internal

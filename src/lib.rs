@@ -20,6 +20,7 @@
 
 pub mod domain;
 pub mod storage;
+pub mod telemetry;
 pub mod api;
 pub mod error;
 pub mod app;

@@ -95,6 +95,13 @@ fn bearer(request: &Request) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
 }
 
+/// The caller a request's bearer token identifies among `tokens`.
+pub fn authenticate(request: &Request, tokens: &Tokens) -> Result<Caller, ApiError> {
+    bearer(request)
+        .and_then(|token| tokens.check(token))
+        .ok_or(ApiError::Unauthorized)
+}
+
 /// The extractor every protected operation takes first, so that a bad token
 /// is refused (401) before anything else about the request is looked at.
 pub struct BearerAuth(pub Caller);
@@ -134,10 +141,7 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let tokens = request.data::<Tokens>().ok_or(ApiError::Internal)?;
-        let caller = bearer(request)
-            .and_then(|token| tokens.check(token))
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(BearerAuth(caller))
+        Ok(BearerAuth(authenticate(request, tokens)?))
     }
 }
 

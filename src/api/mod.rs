@@ -2,13 +2,15 @@
 //! extractors they share, and the routes that tie them to the docs pages.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use poem::endpoint::make_sync;
-use poem::http::header;
+use poem::http::{header, Method};
+use poem::middleware::{CatchPanic, Cors};
+use poem::PathPattern;
 use poem::{get, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route};
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApiService, OperationId, Tags};
 
+use crate::config::CorsSettings;
 use crate::error::{to_problem, ApiError};
 use crate::storage::Store;
 
@@ -16,6 +18,8 @@ pub mod auth;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod metrics;
+pub mod observe;
 pub mod orders;
 pub mod schema;
 pub mod stats;
@@ -72,20 +76,37 @@ pub fn spec_json(store: Arc<dyn Store>) -> String {
 pub struct HttpSettings {
     pub tokens: Tokens,
     pub max_body_bytes: usize,
+    /// The only token `/metrics` accepts; `None`: any API token.
+    pub metrics_token: Option<Tokens>,
+    pub cors: CorsSettings,
 }
 
-/// All the routes, with errors turned into problem responses and one log
-/// line per request.
+/// The routes, wrapped (outermost first) in: request id, metrics and log
+/// line; CORS when configured; problem responses for every error; the body
+/// size limit; panics caught as 500s.
 pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Output = Response> {
     let api = openapi_service(store.clone());
     let spec = api.spec();
+    let routes = Arc::new(observe::RouteNames::from_spec(&spec));
     let limit = settings.max_body_bytes;
+    let cors = cors(&settings.cors);
     Route::new()
         .at("/openapi.json", get(make_sync(move |_| docs::json(spec.clone()))))
         .at("/docs", get(docs::swagger))
         .at("/redoc", get(docs::redoc))
         .at("/assets/*path", get(docs::assets))
+        .at(
+            "/metrics",
+            get(metrics::MetricsEndpoint {
+                store: store.clone(),
+                metrics_tokens: settings.metrics_token,
+            }),
+        )
         .nest("/", api.into_endpoint())
+        .with(CatchPanic::new().with_handler(|_| {
+            tracing::error!("a request handler panicked");
+            ApiError::Internal.into_response()
+        }))
         .data(settings.tokens)
         .data(BodyLimit(limit))
         .before(move |req: Request| async move {
@@ -100,24 +121,38 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
             }
             Ok(req)
         })
-        .catch_all_error(|err| async move { to_problem(err) })
-        .around(|ep, req| async move {
-            let method = req.method().clone();
-            let path = req.uri().path().to_string();
-            let token_id = auth::presented_token_id(&req).unwrap_or_default();
-            let started = Instant::now();
-            let response = ep.call(req).await?.into_response();
-            let status = response.status().as_u16();
-            if !path.starts_with("/health/") {
-                tracing::info!(
-                    %method,
-                    path = %path,
-                    status,
-                    token_id = %token_id,
-                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "request"
-                );
+        .catch_all_error(|err: poem::Error| async move {
+            // Keep the route template for the metrics of failed requests.
+            let pattern = err.data::<PathPattern>().cloned();
+            let operation = err.data::<OperationId>().copied();
+            let mut response = to_problem(err);
+            if let Some(p) = pattern {
+                response.set_data(p);
             }
-            Ok(response)
+            if let Some(o) = operation {
+                response.set_data(o);
+            }
+            response
         })
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(move |ep, req| observe::observe(ep, req, routes.clone()))
+}
+
+/// The CORS middleware the settings describe; `None` when no origin is
+/// allowed (the default: no browser front-end).
+fn cors(settings: &CorsSettings) -> Option<Cors> {
+    if settings.allowed_origins.is_empty() {
+        return None;
+    }
+    let mut cors = Cors::new()
+        .allow_methods(settings.allowed_methods.iter().filter_map(|m| m.parse::<Method>().ok()))
+        .allow_headers(settings.allowed_headers.iter().map(String::as_str))
+        .expose_headers(["location", "x-request-id", "retry-after", "www-authenticate"])
+        .max_age(settings.max_age_secs as i32);
+    if settings.allowed_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_origins_fn(|_| true);
+    } else {
+        cors = cors.allow_origins(settings.allowed_origins.iter().map(String::as_str));
+    }
+    Some(cors)
 }

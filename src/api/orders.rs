@@ -159,6 +159,11 @@ impl OrdersApi {
         order_id: Path<String>,
     ) -> Result<OrderResponse, ApiError> {
         no_query(request)?;
+        // A value no order can hold (too long, control characters) is simply
+        // absent; it never reaches the database.
+        if crate::domain::check_text(&order_id.0).is_err() {
+            return Err(ApiError::order_not_found());
+        }
         Ok(OrderResponse::Ok(Json(self.store.get_by_order_id(&order_id.0).await?.into())))
     }
 
@@ -290,7 +295,7 @@ impl OrdersApi {
             (Err(e), _) => return Err(e),
             (_, Err(p)) => return Err(p.into()),
         };
-        Ok(OrderResponse::Ok(Json(self.store.update(id, &patch).await?.into())))
+        Ok(OrderResponse::Ok(Json(self.store.update(id, &patch).await?.order.into())))
     }
 
     /// Delete an order
@@ -335,6 +340,6 @@ impl OrdersApi {
             (Err(e), _) => return Err(e),
             (_, Err(s)) => return Err(s.into()),
         };
-        Ok(OrderResponse::Ok(Json(self.store.set_status(id, status).await?.into())))
+        Ok(OrderResponse::Ok(Json(self.store.set_status(id, status).await?.order.into())))
     }
 }

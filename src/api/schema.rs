@@ -256,9 +256,11 @@ pub struct Order {
     pub order_id: String,
     /// The customer (a reference to the customers service, not resolved here).
     pub customer_id: String,
+    /// Where the order is in its life.
     pub status: Status,
     /// Always a string with exactly two decimals.
     pub total_amount: AmountText,
+    /// When the order was created (RFC 3339, UTC, microseconds).
     pub created_at: Timestamp,
     /// Changes on every change, and only then.
     pub updated_at: Timestamp,
@@ -292,6 +294,8 @@ pub struct NewOrderRequest {
     /// Defaults to `pending`. Any status may be given (imports of
     /// historical orders need this).
     pub status: Option<Status>,
+    /// The order's total: a JSON number or a decimal string, 0 to
+    /// 99999999.99, at most two decimals.
     pub total_amount: AmountInput,
 }
 
@@ -301,17 +305,22 @@ pub struct NewOrderRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "OrderPatch")]
 pub struct OrderPatchRequest {
+    /// A new business identifier (unique: 409 if taken).
     #[oai(validator(min_length = 1, max_length = 50))]
     pub order_id: Option<String>,
+    /// A new customer.
     #[oai(validator(min_length = 1, max_length = 50))]
     pub customer_id: Option<String>,
+    /// A new status, reachable from the current one (409 otherwise).
     pub status: Option<Status>,
+    /// A new total: a JSON number or a decimal string.
     pub total_amount: Option<AmountInput>,
 }
 
 /// The new status, wrapped.
 #[derive(Debug, Clone, Object)]
 pub struct StatusObject {
+    /// The new status.
     pub status: Status,
 }
 
@@ -326,26 +335,37 @@ pub enum StatusUpdate {
 /// Counts per status; all four are always present.
 #[derive(Debug, Clone, Object)]
 pub struct StatusCounts {
+    /// Orders waiting to be processed.
     pub pending: i64,
+    /// Orders being processed.
     pub processing: i64,
+    /// Orders fulfilled.
     pub completed: i64,
+    /// Orders cancelled.
     pub cancelled: i64,
 }
 
 /// Amounts per status, as decimal strings; all four are always present.
 #[derive(Debug, Clone, Object)]
 pub struct StatusAmounts {
+    /// Sum over pending orders.
     pub pending: AmountText,
+    /// Sum over orders being processed.
     pub processing: AmountText,
+    /// Sum over completed orders.
     pub completed: AmountText,
+    /// Sum over cancelled orders.
     pub cancelled: AmountText,
 }
 
 /// Figures over all orders, cancelled ones included.
 #[derive(Debug, Clone, Object)]
 pub struct Stats {
+    /// How many orders there are.
     pub total_orders: i64,
+    /// How many orders are in each status.
     pub by_status: StatusCounts,
+    /// The sum of the amounts in each status.
     pub amount_by_status: StatusAmounts,
     /// Sum of all amounts.
     pub total_amount: AmountText,

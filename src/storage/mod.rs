@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::domain::{HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, Stats, Status};
 
+pub mod metered;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -69,6 +70,27 @@ impl StoreError {
     }
 }
 
+/// The outcome of an update: the order as it now is, and as it was when
+/// something changed (`None` for a no-op).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    pub order: Order,
+    pub previous: Option<Order>,
+}
+
+/// Connection pool figures, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+    /// The most connections the pool opens.
+    pub max_size: usize,
+}
+
 /// What `commandes check` reports.
 #[derive(Debug, Clone)]
 pub struct StoreInfo {
@@ -110,10 +132,10 @@ pub trait Store: Send + Sync {
 
     /// Applies `patch` atomically: the current row is read and written in one
     /// transaction, and [`Order::apply`] decides what is legal.
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Order, StoreError>;
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError>;
 
     /// Sets the status (a patch of the status alone).
-    async fn set_status(&self, id: i64, status: Status) -> Result<Order, StoreError> {
+    async fn set_status(&self, id: i64, status: Status) -> Result<Updated, StoreError> {
         self.update(id, &OrderPatch::status(status)).await
     }
 
@@ -123,6 +145,11 @@ pub trait Store: Send + Sync {
 
     /// Backend, server version, schema version and order count.
     async fn info(&self) -> Result<StoreInfo, StoreError>;
+
+    /// Connection pool figures, where the backend has a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Releases connections; the store answers `Unavailable` afterwards.
     async fn close(&self);

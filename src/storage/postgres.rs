@@ -20,7 +20,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use super::migrations::{self, Migration};
-use super::{Backend, Conflict, MigrationReport, Store, StoreError, StoreInfo, StoreOptions};
+use super::{Backend, Conflict, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated};
 use crate::domain::{
     now, Amount, HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, SortKey, Stats, Status,
 };
@@ -75,10 +75,12 @@ impl PostgresStore {
     }
 }
 
-/// Translates pool failures: all of them mean "try again later".
+/// Translates pool failures: all of them mean "try again later". A failure
+/// to connect is an outage whatever the server said (refused, too many
+/// clients, database not accepting connections).
 fn map_pool_error(e: PoolError) -> StoreError {
     match e {
-        PoolError::Backend(e) => map_error(e),
+        PoolError::Backend(e) => StoreError::Unavailable(format!("cannot connect: {}", crate::error::error_chain(&e))),
         PoolError::Timeout(_) => StoreError::Unavailable("timed out waiting for a database connection".into()),
         PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
         other => StoreError::Unavailable(other.to_string()),
@@ -335,7 +337,7 @@ impl Store for PostgresStore {
         rows.iter().map(row_to_order).collect()
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Order, StoreError> {
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         // The row lock makes read-decide-write one atomic step: a concurrent
@@ -350,7 +352,7 @@ impl Store for PostgresStore {
         let current = row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)?;
         let next = match current.apply(patch, now()) {
             Ok(Some(next)) => next,
-            Ok(None) => return Ok(current),
+            Ok(None) => return Ok(Updated { order: current, previous: None }),
             Err(e) => return Err(StoreError::Conflict(Conflict::Transition { from: e.from, to: e.to })),
         };
         let amount = next.total_amount.to_decimal();
@@ -378,7 +380,7 @@ impl Store for PostgresStore {
             Err(e) => return Err(map_error(e)),
         }
         tx.commit().await.map_err(map_error)?;
-        Ok(next)
+        Ok(Updated { order: next, previous: Some(current) })
     }
 
     async fn delete(&self, id: i64) -> Result<(), StoreError> {
@@ -446,6 +448,16 @@ impl Store for PostgresStore {
             server_version: format!("PostgreSQL {server}"),
             schema_version: version,
             order_count: count,
+        })
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let s = self.pool.status();
+        Some(PoolStatus {
+            size: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+            max_size: s.max_size,
         })
     }
 

@@ -18,9 +18,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 use super::migrations::{self, Migration};
-use super::{
-    Backend, Conflict, MigrationReport, Store, StoreError, StoreInfo, StoreOptions,
-};
+use super::{Backend, Conflict, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated};
 use crate::domain::{
     format_time, now, Amount, HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, SortKey,
     Stats, Status,
@@ -40,6 +38,7 @@ struct ReaderPool {
     path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Semaphore,
+    max_readers: usize,
     busy_timeout: std::time::Duration,
 }
 
@@ -66,6 +65,7 @@ impl SqliteStore {
                 path,
                 idle: Arc::new(Mutex::new(Vec::new())),
                 permits: Semaphore::new(options.pool_size.max(1)),
+                max_readers: options.pool_size.max(1),
                 busy_timeout: busy,
             }),
             closed: AtomicBool::new(false),
@@ -373,7 +373,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Order, StoreError> {
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError> {
         let patch = patch.clone();
         self.write(move |conn| {
             let tx = conn
@@ -382,7 +382,7 @@ impl Store for SqliteStore {
             let current = select_by_id(&tx, id)?;
             let next = match current.apply(&patch, now()) {
                 Ok(Some(next)) => next,
-                Ok(None) => return Ok(current),
+                Ok(None) => return Ok(Updated { order: current, previous: None }),
                 Err(e) => return Err(StoreError::Conflict(Conflict::Transition { from: e.from, to: e.to })),
             };
             let updated = tx.execute(
@@ -406,7 +406,7 @@ impl Store for SqliteStore {
                 Err(e) => return Err(map_error(e)),
             }
             tx.commit().map_err(map_error)?;
-            Ok(next)
+            Ok(Updated { order: next, previous: Some(current) })
         })
         .await
     }
@@ -463,6 +463,19 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        // The writer counts as one connection; readers are pooled.
+        let pool = self.readers.as_ref()?;
+        let idle = pool.idle.lock().expect("reader pool lock").len();
+        let in_use = pool.max_readers - pool.permits.available_permits();
+        Some(PoolStatus {
+            size: 1 + idle + in_use,
+            idle,
+            waiting: 0,
+            max_size: 1 + pool.max_readers,
+        })
     }
 
     async fn close(&self) {

@@ -1,0 +1,116 @@
+//! A [`Store`] decorator that records what the store does as metrics:
+//! query latency per operation, orders created and status changes.
+//!
+//! Kept out of the backends so that each backend stays about its SQL, and
+//! both report the same figures.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::{Backend, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, Updated};
+use crate::domain::{HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, Stats};
+
+/// Latency of store operations, by operation and outcome.
+pub const QUERY_SECONDS: &str = "commandes_db_query_duration_seconds";
+/// Orders created, by status.
+pub const ORDERS_CREATED: &str = "commandes_orders_created_total";
+/// Status changes, by the status moved to.
+pub const STATUS_CHANGES: &str = "commandes_order_status_changes_total";
+
+/// Wraps a store and measures it.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+}
+
+impl MeteredStore {
+    pub fn new(inner: Arc<dyn Store>) -> MeteredStore {
+        MeteredStore { inner }
+    }
+}
+
+fn outcome<T>(r: &Result<T, StoreError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(StoreError::NotFound) => "not_found",
+        Err(StoreError::Conflict(_)) => "conflict",
+        Err(StoreError::Unavailable(_)) => "unavailable",
+        Err(StoreError::Backend(_)) => "error",
+    }
+}
+
+/// Runs `f`, recording its duration under `operation`.
+async fn timed<T>(operation: &'static str, f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = f.await;
+    metrics::histogram!(QUERY_SECONDS, "operation" => operation, "outcome" => outcome(&result))
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+#[async_trait]
+impl Store for MeteredStore {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        timed("migrate", self.inner.migrate()).await
+    }
+
+    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError> {
+        let result = timed("create", self.inner.create(order)).await;
+        if let Ok(o) = &result {
+            metrics::counter!(ORDERS_CREATED, "status" => o.status.as_str()).increment(1);
+        }
+        result
+    }
+
+    async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
+        timed("insert_historical", self.inner.insert_historical(orders)).await
+    }
+
+    async fn get(&self, id: i64) -> Result<Order, StoreError> {
+        timed("get", self.inner.get(id)).await
+    }
+
+    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
+        timed("get_by_order_id", self.inner.get_by_order_id(order_id)).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError> {
+        timed("list", self.inner.list(filter)).await
+    }
+
+    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError> {
+        let result = timed("update", self.inner.update(id, patch)).await;
+        if let Ok(Updated { order, previous: Some(before) }) = &result {
+            if before.status != order.status {
+                metrics::counter!(STATUS_CHANGES, "from" => before.status.as_str(), "to" => order.status.as_str())
+                    .increment(1);
+            }
+        }
+        result
+    }
+
+    async fn delete(&self, id: i64) -> Result<(), StoreError> {
+        timed("delete", self.inner.delete(id)).await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        timed("stats", self.inner.stats()).await
+    }
+
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        timed("info", self.inner.info()).await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        self.inner.pool_status()
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}

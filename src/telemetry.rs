@@ -1,0 +1,56 @@
+//! Metrics: one process-wide Prometheus recorder, and the names of what the
+//! HTTP layer records. The store's own figures are in
+//! [`crate::storage::metered`].
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests served, by method, route template and status.
+pub const HTTP_REQUESTS: &str = "commandes_http_requests_total";
+/// Request latency, by method, route template and status.
+pub const HTTP_SECONDS: &str = "commandes_http_request_duration_seconds";
+/// Requests being served now.
+pub const HTTP_IN_FLIGHT: &str = "commandes_http_requests_in_flight";
+/// Connection pool figures, by state (`size`, `idle`, `waiting`, `max`).
+pub const DB_POOL: &str = "commandes_db_pool_connections";
+/// Always 1, labelled with the version.
+pub const BUILD_INFO: &str = "commandes_build_info";
+
+/// Latency buckets, in seconds: fine below a millisecond (local SQLite),
+/// coarse up to the timeouts.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The recorder, installed on first use. Every app in the process (tests
+/// run several) shares it, as a real process has one.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+            .expect("the bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; the handle
+        // then renders nothing, which is better than refusing to start.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use crate::storage::metered::{ORDERS_CREATED, QUERY_SECONDS, STATUS_CHANGES};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests served, by method, route template and status.");
+    describe_histogram!(HTTP_SECONDS, Unit::Seconds, "HTTP request latency, by method, route template and status.");
+    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served now.");
+    describe_gauge!(DB_POOL, "Database connections, by state: size, idle, waiting, max.");
+    describe_histogram!(QUERY_SECONDS, Unit::Seconds, "Store operation latency, by operation and outcome.");
+    describe_counter!(ORDERS_CREATED, "Orders created, by status.");
+    describe_counter!(STATUS_CHANGES, "Order status changes, by from and to status.");
+    describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
