@@ -28,6 +28,7 @@ pub struct App {
     store: Arc<dyn Store>,
     http: HttpSettings,
     shutdown_timeout: Duration,
+    cleanup_interval: Duration,
     /// The token generated at start-up when none was configured.
     pub generated_token: Option<String>,
 }
@@ -70,6 +71,31 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// Deletes expired idempotency keys now and then, off the request path: in
+/// batches, so no request waits behind one long delete.
+async fn purge_expired_keys(store: Arc<dyn Store>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        loop {
+            match store.purge_expired_keys(crate::domain::now()).await {
+                Ok(n) if n >= 1000 => continue,
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!(deleted = n, "expired idempotency keys deleted");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete expired idempotency keys");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Opens the store and binds the listener.
 pub async fn build(settings: &Settings) -> anyhow::Result<App> {
     let store = open_store(settings).await?;
@@ -101,7 +127,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
             max_body_bytes: settings.server.max_body_bytes,
             metrics_token: (!settings.metrics.token.is_empty()).then(|| Tokens::new([&settings.metrics.token])),
             cors: settings.cors.clone(),
+            idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
         },
+        cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         generated_token,
     })
@@ -121,10 +149,13 @@ impl App {
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let routes = api::routes(self.store.clone(), self.http);
-        Server::new_with_acceptor(self.acceptor)
+        let cleanup = tokio::spawn(purge_expired_keys(self.store.clone(), self.cleanup_interval));
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
-            .await?;
+            .await;
+        cleanup.abort();
         self.store.close().await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

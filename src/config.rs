@@ -23,6 +23,26 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub cors: CorsSettings,
+    pub idempotency: IdempotencySettings,
+}
+
+/// `Idempotency-Key` on `POST /commandes`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencySettings {
+    /// How long a key's outcome is kept for replays.
+    pub ttl_secs: u64,
+    /// How often expired keys are deleted.
+    pub cleanup_interval_secs: u64,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        IdempotencySettings {
+            ttl_secs: 86_400,
+            cleanup_interval_secs: 300,
+        }
+    }
 }
 
 /// `GET /metrics`.
@@ -57,7 +77,9 @@ impl Default for CorsSettings {
         CorsSettings {
             allowed_origins: Vec::new(),
             allowed_methods: ["GET", "POST", "PUT", "DELETE"].map(String::from).to_vec(),
-            allowed_headers: ["authorization", "content-type", "x-request-id"].map(String::from).to_vec(),
+            allowed_headers: ["authorization", "content-type", "x-request-id", "if-match", "if-none-match", "idempotency-key"]
+                .map(String::from)
+                .to_vec(),
             max_age_secs: 600,
         }
     }
@@ -241,6 +263,9 @@ impl Settings {
                 other => bail!("COMMANDES_DEMO_DATA must be auto, always or never, not {other:?}"),
             };
         }
+        if let Some(v) = env("COMMANDES_IDEMPOTENCY_TTL_SECS") {
+            self.idempotency.ttl_secs = number("COMMANDES_IDEMPOTENCY_TTL_SECS", &v)?;
+        }
         if let Some(v) = env("COMMANDES_METRICS_TOKEN") {
             self.metrics.token = v.trim().to_string();
         }
@@ -272,6 +297,9 @@ impl Settings {
         crate::storage::DatabaseUrl::parse(&self.database.url).map_err(anyhow::Error::msg)?;
         if self.server.max_body_bytes == 0 {
             bail!("server.max_body_bytes must be at least 1");
+        }
+        if self.idempotency.ttl_secs == 0 || self.idempotency.cleanup_interval_secs == 0 {
+            bail!("idempotency.ttl_secs and idempotency.cleanup_interval_secs must be at least 1");
         }
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be at least 1");

@@ -79,6 +79,12 @@ pub enum ApiError {
     DuplicateOrderId(String),
     #[error("illegal transition")]
     Transition { from: Status, to: Status },
+    /// The idempotency key is in use by a request still running.
+    #[error("idempotency key in use")]
+    IdempotencyInProgress,
+    /// `If-Match` did not match; carries the order's current tag.
+    #[error("precondition failed")]
+    PreconditionFailed { etag: String },
     #[error("request body too large")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
@@ -102,7 +108,10 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::DuplicateOrderId(_) | ApiError::Transition { .. } => StatusCode::CONFLICT,
+            ApiError::DuplicateOrderId(_) | ApiError::Transition { .. } | ApiError::IdempotencyInProgress => {
+                StatusCode::CONFLICT
+            }
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -149,6 +158,12 @@ impl ApiError {
                 problem.allowed_transitions = Some(allowed);
                 detail
             }
+            ApiError::IdempotencyInProgress => {
+                "a request with this Idempotency-Key is still being processed; retry shortly".into()
+            }
+            ApiError::PreconditionFailed { etag } => {
+                format!("the order has changed since it was read (If-Match); its current ETag is {etag}")
+            }
             ApiError::PayloadTooLarge { limit } => format!("the request body is over the limit of {limit} bytes"),
             ApiError::UnsupportedMediaType => "the request body must be sent with Content-Type: application/json".into(),
             ApiError::Validation(errors) => {
@@ -187,6 +202,12 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::order_not_found(),
             StoreError::Conflict(Conflict::DuplicateOrderId(id)) => ApiError::DuplicateOrderId(id),
             StoreError::Conflict(Conflict::Transition { from, to }) => ApiError::Transition { from, to },
+            StoreError::IdempotencyInProgress => ApiError::IdempotencyInProgress,
+            StoreError::IdempotencyMismatch => ApiError::Validation(ValidationErrors::one(
+                "Idempotency-Key",
+                "was already used with a different request",
+            )),
+            StoreError::PreconditionFailed(current) => ApiError::PreconditionFailed { etag: current.etag() },
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 ApiError::Unavailable
@@ -227,6 +248,11 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
+            ApiError::PreconditionFailed { etag } => {
+                if let Ok(v) = HeaderValue::from_str(&etag) {
+                    headers.insert(header::ETAG, v);
+                }
+            }
             _ => {}
         }
         response
@@ -250,7 +276,8 @@ const DECLARED: &[(u16, &str)] = &[
     (400, "The request body is not JSON (an empty body included)."),
     (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
     (404, "No such order (or an `{id}` outside 1…2⁶³−1)."),
-    (409, "Duplicate `order_id`, or a status change the transitions do not allow; the body names the current status and the allowed ones."),
+    (409, "Duplicate `order_id`, a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
+    (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
     (413, "The request body is over the configured limit (default 64 KiB)."),
     (415, "A request body sent without `Content-Type: application/json`."),
     (422, "Values of the wrong shape or out of range, unknown fields or query parameters: every one is listed in `errors`."),

@@ -60,6 +60,7 @@ impl Tokens {
         }
         bool::from(found).then(|| Caller {
             token_id: token_id(&presented),
+            scope: presented[..16].iter().map(|b| format!("{b:02x}")).collect(),
         })
     }
 }
@@ -85,6 +86,9 @@ pub fn generate_token() -> String {
 pub struct Caller {
     /// The first 8 hex digits of the token's SHA-256.
     pub token_id: String,
+    /// A longer digest prefix (128 bits) that scopes what belongs to this
+    /// caller, such as idempotency keys.
+    pub scope: String,
 }
 
 /// Reads `Authorization: Bearer <token>` (scheme name in any case).

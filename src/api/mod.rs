@@ -2,6 +2,7 @@
 //! extractors they share, and the routes that tie them to the docs pages.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use poem::endpoint::make_sync;
 use poem::http::{header, Method};
@@ -52,11 +53,14 @@ RFC 3339 UTC with microseconds.";
 type Apis = (health::HealthApi, orders::OrdersApi, stats::StatsApi);
 
 /// The OpenAPI service over a store.
-pub fn openapi_service(store: Arc<dyn Store>) -> OpenApiService<Apis, ()> {
+pub fn openapi_service(store: Arc<dyn Store>, idempotency_ttl: Duration) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             health::HealthApi { store: store.clone() },
-            orders::OrdersApi { store: store.clone() },
+            orders::OrdersApi {
+                store: store.clone(),
+                idempotency_ttl,
+            },
             stats::StatsApi { store },
         ),
         "commandes",
@@ -68,7 +72,7 @@ pub fn openapi_service(store: Arc<dyn Store>) -> OpenApiService<Apis, ()> {
 /// The OpenAPI document as JSON (what `/openapi.json` serves and
 /// `commandes openapi` prints). No store is touched to build it.
 pub fn spec_json(store: Arc<dyn Store>) -> String {
-    openapi_service(store).spec()
+    openapi_service(store, Duration::from_secs(86_400)).spec()
 }
 
 /// Everything an API route needs besides the store.
@@ -79,13 +83,14 @@ pub struct HttpSettings {
     /// The only token `/metrics` accepts; `None`: any API token.
     pub metrics_token: Option<Tokens>,
     pub cors: CorsSettings,
+    pub idempotency_ttl: Duration,
 }
 
 /// The routes, wrapped (outermost first) in: request id, metrics and log
 /// line; CORS when configured; problem responses for every error; the body
 /// size limit; panics caught as 500s.
 pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Output = Response> {
-    let api = openapi_service(store.clone());
+    let api = openapi_service(store.clone(), settings.idempotency_ttl);
     let spec = api.spec();
     let routes = Arc::new(observe::RouteNames::from_spec(&spec));
     let limit = settings.max_body_bytes;
@@ -147,7 +152,7 @@ fn cors(settings: &CorsSettings) -> Option<Cors> {
     let mut cors = Cors::new()
         .allow_methods(settings.allowed_methods.iter().filter_map(|m| m.parse::<Method>().ok()))
         .allow_headers(settings.allowed_headers.iter().map(String::as_str))
-        .expose_headers(["location", "x-request-id", "retry-after", "www-authenticate"])
+        .expose_headers(["location", "etag", "x-request-id", "retry-after", "www-authenticate", "idempotent-replayed"])
         .max_age(settings.max_age_secs as i32);
     if settings.allowed_origins.iter().any(|o| o == "*") {
         cors = cors.allow_origins_fn(|_| true);

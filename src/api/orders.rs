@@ -2,9 +2,10 @@
 //! clients use).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use poem::Request;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
@@ -16,13 +17,17 @@ use super::schema::{
 };
 use super::ApiTags;
 use crate::domain::validation::{parse_id, status_from_json};
-use crate::domain::{ListFilter, ListScope, NewOrder, OrderPatch, Status, ValidationErrors};
+use crate::domain::{
+    IdempotencyKey, ListFilter, ListScope, NewOrder, OrderPatch, Precondition, Status, ValidationErrors,
+};
 use crate::error::ApiError;
 use crate::storage::Store;
 
 /// The orders operations.
 pub struct OrdersApi {
     pub store: Arc<dyn Store>,
+    /// How long an idempotency key's outcome is kept.
+    pub idempotency_ttl: Duration,
 }
 
 #[derive(ApiResponse)]
@@ -41,6 +46,13 @@ pub enum CreateResponse {
         /// Where the new order is: `/commandes/{id}`.
         #[oai(header = "Location")]
         String,
+        /// The order's entity tag, for `If-Match` on a later change.
+        #[oai(header = "ETag")]
+        String,
+        /// `true` when this answer replays an earlier request with the
+        /// same `Idempotency-Key` (nothing was created this time).
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
     ),
 }
 
@@ -48,7 +60,45 @@ pub enum CreateResponse {
 pub enum OrderResponse {
     /// The order.
     #[oai(status = 200)]
-    Ok(Json<Order>),
+    Ok(
+        Json<Order>,
+        /// The order's entity tag: it changes on every change.
+        #[oai(header = "ETag")]
+        String,
+    ),
+    /// `If-None-Match` matched: the order has not changed.
+    #[oai(status = 304)]
+    NotModified(
+        /// The order's entity tag.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum ChangedResponse {
+    /// The order as it now is (unchanged if the request changed nothing).
+    #[oai(status = 200)]
+    Ok(
+        Json<Order>,
+        /// The order's new entity tag.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+/// A read answer, honouring `If-None-Match`.
+fn read_response(order: crate::domain::Order, if_none_match: Option<String>) -> OrderResponse {
+    let etag = order.etag();
+    match if_none_match.map(|v| Precondition::parse(&v)) {
+        Some(p) if p.matches_weak(&order) => OrderResponse::NotModified(etag),
+        _ => OrderResponse::Ok(Json(order.into()), etag),
+    }
+}
+
+fn changed_response(order: crate::domain::Order) -> ChangedResponse {
+    let etag = order.etag();
+    ChangedResponse::Ok(Json(order.into()), etag)
 }
 
 #[derive(ApiResponse)]
@@ -118,21 +168,45 @@ impl OrdersApi {
     /// `status` defaults to `pending`; any status may be given. The
     /// response carries `Location: /commandes/{id}`. A taken `order_id` is
     /// a 409.
+    ///
+    /// With an `Idempotency-Key`, a retry of the same request (same key,
+    /// same values, same caller) within the key's lifetime (default 24 h)
+    /// replays the first answer with `Idempotent-Replayed: true` instead of
+    /// creating again; the same key with other values is a 422, and a retry
+    /// while the first is still running a 409.
     #[oai(path = "/commandes", method = "post", operation_id = "create_order")]
     async fn create(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
+        /// A client-chosen unique key (1–255 printable ASCII characters)
+        /// that makes retries safe.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
         body: JsonBody<NewOrderRequest>,
     ) -> Result<CreateResponse, ApiError> {
         no_query(request)?;
-        let new = NewOrder::from_json(&body.0)?;
-        let order = self.store.create(&new).await?;
+        let new = NewOrder::from_json(&body.0);
+        let key = match (&new, &idempotency_key.0) {
+            (Ok(order), Some(k)) => Some(IdempotencyKey::new(&auth.0.scope, k, order, self.idempotency_ttl)),
+            _ => None,
+        };
+        let (new, key) = match (new, key.transpose()) {
+            (Ok(new), Ok(key)) => (new, key),
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
+        let created = self.store.create(&new, key.as_ref()).await?;
+        let order = created.order;
         let location = format!("/commandes/{}", order.id);
-        Ok(CreateResponse::Created(Json(order.into()), location))
+        let etag = order.etag();
+        let replayed = created.replayed.then(|| "true".to_string());
+        Ok(CreateResponse::Created(Json(order.into()), location, etag, replayed))
     }
 
     /// Get an order by id
+    ///
+    /// The `ETag` header identifies this version; send it back in
+    /// `If-None-Match` to get a 304 while it has not changed.
     #[oai(path = "/commandes/:id", method = "get", operation_id = "get_order")]
     async fn get(
         &self,
@@ -140,10 +214,13 @@ impl OrdersApi {
         request: &Request,
         /// The order's numeric id (digits only).
         id: Path<IdText>,
+        /// Answer 304 if the order's ETag is one of these.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> Result<OrderResponse, ApiError> {
         let id = order_id_number(&id)?;
         no_query(request)?;
-        Ok(OrderResponse::Ok(Json(self.store.get(id).await?.into())))
+        Ok(read_response(self.store.get(id).await?, if_none_match.0))
     }
 
     /// Get an order by its order_id
@@ -157,6 +234,9 @@ impl OrdersApi {
         request: &Request,
         /// The business identifier, percent-encoded.
         order_id: Path<String>,
+        /// Answer 304 if the order's ETag is one of these.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> Result<OrderResponse, ApiError> {
         no_query(request)?;
         // A value no order can hold (too long, control characters) is simply
@@ -164,7 +244,7 @@ impl OrdersApi {
         if crate::domain::check_text(&order_id.0).is_err() {
             return Err(ApiError::order_not_found());
         }
-        Ok(OrderResponse::Ok(Json(self.store.get_by_order_id(&order_id.0).await?.into())))
+        Ok(read_response(self.store.get_by_order_id(&order_id.0).await?, if_none_match.0))
     }
 
     /// List a customer's orders
@@ -274,6 +354,9 @@ impl OrdersApi {
     /// and `status`; the whole change is applied atomically or not at all.
     /// A status change must follow the transitions (409 otherwise); fields
     /// equal to the stored ones change nothing, `updated_at` included.
+    ///
+    /// Send `If-Match` with the `ETag` you read to change only that version
+    /// (412 if someone changed it since); without it, the last write wins.
     #[oai(path = "/commandes/:id", method = "put", operation_id = "update_order")]
     async fn update(
         &self,
@@ -281,8 +364,11 @@ impl OrdersApi {
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
+        /// Change only if the order's ETag is one of these (else 412).
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
         body: JsonBody<OrderPatchRequest>,
-    ) -> Result<OrderResponse, ApiError> {
+    ) -> Result<ChangedResponse, ApiError> {
         let id = order_id_number(&id);
         let patch = OrderPatch::from_json(&body.0);
         no_query(request)?;
@@ -295,10 +381,13 @@ impl OrdersApi {
             (Err(e), _) => return Err(e),
             (_, Err(p)) => return Err(p.into()),
         };
-        Ok(OrderResponse::Ok(Json(self.store.update(id, &patch).await?.order.into())))
+        let if_match = if_match.0.map(|v| Precondition::parse(&v));
+        Ok(changed_response(self.store.update(id, &patch, if_match.as_ref()).await?.order))
     }
 
     /// Delete an order
+    ///
+    /// With `If-Match`, only the version whose `ETag` is given is deleted (412 otherwise).
     #[oai(path = "/commandes/:id", method = "delete", operation_id = "delete_order")]
     async fn delete(
         &self,
@@ -306,10 +395,14 @@ impl OrdersApi {
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
+        /// Delete only if the order's ETag is one of these (else 412).
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         let id = order_id_number(&id)?;
         no_query(request)?;
-        self.store.delete(id).await?;
+        let if_match = if_match.0.map(|v| Precondition::parse(&v));
+        self.store.delete(id, if_match.as_ref()).await?;
         Ok(DeleteResponse::Deleted)
     }
 
@@ -318,7 +411,8 @@ impl OrdersApi {
     /// The body is a bare JSON string (`"processing"`) or
     /// `{"status": "processing"}`. `pending → processing | cancelled`,
     /// `processing → completed | cancelled`; `completed` and `cancelled`
-    /// are final. Setting the current status again is a no-op.
+    /// are final. Setting the current status again is a no-op. Honours
+    /// `If-Match` like `PUT /commandes/{id}`.
     #[oai(path = "/commandes/:id/status", method = "put", operation_id = "update_order_status")]
     async fn set_status(
         &self,
@@ -326,8 +420,11 @@ impl OrdersApi {
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
+        /// Change only if the order's ETag is one of these (else 412).
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
         body: JsonBody<StatusUpdate>,
-    ) -> Result<OrderResponse, ApiError> {
+    ) -> Result<ChangedResponse, ApiError> {
         let id = order_id_number(&id);
         let status = status_from_json(&body.0);
         no_query(request)?;
@@ -340,6 +437,7 @@ impl OrdersApi {
             (Err(e), _) => return Err(e),
             (_, Err(s)) => return Err(s.into()),
         };
-        Ok(OrderResponse::Ok(Json(self.store.set_status(id, status).await?.order.into())))
+        let if_match = if_match.0.map(|v| Precondition::parse(&v));
+        Ok(changed_response(self.store.set_status(id, status, if_match.as_ref()).await?.order))
     }
 }

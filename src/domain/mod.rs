@@ -7,13 +7,17 @@
 pub mod amount;
 pub mod demo;
 pub mod filter;
+pub mod idempotency;
 pub mod order;
+pub mod precondition;
 pub mod stats;
 pub mod status;
 pub mod validation;
 
 pub use amount::{Amount, AmountError};
+pub use idempotency::IdempotencyKey;
 pub use filter::{ListFilter, ListScope, Sort, SortKey};
+pub use precondition::Precondition;
 pub use order::{format_time, now, HistoricalOrder, IllegalTransition, NewOrder, Order, OrderPatch};
 pub use stats::Stats;
 pub use status::Status;

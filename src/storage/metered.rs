@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Backend, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, Updated};
-use crate::domain::{HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, Stats};
+use chrono::{DateTime, Utc};
+
+use super::{Backend, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, Updated};
+use crate::domain::{HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats};
 
 /// Latency of store operations, by operation and outcome.
 pub const QUERY_SECONDS: &str = "commandes_db_query_duration_seconds";
@@ -35,6 +37,8 @@ fn outcome<T>(r: &Result<T, StoreError>) -> &'static str {
         Ok(_) => "ok",
         Err(StoreError::NotFound) => "not_found",
         Err(StoreError::Conflict(_)) => "conflict",
+        Err(StoreError::PreconditionFailed(_)) => "precondition_failed",
+        Err(StoreError::IdempotencyInProgress | StoreError::IdempotencyMismatch) => "idempotency",
         Err(StoreError::Unavailable(_)) => "unavailable",
         Err(StoreError::Backend(_)) => "error",
     }
@@ -59,12 +63,16 @@ impl Store for MeteredStore {
         timed("migrate", self.inner.migrate()).await
     }
 
-    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError> {
-        let result = timed("create", self.inner.create(order)).await;
-        if let Ok(o) = &result {
-            metrics::counter!(ORDERS_CREATED, "status" => o.status.as_str()).increment(1);
+    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError> {
+        let result = timed("create", self.inner.create(order, key)).await;
+        if let Ok(Created { order, replayed: false }) = &result {
+            metrics::counter!(ORDERS_CREATED, "status" => order.status.as_str()).increment(1);
         }
         result
+    }
+
+    async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        timed("purge_expired_keys", self.inner.purge_expired_keys(now)).await
     }
 
     async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
@@ -83,8 +91,8 @@ impl Store for MeteredStore {
         timed("list", self.inner.list(filter)).await
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError> {
-        let result = timed("update", self.inner.update(id, patch)).await;
+    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
+        let result = timed("update", self.inner.update(id, patch, if_match)).await;
         if let Ok(Updated { order, previous: Some(before) }) = &result {
             if before.status != order.status {
                 metrics::counter!(STATUS_CHANGES, "from" => before.status.as_str(), "to" => order.status.as_str())
@@ -94,8 +102,8 @@ impl Store for MeteredStore {
         result
     }
 
-    async fn delete(&self, id: i64) -> Result<(), StoreError> {
-        timed("delete", self.inner.delete(id)).await
+    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
+        timed("delete", self.inner.delete(id, if_match)).await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {

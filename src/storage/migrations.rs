@@ -13,18 +13,32 @@ pub struct Migration {
 }
 
 /// The SQLite history (`sql/sqlite/`).
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_commandes",
-    sql: include_str!("../../sql/sqlite/0001_create_commandes.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_commandes",
+        sql: include_str!("../../sql/sqlite/0001_create_commandes.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "create_idempotency_keys",
+        sql: include_str!("../../sql/sqlite/0002_create_idempotency_keys.sql"),
+    },
+];
 
 /// The PostgreSQL history (`sql/postgres/`).
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_commandes",
-    sql: include_str!("../../sql/postgres/0001_create_commandes.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_commandes",
+        sql: include_str!("../../sql/postgres/0001_create_commandes.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "create_idempotency_keys",
+        sql: include_str!("../../sql/postgres/0002_create_idempotency_keys.sql"),
+    },
+];
 
 /// The version a fully migrated database has.
 pub fn latest(history: &[Migration]) -> i64 {

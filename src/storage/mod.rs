@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, Stats, Status};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats, Status,
+};
 
 pub mod metered;
 pub mod migrations;
@@ -56,6 +60,15 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
+    /// The same idempotency key is being used by a request still running.
+    #[error("idempotency key in use")]
+    IdempotencyInProgress,
+    /// The idempotency key was first used with a different request.
+    #[error("idempotency key reused with another request")]
+    IdempotencyMismatch,
+    /// `If-Match` did not match; the order as it is now.
+    #[error("precondition failed")]
+    PreconditionFailed(Box<Order>),
     /// The database cannot be reached or is too busy; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -76,6 +89,15 @@ impl StoreError {
 pub struct Updated {
     pub order: Order,
     pub previous: Option<Order>,
+}
+
+/// The outcome of a create: the order, and whether it is the replay of an
+/// earlier request with the same idempotency key (then the order is as that
+/// request created it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub order: Order,
+    pub replayed: bool,
 }
 
 /// Connection pool figures, for metrics.
@@ -118,8 +140,14 @@ pub trait Store: Send + Sync {
     /// Applies pending migrations; safe to run twice and from two processes.
     async fn migrate(&self) -> Result<MigrationReport, StoreError>;
 
-    /// Creates an order; `Conflict(DuplicateOrderId)` if its `order_id` exists.
-    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError>;
+    /// Creates an order; `Conflict(DuplicateOrderId)` if its `order_id`
+    /// exists. With a key, the outcome is stored with it in the same
+    /// transaction, and a repeat of the request replays it.
+    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError>;
+
+    /// Deletes idempotency keys that expired before `now`, a batch at a
+    /// time; returns how many went.
+    async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Inserts orders with their own timestamps, all or none (demo data).
     async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError>;
@@ -131,15 +159,17 @@ pub trait Store: Send + Sync {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError>;
 
     /// Applies `patch` atomically: the current row is read and written in one
-    /// transaction, and [`Order::apply`] decides what is legal.
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError>;
+    /// transaction, `if_match` is checked against it (`PreconditionFailed`),
+    /// and [`Order::apply`] decides what is legal.
+    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError>;
 
     /// Sets the status (a patch of the status alone).
-    async fn set_status(&self, id: i64, status: Status) -> Result<Updated, StoreError> {
-        self.update(id, &OrderPatch::status(status)).await
+    async fn set_status(&self, id: i64, status: Status, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
+        self.update(id, &OrderPatch::status(status), if_match).await
     }
 
-    async fn delete(&self, id: i64) -> Result<(), StoreError>;
+    /// Deletes an order, if `if_match` (checked in the same transaction) allows.
+    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError>;
 
     async fn stats(&self) -> Result<Stats, StoreError>;
 

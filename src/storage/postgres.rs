@@ -12,7 +12,7 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
@@ -20,9 +20,12 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use super::migrations::{self, Migration};
-use super::{Backend, Conflict, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated};
+use super::{
+    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+};
 use crate::domain::{
-    now, Amount, HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, SortKey, Stats, Status,
+    now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition,
+    SortKey, Stats, Status,
 };
 
 const COLUMNS: &str = "id, order_id, customer_id, status, total_amount, created_at, updated_at";
@@ -109,6 +112,14 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
         StoreError::Unavailable(crate::error::error_chain(&e))
     } else {
         StoreError::backend(e)
+    }
+}
+
+/// `PreconditionFailed` unless `if_match` allows changing `current`.
+fn check_precondition(if_match: Option<&Precondition>, current: &Order) -> Result<(), StoreError> {
+    match if_match {
+        Some(p) if !p.matches_strong(current) => Err(StoreError::PreconditionFailed(Box::new(current.clone()))),
+        _ => Ok(()),
     }
 }
 
@@ -289,10 +300,88 @@ impl Store for PostgresStore {
             .map_err(map_error)
     }
 
-    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError> {
-        let client = self.client().await?;
+    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError> {
+        let mut client = self.client().await?;
         let t = now();
-        insert(&**client, order, &t, &t).await
+        let Some(key) = key else {
+            let order = insert(&**client, order, &t, &t).await?;
+            return Ok(Created { order, replayed: false });
+        };
+        let tx = client.transaction().await.map_err(map_error)?;
+        // Held until commit: a second request with the same key, on any
+        // replica, fails to take it while the first is running (409), and
+        // finds the stored outcome once it has committed.
+        let lock_name = format!("commandes-idempotency/{}/{}", key.scope, key.key);
+        let locked: bool = tx
+            .query_typed(
+                "select pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+                &[(&lock_name, Type::TEXT)],
+            )
+            .await
+            .map_err(map_error)?[0]
+            .get(0);
+        if !locked {
+            return Err(StoreError::IdempotencyInProgress);
+        }
+        let stored = tx
+            .query_typed_opt(
+                "select order_pk, order_id, customer_id, status, total_amount, created_at, updated_at, fingerprint
+                 from commandes_idempotency_keys where scope = $1 and key = $2 and expires_at > $3",
+                &[(&key.scope, Type::TEXT), (&key.key, Type::TEXT), (&t, Type::TIMESTAMPTZ)],
+            )
+            .await
+            .map_err(map_error)?;
+        if let Some(row) = stored {
+            let fingerprint: String = row.try_get(7).map_err(StoreError::backend)?;
+            return if fingerprint == key.fingerprint {
+                Ok(Created { order: row_to_order(&row)?, replayed: true })
+            } else {
+                Err(StoreError::IdempotencyMismatch)
+            };
+        }
+        let created = insert(&*tx, order, &t, &t).await?;
+        let expires = t + TimeDelta::from_std(key.ttl).unwrap_or(TimeDelta::days(1));
+        let amount = created.total_amount.to_decimal();
+        let status = created.status.as_str();
+        tx.execute_typed(
+            "insert into commandes_idempotency_keys
+             (scope, key, fingerprint, order_pk, order_id, customer_id, status, total_amount, created_at, updated_at, expires_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             on conflict (scope, key) do update set
+                fingerprint = excluded.fingerprint, order_pk = excluded.order_pk, order_id = excluded.order_id,
+                customer_id = excluded.customer_id, status = excluded.status,
+                total_amount = excluded.total_amount, created_at = excluded.created_at,
+                updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+            &[
+                (&key.scope, Type::TEXT),
+                (&key.key, Type::TEXT),
+                (&key.fingerprint, Type::TEXT),
+                (&created.id, Type::INT8),
+                (&created.order_id, Type::VARCHAR),
+                (&created.customer_id, Type::VARCHAR),
+                (&status, Type::VARCHAR),
+                (&amount, Type::NUMERIC),
+                (&created.created_at, Type::TIMESTAMPTZ),
+                (&created.updated_at, Type::TIMESTAMPTZ),
+                (&expires, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(Created { order: created, replayed: false })
+    }
+
+    async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute_typed(
+                "delete from commandes_idempotency_keys where ctid = any(array(
+                    select ctid from commandes_idempotency_keys where expires_at <= $1 limit 1000))",
+                &[(&now, Type::TIMESTAMPTZ)],
+            )
+            .await
+            .map_err(map_error)
     }
 
     async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
@@ -337,7 +426,7 @@ impl Store for PostgresStore {
         rows.iter().map(row_to_order).collect()
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError> {
+    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         // The row lock makes read-decide-write one atomic step: a concurrent
@@ -350,6 +439,7 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         let current = row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)?;
+        check_precondition(if_match, &current)?;
         let next = match current.apply(patch, now()) {
             Ok(Some(next)) => next,
             Ok(None) => return Ok(Updated { order: current, previous: None }),
@@ -383,17 +473,29 @@ impl Store for PostgresStore {
         Ok(Updated { order: next, previous: Some(current) })
     }
 
-    async fn delete(&self, id: i64) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let n = client
-            .execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
+    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let Some(if_match) = if_match else {
+            let n = client
+                .execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
+                .await
+                .map_err(map_error)?;
+            return if n == 0 { Err(StoreError::NotFound) } else { Ok(()) };
+        };
+        let tx = client.transaction().await.map_err(map_error)?;
+        let row = tx
+            .query_typed_opt(
+                &format!("select {COLUMNS} from commandes where id = $1 for update"),
+                &[(&id, Type::INT8)],
+            )
             .await
             .map_err(map_error)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        let current = row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)?;
+        check_precondition(Some(if_match), &current)?;
+        tx.execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {

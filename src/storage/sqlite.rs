@@ -7,21 +7,24 @@
 //! makes every acknowledged commit survive a power loss. Amounts are integer
 //! cents and times RFC 3339 text with six digits, which sorts as time.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 use super::migrations::{self, Migration};
-use super::{Backend, Conflict, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated};
+use super::{
+    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+};
 use crate::domain::{
-    format_time, now, Amount, HistoricalOrder, ListFilter, NewOrder, Order, OrderPatch, SortKey,
-    Stats, Status,
+    format_time, now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
+    Precondition, SortKey, Stats, Status,
 };
 
 const COLUMNS: &str = "id, order_id, customer_id, status, total_cents, created_at, updated_at";
@@ -31,6 +34,7 @@ pub struct SqliteStore {
     writer: Arc<AsyncMutex<Connection>>,
     readers: Option<ReaderPool>,
     closed: AtomicBool,
+    in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 /// Read-only connections, opened on demand up to a bound.
@@ -69,6 +73,7 @@ impl SqliteStore {
                 busy_timeout: busy,
             }),
             closed: AtomicBool::new(false),
+            in_flight: Arc::default(),
         })
     }
 
@@ -80,6 +85,7 @@ impl SqliteStore {
             writer: Arc::new(AsyncMutex::new(conn)),
             readers: None,
             closed: AtomicBool::new(false),
+            in_flight: Arc::default(),
         })
     }
 
@@ -224,6 +230,50 @@ fn insert(
     .ok_or_else(|| StoreError::Conflict(Conflict::DuplicateOrderId(order.order_id.clone())))
 }
 
+/// `PreconditionFailed` unless `if_match` allows changing `current`.
+fn check_precondition(if_match: Option<&Precondition>, current: Order) -> Result<(), StoreError> {
+    match if_match {
+        Some(p) if !p.matches_strong(&current) => Err(StoreError::PreconditionFailed(Box::new(current))),
+        _ => Ok(()),
+    }
+}
+
+/// The unexpired outcome stored with `key`: its fingerprint and order.
+fn stored_key(conn: &Connection, key: &IdempotencyKey, now: &DateTime<Utc>) -> Result<Option<(String, Order)>, StoreError> {
+    conn.prepare_cached(
+        "select order_pk, order_id, customer_id, status, total_cents, created_at, updated_at, fingerprint
+         from commandes_idempotency_keys where scope = ?1 and key = ?2 and expires_at > ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![key.scope, key.key, format_time(now)], |r| Ok((r.get::<_, String>(7)?, row_to_order(r)?)))
+            .optional()
+    })
+    .map_err(map_error)
+}
+
+/// Keys of the creates running in this process; a claim is released when
+/// dropped, whatever happens to the request.
+struct InFlight {
+    set: Arc<Mutex<HashSet<(String, String)>>>,
+    entry: (String, String),
+}
+
+impl InFlight {
+    fn claim(set: &Arc<Mutex<HashSet<(String, String)>>>, key: &IdempotencyKey) -> Result<InFlight, StoreError> {
+        let entry = (key.scope.clone(), key.key.clone());
+        if !set.lock().expect("in-flight lock").insert(entry.clone()) {
+            return Err(StoreError::IdempotencyInProgress);
+        }
+        Ok(InFlight { set: set.clone(), entry })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set.lock().expect("in-flight lock").remove(&self.entry);
+    }
+}
+
 fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     let exists: bool = conn.query_row(
         "select exists (select 1 from sqlite_master where type = 'table' and name = 'commandes_schema_migrations')",
@@ -322,11 +372,68 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create(&self, order: &NewOrder) -> Result<Order, StoreError> {
+    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError> {
         let order = order.clone();
+        let Some(key) = key.cloned() else {
+            return self
+                .write(move |conn| {
+                    let t = now();
+                    insert(conn, &order, &t, &t).map(|order| Created { order, replayed: false })
+                })
+                .await;
+        };
+        // The writer runs one request at a time, so a second request with
+        // the same key would wait and replay; the contract wants a 409 while
+        // the first is still running, which only this process can know.
+        let _claim = InFlight::claim(&self.in_flight, &key)?;
         self.write(move |conn| {
             let t = now();
-            insert(conn, &order, &t, &t)
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_error)?;
+            if let Some((fingerprint, earlier)) = stored_key(&tx, &key, &t)? {
+                return if fingerprint == key.fingerprint {
+                    Ok(Created { order: earlier, replayed: true })
+                } else {
+                    Err(StoreError::IdempotencyMismatch)
+                };
+            }
+            let created = insert(&tx, &order, &t, &t)?;
+            let expires = t + TimeDelta::from_std(key.ttl).unwrap_or(TimeDelta::days(1));
+            tx.execute(
+                "insert or replace into commandes_idempotency_keys
+                 (scope, key, fingerprint, order_pk, order_id, customer_id, status, total_cents, created_at, updated_at, expires_at)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    key.scope,
+                    key.key,
+                    key.fingerprint,
+                    created.id,
+                    created.order_id,
+                    created.customer_id,
+                    created.status.as_str(),
+                    created.total_amount.cents(),
+                    format_time(&created.created_at),
+                    format_time(&created.updated_at),
+                    format_time(&expires),
+                ],
+            )
+            .map_err(map_error)?;
+            tx.commit().map_err(map_error)?;
+            Ok(Created { order: created, replayed: false })
+        })
+        .await
+    }
+
+    async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "delete from commandes_idempotency_keys where rowid in
+                 (select rowid from commandes_idempotency_keys where expires_at <= ?1 limit 1000)",
+                [format_time(&now)],
+            )
+            .map(|n| n as u64)
+            .map_err(map_error)
         })
         .await
     }
@@ -373,13 +480,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch) -> Result<Updated, StoreError> {
+    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
         let patch = patch.clone();
+        let if_match = if_match.cloned();
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(map_error)?;
             let current = select_by_id(&tx, id)?;
+            check_precondition(if_match.as_ref(), current.clone())?;
             let next = match current.apply(&patch, now()) {
                 Ok(Some(next)) => next,
                 Ok(None) => return Ok(Updated { order: current, previous: None }),
@@ -411,16 +520,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete(&self, id: i64) -> Result<(), StoreError> {
+    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
+        let if_match = if_match.cloned();
         self.write(move |conn| {
-            let n = conn
-                .execute("delete from commandes where id = ?1", [id])
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(map_error)?;
-            if n == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
+            if if_match.is_some() {
+                check_precondition(if_match.as_ref(), select_by_id(&tx, id)?)?;
             }
+            let n = tx.execute("delete from commandes where id = ?1", [id]).map_err(map_error)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().map_err(map_error)
         })
         .await
     }
