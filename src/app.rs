@@ -29,6 +29,7 @@ pub struct App {
     http: HttpSettings,
     shutdown_timeout: Duration,
     cleanup_interval: Duration,
+    idle_timeout: Duration,
     /// The token generated at start-up when none was configured.
     pub generated_token: Option<String>,
 }
@@ -39,6 +40,7 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         pool_size: settings.database.pool_size,
         connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
         busy_timeout: Duration::from_millis(settings.database.busy_timeout_ms),
+        sqlite_synchronous: settings.database.sqlite_synchronous,
     }
 }
 
@@ -48,10 +50,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store = storage::open(&settings.database.url, &store_options(settings)).await?;
     crate::telemetry::prometheus();
     let store: Arc<dyn Store> = Arc::new(storage::metered::MeteredStore::new(store));
-    let report = store
-        .migrate()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", crate::error::error_chain(&e)))?;
+    let report = store.migrate().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot migrate the database: {}",
+            crate::error::error_chain(&e)
+        )
+    })?;
     if report.from != report.to {
         tracing::info!(from = report.from, to = report.to, "database migrated");
     }
@@ -125,11 +129,13 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         http: HttpSettings {
             tokens,
             max_body_bytes: settings.server.max_body_bytes,
-            metrics_token: (!settings.metrics.token.is_empty()).then(|| Tokens::new([&settings.metrics.token])),
+            metrics_token: (!settings.metrics.token.is_empty())
+                .then(|| Tokens::new([&settings.metrics.token])),
             cors: settings.cors.clone(),
             idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
         },
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
+        idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         generated_token,
     })
@@ -147,10 +153,20 @@ impl App {
     }
 
     /// Serves until `shutdown` completes.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let routes = api::routes(self.store.clone(), self.http);
-        let cleanup = tokio::spawn(purge_expired_keys(self.store.clone(), self.cleanup_interval));
+        let cleanup = tokio::spawn(purge_expired_keys(
+            self.store.clone(),
+            self.cleanup_interval,
+        ));
+        // A connection with no traffic for this long is closed, so idle and
+        // stalled clients do not hold sockets forever; each connection has
+        // its own task, so a slow one never delays the others.
         let served = Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(self.idle_timeout)
             .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
             .await;
         cleanup.abort();

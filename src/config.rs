@@ -55,7 +55,15 @@ pub struct MetricsSettings {
 
 impl std::fmt::Debug for MetricsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MetricsSettings {{ token: <{}> }}", if self.token.is_empty() { "unset" } else { "redacted" })
+        write!(
+            f,
+            "MetricsSettings {{ token: <{}> }}",
+            if self.token.is_empty() {
+                "unset"
+            } else {
+                "redacted"
+            }
+        )
     }
 }
 
@@ -77,9 +85,16 @@ impl Default for CorsSettings {
         CorsSettings {
             allowed_origins: Vec::new(),
             allowed_methods: ["GET", "POST", "PUT", "DELETE"].map(String::from).to_vec(),
-            allowed_headers: ["authorization", "content-type", "x-request-id", "if-match", "if-none-match", "idempotency-key"]
-                .map(String::from)
-                .to_vec(),
+            allowed_headers: [
+                "authorization",
+                "content-type",
+                "x-request-id",
+                "if-match",
+                "if-none-match",
+                "idempotency-key",
+            ]
+            .map(String::from)
+            .to_vec(),
             max_age_secs: 600,
         }
     }
@@ -95,6 +110,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout_secs: u64,
 }
 
 /// Whether a new database starts with the demo orders.
@@ -121,6 +138,8 @@ pub struct DatabaseSettings {
     pub connect_timeout_secs: u64,
     /// SQLite: longest wait for another process's write lock.
     pub busy_timeout_ms: u64,
+    /// SQLite: `full` (durable across power loss) or `normal` (faster).
+    pub sqlite_synchronous: crate::storage::SqliteSync,
     pub demo_data: DemoData,
 }
 
@@ -134,7 +153,11 @@ pub struct AuthSettings {
 
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuthSettings {{ tokens: <{} redacted> }}", self.tokens.len())
+        write!(
+            f,
+            "AuthSettings {{ tokens: <{} redacted> }}",
+            self.tokens.len()
+        )
     }
 }
 
@@ -155,6 +178,7 @@ impl Default for ServerSettings {
             port: 8001,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 10,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -166,6 +190,7 @@ impl Default for DatabaseSettings {
             pool_size: 16,
             connect_timeout_secs: 5,
             busy_timeout_ms: 5000,
+            sqlite_synchronous: crate::storage::SqliteSync::Full,
             demo_data: DemoData::Auto,
         }
     }
@@ -209,7 +234,11 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T> {
 impl Settings {
     /// Loads the settings. `file` is `--config`; without it `config.toml`
     /// in the working directory is read if present.
-    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>, flags: &Overrides) -> anyhow::Result<Settings> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> anyhow::Result<Settings> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         match file {
             Some(path) => {
@@ -252,8 +281,20 @@ impl Settings {
         if let Some(v) = env("COMMANDES_MAX_BODY_BYTES") {
             self.server.max_body_bytes = number("COMMANDES_MAX_BODY_BYTES", &v)?;
         }
+        if let Some(v) = env("COMMANDES_SHUTDOWN_TIMEOUT_SECS") {
+            self.server.shutdown_timeout_secs = number("COMMANDES_SHUTDOWN_TIMEOUT_SECS", &v)?;
+        }
         if let Some(v) = env("COMMANDES_POOL_SIZE") {
             self.database.pool_size = number("COMMANDES_POOL_SIZE", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_SQLITE_SYNCHRONOUS") {
+            self.database.sqlite_synchronous = match v.trim() {
+                "full" => crate::storage::SqliteSync::Full,
+                "normal" => crate::storage::SqliteSync::Normal,
+                other => {
+                    bail!("COMMANDES_SQLITE_SYNCHRONOUS must be full or normal, not {other:?}")
+                }
+            };
         }
         if let Some(v) = env("COMMANDES_DEMO_DATA") {
             self.database.demo_data = match v.trim() {
@@ -336,13 +377,21 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn the_shipped_config_file_equals_the_defaults() {
-        let s = Settings::load(Some(Path::new("config.toml")), env(&[]), &Overrides::default()).unwrap();
+        let s = Settings::load(
+            Some(Path::new("config.toml")),
+            env(&[]),
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(s, Settings::default());
     }
 
@@ -372,7 +421,12 @@ mod tests {
         let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
         assert!(load(&[("COMMANDES_PORT", "eighty")]).is_err());
         assert!(load(&[("COMMANDES_DATABASE_URL", "mysql://x")]).is_err());
-        assert!(Settings::load(Some(Path::new("/nonexistent.toml")), env(&[]), &Overrides::default()).is_err());
+        assert!(Settings::load(
+            Some(Path::new("/nonexistent.toml")),
+            env(&[]),
+            &Overrides::default()
+        )
+        .is_err());
     }
 
     #[test]
@@ -381,7 +435,10 @@ mod tests {
         s.database.url = "postgres://u:hunter2@h/db".into();
         s.auth.tokens = vec!["tok-secret".into()];
         let line = s.redacted();
-        assert!(!line.contains("hunter2") && !line.contains("tok-secret"), "{line}");
+        assert!(
+            !line.contains("hunter2") && !line.contains("tok-secret"),
+            "{line}"
+        );
         assert!(!format!("{s:?}").contains("tok-secret"));
     }
 }

@@ -108,9 +108,9 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::DuplicateOrderId(_) | ApiError::Transition { .. } | ApiError::IdempotencyInProgress => {
-                StatusCode::CONFLICT
-            }
+            ApiError::DuplicateOrderId(_)
+            | ApiError::Transition { .. }
+            | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -141,11 +141,16 @@ impl ApiError {
         };
         problem.detail = match self {
             ApiError::BadRequest(detail) | ApiError::NotFound(detail) => detail.clone(),
-            ApiError::Unauthorized => "a valid bearer token is required (Authorization: Bearer <token>)".into(),
+            ApiError::Unauthorized => {
+                "a valid bearer token is required (Authorization: Bearer <token>)".into()
+            }
             ApiError::MethodNotAllowed => "this path does not accept this method".into(),
-            ApiError::DuplicateOrderId(order_id) => format!("an order with order_id {order_id:?} already exists"),
+            ApiError::DuplicateOrderId(order_id) => {
+                format!("an order with order_id {order_id:?} already exists")
+            }
             ApiError::Transition { from, to } => {
-                let allowed: Vec<String> = from.next().iter().map(|s| s.as_str().to_string()).collect();
+                let allowed: Vec<String> =
+                    from.next().iter().map(|s| s.as_str().to_string()).collect();
                 let detail = if allowed.is_empty() {
                     format!("cannot change status from {from} to {to}: {from} is final")
                 } else {
@@ -164,8 +169,12 @@ impl ApiError {
             ApiError::PreconditionFailed { etag } => {
                 format!("the order has changed since it was read (If-Match); its current ETag is {etag}")
             }
-            ApiError::PayloadTooLarge { limit } => format!("the request body is over the limit of {limit} bytes"),
-            ApiError::UnsupportedMediaType => "the request body must be sent with Content-Type: application/json".into(),
+            ApiError::PayloadTooLarge { limit } => {
+                format!("the request body is over the limit of {limit} bytes")
+            }
+            ApiError::UnsupportedMediaType => {
+                "the request body must be sent with Content-Type: application/json".into()
+            }
             ApiError::Validation(errors) => {
                 problem.errors = Some(
                     errors
@@ -182,7 +191,11 @@ impl ApiError {
             ApiError::Unavailable => "the database cannot be reached; retry shortly".into(),
             ApiError::Client(status) => match *status {
                 StatusCode::FORBIDDEN => "this request is not allowed".into(),
-                other => other.canonical_reason().unwrap_or("client error").to_lowercase(),
+                StatusCode::URI_TOO_LONG => "the request target is too long (at most 8 KiB)".into(),
+                other => other
+                    .canonical_reason()
+                    .unwrap_or("client error")
+                    .to_lowercase(),
             },
             ApiError::Internal => "an unexpected error occurred".into(),
         };
@@ -201,13 +214,17 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::order_not_found(),
             StoreError::Conflict(Conflict::DuplicateOrderId(id)) => ApiError::DuplicateOrderId(id),
-            StoreError::Conflict(Conflict::Transition { from, to }) => ApiError::Transition { from, to },
+            StoreError::Conflict(Conflict::Transition { from, to }) => {
+                ApiError::Transition { from, to }
+            }
             StoreError::IdempotencyInProgress => ApiError::IdempotencyInProgress,
             StoreError::IdempotencyMismatch => ApiError::Validation(ValidationErrors::one(
                 "Idempotency-Key",
                 "was already used with a different request",
             )),
-            StoreError::PreconditionFailed(current) => ApiError::PreconditionFailed { etag: current.etag() },
+            StoreError::PreconditionFailed(current) => ApiError::PreconditionFailed {
+                etag: current.etag(),
+            },
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 ApiError::Unavailable
@@ -246,7 +263,10 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::Unavailable => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
             }
             ApiError::PreconditionFailed { etag } => {
                 if let Ok(v) = HeaderValue::from_str(&etag) {

@@ -18,11 +18,11 @@
 //!   start-up and shutdown.
 #![forbid(unsafe_code)]
 
-pub mod domain;
-pub mod storage;
-pub mod telemetry;
 pub mod api;
-pub mod error;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod domain;
+pub mod error;
+pub mod storage;
+pub mod telemetry;

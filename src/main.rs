@@ -22,7 +22,9 @@ fn init_tracing(settings: &Settings) {
     };
     // Logs go to stderr, so that stdout carries only what a command prints
     // (the spec, the check report).
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -33,7 +35,11 @@ fn init_tracing(settings: &Settings) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref(), |k| std::env::var(k).ok(), &cli.overrides()) {
+    let settings = match Settings::load(
+        cli.config.as_deref(),
+        |k| std::env::var(k).ok(),
+        &cli.overrides(),
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("commandes: {e:#}");
@@ -64,11 +70,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(token) = &app.generated_token {
         // Printed, never logged: it is a secret, shown once to the person
         // who started the service.
-        let host = if settings.server.host == "0.0.0.0" { "localhost" } else { &settings.server.host };
+        let host = if settings.server.host == "0.0.0.0" {
+            "localhost"
+        } else {
+            &settings.server.host
+        };
         println!("\nNo API token configured: generated one for this run.\n");
         println!("  docs:  http://{host}:{}/docs", addr.port());
         println!("  token: {token}\n");
-        println!("  curl -H 'Authorization: Bearer {token}' http://{host}:{}/stats\n", addr.port());
+        println!(
+            "  curl -H 'Authorization: Bearer {token}' http://{host}:{}/stats\n",
+            addr.port()
+        );
         println!("Set COMMANDES_API_TOKENS (or auth.tokens) to choose your own.\n");
     }
     app.run(shutdown_signal()).await
@@ -106,7 +119,10 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     if report.from == report.to {
         println!("schema already at version {}", report.to);
     } else {
-        println!("migrated schema from version {} to {}", report.from, report.to);
+        println!(
+            "migrated schema from version {} to {}",
+            report.from, report.to
+        );
     }
     store.close().await;
     Ok(())
@@ -121,10 +137,13 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
         }
     }
     let store = storage::open(url, &app::store_options(&settings)).await?;
-    let info = store
-        .info()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot query {}: {}", storage::redact_url(url), commandes::error::error_chain(&e)))?;
+    let info = store.info().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot query {}: {}",
+            storage::redact_url(url),
+            commandes::error::error_chain(&e)
+        )
+    })?;
     println!("backend:        {}", info.backend);
     println!("database:       {}", storage::redact_url(url));
     println!("server version: {}", info.server_version);

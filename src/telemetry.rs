@@ -20,7 +20,8 @@ pub const BUILD_INFO: &str = "commandes_build_info";
 /// Latency buckets, in seconds: fine below a millisecond (local SQLite),
 /// coarse up to the timeouts.
 const BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// The recorder, installed on first use. Every app in the process (tests
@@ -42,15 +43,32 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     use crate::storage::metered::{ORDERS_CREATED, QUERY_SECONDS, STATUS_CHANGES};
-    describe_counter!(HTTP_REQUESTS, "HTTP requests served, by method, route template and status.");
-    describe_histogram!(HTTP_SECONDS, Unit::Seconds, "HTTP request latency, by method, route template and status.");
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests served, by method, route template and status."
+    );
+    describe_histogram!(
+        HTTP_SECONDS,
+        Unit::Seconds,
+        "HTTP request latency, by method, route template and status."
+    );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served now.");
-    describe_gauge!(DB_POOL, "Database connections, by state: size, idle, waiting, max.");
-    describe_histogram!(QUERY_SECONDS, Unit::Seconds, "Store operation latency, by operation and outcome.");
+    describe_gauge!(
+        DB_POOL,
+        "Database connections, by state: size, idle, waiting, max."
+    );
+    describe_histogram!(
+        QUERY_SECONDS,
+        Unit::Seconds,
+        "Store operation latency, by operation and outcome."
+    );
     describe_counter!(ORDERS_CREATED, "Orders created, by status.");
-    describe_counter!(STATUS_CHANGES, "Order status changes, by from and to status.");
+    describe_counter!(
+        STATUS_CHANGES,
+        "Order status changes, by from and to status."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

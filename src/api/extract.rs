@@ -67,7 +67,10 @@ impl<D: Type> ParsePayload for JsonBody<D> {
                 _ => ApiError::BadRequest("the request body could not be read".into()),
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("the request body is empty; a JSON document is expected".into()).into());
+            return Err(ApiError::BadRequest(
+                "the request body is empty; a JSON document is expected".into(),
+            )
+            .into());
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::BadRequest(format!(

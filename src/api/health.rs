@@ -83,7 +83,10 @@ impl HealthApi {
                 if info.schema_version == expected {
                     return ok();
                 }
-                format!("schema version {} (expected {expected})", info.schema_version)
+                format!(
+                    "schema version {} (expected {expected})",
+                    info.schema_version
+                )
             }
         };
         ProbeResponse::Unavailable(Json(ProbeStatus {

@@ -38,7 +38,10 @@ impl Endpoint for MetricsEndpoint {
         }
         Ok(Response::builder()
             .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+            .header(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
             .body(prometheus().render())
             .into_response())
     }

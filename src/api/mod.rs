@@ -53,10 +53,15 @@ RFC 3339 UTC with microseconds.";
 type Apis = (health::HealthApi, orders::OrdersApi, stats::StatsApi);
 
 /// The OpenAPI service over a store.
-pub fn openapi_service(store: Arc<dyn Store>, idempotency_ttl: Duration) -> OpenApiService<Apis, ()> {
+pub fn openapi_service(
+    store: Arc<dyn Store>,
+    idempotency_ttl: Duration,
+) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            health::HealthApi { store: store.clone() },
+            health::HealthApi {
+                store: store.clone(),
+            },
             orders::OrdersApi {
                 store: store.clone(),
                 idempotency_ttl,
@@ -72,7 +77,73 @@ pub fn openapi_service(store: Arc<dyn Store>, idempotency_ttl: Duration) -> Open
 /// The OpenAPI document as JSON (what `/openapi.json` serves and
 /// `commandes openapi` prints). No store is touched to build it.
 pub fn spec_json(store: Arc<dyn Store>) -> String {
-    openapi_service(store, Duration::from_secs(86_400)).spec()
+    finish_spec(&openapi_service(store, Duration::from_secs(86_400)).spec())
+}
+
+/// Adds what the derive macros cannot say: request bodies refuse unknown
+/// fields (`additionalProperties: false`, as the service does), and a patch
+/// needs at least one field.
+fn finish_spec(spec: &str) -> String {
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(spec) else {
+        return spec.to_string();
+    };
+    let schemas = &mut doc["components"]["schemas"];
+    for name in ["NewOrder", "OrderPatch", "StatusObject"] {
+        if let Some(schema) = schemas.get_mut(name).and_then(|s| s.as_object_mut()) {
+            schema.insert("additionalProperties".into(), false.into());
+        }
+    }
+    if let Some(patch) = schemas
+        .get_mut("OrderPatch")
+        .and_then(|s| s.as_object_mut())
+    {
+        patch.insert("minProperties".into(), 1.into());
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_string())
+}
+
+/// The methods each route template accepts, for the `Allow` header of a 405.
+#[derive(Debug, Default)]
+struct AllowedMethods(std::collections::HashMap<String, String>);
+
+impl AllowedMethods {
+    /// Route templates are compared with every parameter segment reduced to
+    /// `*`: poem and OpenAPI spell them differently (`:id`, `{id}`).
+    fn key(template: &str) -> String {
+        template
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with(':') || seg.starts_with('{') {
+                    "*"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn from_spec(spec: &str) -> AllowedMethods {
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut map = std::collections::HashMap::new();
+        for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+            let methods: Vec<String> = ops
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys())
+                .map(|m| m.to_uppercase())
+                .collect();
+            map.insert(Self::key(path), methods.join(", "));
+        }
+        AllowedMethods(map)
+    }
+
+    fn of(&self, pattern: &str) -> String {
+        self.0
+            .get(&Self::key(pattern))
+            .cloned()
+            .unwrap_or_else(|| "GET".into())
+    }
 }
 
 /// Everything an API route needs besides the store.
@@ -91,12 +162,16 @@ pub struct HttpSettings {
 /// size limit; panics caught as 500s.
 pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Output = Response> {
     let api = openapi_service(store.clone(), settings.idempotency_ttl);
-    let spec = api.spec();
+    let spec = finish_spec(&api.spec());
+    let allowed = Arc::new(AllowedMethods::from_spec(&spec));
     let routes = Arc::new(observe::RouteNames::from_spec(&spec));
     let limit = settings.max_body_bytes;
     let cors = cors(&settings.cors);
     Route::new()
-        .at("/openapi.json", get(make_sync(move |_| docs::json(spec.clone()))))
+        .at(
+            "/openapi.json",
+            get(make_sync(move |_| docs::json(spec.clone()))),
+        )
         .at("/docs", get(docs::swagger))
         .at("/redoc", get(docs::redoc))
         .at("/assets/*path", get(docs::assets))
@@ -115,6 +190,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         .data(settings.tokens)
         .data(BodyLimit(limit))
         .before(move |req: Request| async move {
+            check_request_size(&req)?;
             // Refuse a declared oversize body before anything reads it.
             let declared = req
                 .headers()
@@ -126,21 +202,57 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
             }
             Ok(req)
         })
-        .catch_all_error(|err: poem::Error| async move {
-            // Keep the route template for the metrics of failed requests.
-            let pattern = err.data::<PathPattern>().cloned();
-            let operation = err.data::<OperationId>().copied();
-            let mut response = to_problem(err);
-            if let Some(p) = pattern {
-                response.set_data(p);
+        .catch_all_error(move |err: poem::Error| {
+            let allowed = allowed.clone();
+            async move {
+                // Keep the route template for the metrics of failed requests.
+                let pattern = err.data::<PathPattern>().cloned();
+                let operation = err.data::<OperationId>().copied();
+                let mut response = to_problem(err);
+                if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                    let methods = pattern
+                        .as_ref()
+                        .map_or_else(|| "GET".to_string(), |p| allowed.of(&p.0));
+                    if let Ok(v) = header::HeaderValue::from_str(&methods) {
+                        response.headers_mut().insert(header::ALLOW, v);
+                    }
+                }
+                if let Some(p) = pattern {
+                    response.set_data(p);
+                }
+                if let Some(o) = operation {
+                    response.set_data(o);
+                }
+                response
             }
-            if let Some(o) = operation {
-                response.set_data(o);
-            }
-            response
         })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(move |ep, req| observe::observe(ep, req, routes.clone()))
+}
+
+/// Longest accepted request target (path and query), in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most query parameters a request may carry.
+pub const MAX_QUERY_PARAMETERS: usize = 64;
+
+/// Bounds on the request line: hostile input is refused before any parsing
+/// work is spent on it.
+fn check_request_size(req: &Request) -> Result<(), ApiError> {
+    let uri = req.uri();
+    let length = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if length > MAX_URI_BYTES {
+        return Err(ApiError::Client(poem::http::StatusCode::URI_TOO_LONG));
+    }
+    let parameters = uri
+        .query()
+        .map_or(0, |q| q.split('&').filter(|p| !p.is_empty()).count());
+    if parameters > MAX_QUERY_PARAMETERS {
+        return Err(ApiError::Validation(crate::domain::ValidationErrors::one(
+            "query",
+            format!("at most {MAX_QUERY_PARAMETERS} query parameters"),
+        )));
+    }
+    Ok(())
 }
 
 /// The CORS middleware the settings describe; `None` when no origin is
@@ -150,9 +262,21 @@ fn cors(settings: &CorsSettings) -> Option<Cors> {
         return None;
     }
     let mut cors = Cors::new()
-        .allow_methods(settings.allowed_methods.iter().filter_map(|m| m.parse::<Method>().ok()))
+        .allow_methods(
+            settings
+                .allowed_methods
+                .iter()
+                .filter_map(|m| m.parse::<Method>().ok()),
+        )
         .allow_headers(settings.allowed_headers.iter().map(String::as_str))
-        .expose_headers(["location", "etag", "x-request-id", "retry-after", "www-authenticate", "idempotent-replayed"])
+        .expose_headers([
+            "location",
+            "etag",
+            "x-request-id",
+            "retry-after",
+            "www-authenticate",
+            "idempotent-replayed",
+        ])
         .max_age(settings.max_age_secs as i32);
     if settings.allowed_origins.iter().any(|o| o == "*") {
         cors = cors.allow_origins_fn(|_| true);

@@ -34,7 +34,9 @@ pub fn current_request_id() -> Option<String> {
 fn accept_request_id(value: Option<&HeaderValue>) -> String {
     value
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| {
+            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
+        })
         .map_or_else(new_request_id, str::to_string)
 }
 
@@ -72,7 +74,10 @@ impl RouteNames {
 
     /// The template of the route that answered `response`.
     fn of(&self, response: &Response) -> String {
-        if let Some(path) = response.data::<OperationId>().and_then(|id| self.0.get(id.0)) {
+        if let Some(path) = response
+            .data::<OperationId>()
+            .and_then(|id| self.0.get(id.0))
+        {
             return path.clone();
         }
         response
@@ -82,7 +87,11 @@ impl RouteNames {
 }
 
 /// Wraps the whole app; `ep` already turns every error into a response.
-pub async fn observe<E: Endpoint>(ep: E, req: Request, routes: Arc<RouteNames>) -> poem::Result<Response> {
+pub async fn observe<E: Endpoint>(
+    ep: E,
+    req: Request,
+    routes: Arc<RouteNames>,
+) -> poem::Result<Response> {
     let request_id = accept_request_id(req.headers().get(REQUEST_ID_HEADER));
     let method = req.method().to_string();
     let token_id = super::auth::presented_token_id(&req).unwrap_or_default();
@@ -102,7 +111,11 @@ pub async fn observe<E: Endpoint>(ep: E, req: Request, routes: Arc<RouteNames>) 
     let elapsed = started.elapsed();
     let route = routes.of(&response);
     let status = response.status().as_u16();
-    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.to_string())];
+    let labels = [
+        ("method", method.clone()),
+        ("route", route.clone()),
+        ("status", status.to_string()),
+    ];
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_SECONDS, &labels).record(elapsed.as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -12,13 +12,14 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::auth::BearerAuth;
 use super::extract::{no_query, query_pairs, JsonBody};
 use super::schema::{
-    AmountParam, Doc, IdText, LimitParam, NewOrderRequest, Order, OrderPatchRequest, SkipParam, SortParam,
-    StatusParam, StatusText, StatusUpdate, TextParam, TimeBoundParam,
+    AmountParam, Doc, IdText, IdempotencyKeyText, LimitParam, NewOrderRequest, Order, OrderPatchRequest, SkipParam,
+    SortParam, StatusParam, StatusText, StatusUpdate, TextParam, TimeBoundParam,
 };
 use super::ApiTags;
 use crate::domain::validation::{parse_id, status_from_json};
 use crate::domain::{
-    IdempotencyKey, ListFilter, ListScope, NewOrder, OrderPatch, Precondition, Status, ValidationErrors,
+    IdempotencyKey, ListFilter, ListScope, NewOrder, OrderPatch, Precondition, Status,
+    ValidationErrors,
 };
 use crate::error::ApiError;
 use crate::storage::Store;
@@ -87,10 +88,17 @@ pub enum ChangedResponse {
     ),
 }
 
+/// A precondition header, if one was given (an empty one counts as none).
+fn precondition(header: Option<String>) -> Option<Precondition> {
+    header
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Precondition::parse(&v))
+}
+
 /// A read answer, honouring `If-None-Match`.
 fn read_response(order: crate::domain::Order, if_none_match: Option<String>) -> OrderResponse {
     let etag = order.etag();
-    match if_none_match.map(|v| Precondition::parse(&v)) {
+    match precondition(if_none_match) {
         Some(p) if p.matches_weak(&order) => OrderResponse::NotModified(etag),
         _ => OrderResponse::Ok(Json(order.into()), etag),
     }
@@ -182,13 +190,18 @@ impl OrdersApi {
         /// A client-chosen unique key (1–255 printable ASCII characters)
         /// that makes retries safe.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        idempotency_key: Header<Option<IdempotencyKeyText>>,
         body: JsonBody<NewOrderRequest>,
     ) -> Result<CreateResponse, ApiError> {
         no_query(request)?;
         let new = NewOrder::from_json(&body.0);
         let key = match (&new, &idempotency_key.0) {
-            (Ok(order), Some(k)) => Some(IdempotencyKey::new(&auth.0.scope, k, order, self.idempotency_ttl)),
+            (Ok(order), Some(k)) => Some(IdempotencyKey::new(
+                &auth.0.scope,
+                &k.0,
+                order,
+                self.idempotency_ttl,
+            )),
             _ => None,
         };
         let (new, key) = match (new, key.transpose()) {
@@ -200,7 +213,12 @@ impl OrdersApi {
         let location = format!("/commandes/{}", order.id);
         let etag = order.etag();
         let replayed = created.replayed.then(|| "true".to_string());
-        Ok(CreateResponse::Created(Json(order.into()), location, etag, replayed))
+        Ok(CreateResponse::Created(
+            Json(order.into()),
+            location,
+            etag,
+            replayed,
+        ))
     }
 
     /// Get an order by id
@@ -227,7 +245,11 @@ impl OrdersApi {
     ///
     /// An `order_id` holding `/` or other reserved characters is sent
     /// percent-encoded (`CMD%2F2025%2F001`).
-    #[oai(path = "/commandes/order/:order_id", method = "get", operation_id = "get_order_by_order_id")]
+    #[oai(
+        path = "/commandes/order/:order_id",
+        method = "get",
+        operation_id = "get_order_by_order_id"
+    )]
     async fn get_by_order_id(
         &self,
         _auth: BearerAuth,
@@ -244,14 +266,21 @@ impl OrdersApi {
         if crate::domain::check_text(&order_id.0).is_err() {
             return Err(ApiError::order_not_found());
         }
-        Ok(read_response(self.store.get_by_order_id(&order_id.0).await?, if_none_match.0))
+        Ok(read_response(
+            self.store.get_by_order_id(&order_id.0).await?,
+            if_none_match.0,
+        ))
     }
 
     /// List a customer's orders
     ///
     /// Takes the same filters as the full list, except `customer_id`. An
     /// unknown customer has an empty list.
-    #[oai(path = "/commandes/customer/:customer_id", method = "get", operation_id = "list_customer_orders")]
+    #[oai(
+        path = "/commandes/customer/:customer_id",
+        method = "get",
+        operation_id = "list_customer_orders"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn by_customer(
         &self,
@@ -296,7 +325,11 @@ impl OrdersApi {
     /// List the orders in a status
     ///
     /// Takes the same filters as the full list, except `status`.
-    #[oai(path = "/commandes/status/:status", method = "get", operation_id = "list_status_orders")]
+    #[oai(
+        path = "/commandes/status/:status",
+        method = "get",
+        operation_id = "list_status_orders"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn by_status(
         &self,
@@ -329,11 +362,14 @@ impl OrdersApi {
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<LimitParam>>>,
     ) -> Result<ListResponse, ApiError> {
-        let status: Result<Status, ValidationErrors> = status
-            .0
-             .0
-            .parse()
-            .map_err(|e: crate::domain::status::UnknownStatus| ValidationErrors::one("status", e.to_string()));
+        let status: Result<Status, ValidationErrors> =
+            status
+                .0
+                 .0
+                .parse()
+                .map_err(|e: crate::domain::status::UnknownStatus| {
+                    ValidationErrors::one("status", e.to_string())
+                });
         let query = ListFilter::from_query(&query_pairs(request), ListScope::Status);
         // Report the path and the query problems together.
         let (status, mut filter) = match (status, query) {
@@ -381,14 +417,23 @@ impl OrdersApi {
             (Err(e), _) => return Err(e),
             (_, Err(p)) => return Err(p.into()),
         };
-        let if_match = if_match.0.map(|v| Precondition::parse(&v));
-        Ok(changed_response(self.store.update(id, &patch, if_match.as_ref()).await?.order))
+        let if_match = precondition(if_match.0);
+        Ok(changed_response(
+            self.store
+                .update(id, &patch, if_match.as_ref())
+                .await?
+                .order,
+        ))
     }
 
     /// Delete an order
     ///
     /// With `If-Match`, only the version whose `ETag` is given is deleted (412 otherwise).
-    #[oai(path = "/commandes/:id", method = "delete", operation_id = "delete_order")]
+    #[oai(
+        path = "/commandes/:id",
+        method = "delete",
+        operation_id = "delete_order"
+    )]
     async fn delete(
         &self,
         _auth: BearerAuth,
@@ -401,7 +446,7 @@ impl OrdersApi {
     ) -> Result<DeleteResponse, ApiError> {
         let id = order_id_number(&id)?;
         no_query(request)?;
-        let if_match = if_match.0.map(|v| Precondition::parse(&v));
+        let if_match = precondition(if_match.0);
         self.store.delete(id, if_match.as_ref()).await?;
         Ok(DeleteResponse::Deleted)
     }
@@ -413,7 +458,11 @@ impl OrdersApi {
     /// `processing → completed | cancelled`; `completed` and `cancelled`
     /// are final. Setting the current status again is a no-op. Honours
     /// `If-Match` like `PUT /commandes/{id}`.
-    #[oai(path = "/commandes/:id/status", method = "put", operation_id = "update_order_status")]
+    #[oai(
+        path = "/commandes/:id/status",
+        method = "put",
+        operation_id = "update_order_status"
+    )]
     async fn set_status(
         &self,
         _auth: BearerAuth,
@@ -437,7 +486,12 @@ impl OrdersApi {
             (Err(e), _) => return Err(e),
             (_, Err(s)) => return Err(s.into()),
         };
-        let if_match = if_match.0.map(|v| Precondition::parse(&v));
-        Ok(changed_response(self.store.set_status(id, status, if_match.as_ref()).await?.order))
+        let if_match = precondition(if_match.0);
+        Ok(changed_response(
+            self.store
+                .set_status(id, status, if_match.as_ref())
+                .await?
+                .order,
+        ))
     }
 }

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
+use poem_openapi::types::{
+    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
 use poem_openapi::{Enum, Object, Union};
 use serde_json::Value;
 
@@ -100,6 +102,11 @@ string_type!(IdText, "OrderIdNumber", {
     s
 });
 
+/// The plain decimal notation an amount string is described with. The
+/// service also takes leading zeros (`"007"`), trailing zeros (`"1.230"`)
+/// and `"-0"`; this is the canonical subset clients should send.
+pub const AMOUNT_TEXT_PATTERN: &str = r"^[0-9]{1,8}(\.[0-9]{1,2})?$";
+
 /// An amount as a client may send it: a JSON number or a decimal string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmountInput(pub String);
@@ -110,17 +117,25 @@ string_type!(AmountInput, "AmountInput", {
     number.maximum = Some(99_999_999.99);
     number.multiple_of = Some(0.01);
     let mut text = MetaSchema::new("string");
-    text.pattern = Some(r"^-?\d+(\.\d+)?$".into());
+    text.pattern = Some(AMOUNT_TEXT_PATTERN.into());
     let mut s = MetaSchema::ANY;
     s.description = Some(
         "Exact decimal, 0 to 99999999.99, at most two fractional digits (by value: \"1.230\" is \
          1.23). A JSON number (`150.5`, `1e2`) or a string in plain notation (`\"150.50\"`). \
          Never read as a float.",
     );
-    s.one_of = vec![MetaSchemaRef::Inline(Box::new(number)), MetaSchemaRef::Inline(Box::new(text))];
+    s.one_of = vec![
+        MetaSchemaRef::Inline(Box::new(number)),
+        MetaSchemaRef::Inline(Box::new(text)),
+    ];
     s.example = Some(Value::String("150.50".into()));
     s
 });
+
+/// What `order_id` and `customer_id` may be: at least one character that
+/// is not white space, and no control characters (the rule is checked by
+/// [`crate::domain::check_text`]; this is its description for clients).
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
 
 /// Supplies the schema of a documented-only query parameter.
 pub trait ParamSchema: Send + Sync + 'static {
@@ -177,31 +192,46 @@ macro_rules! param_schema {
 
 param_schema!(StatusParam, {
     let mut s = MetaSchema::new("string");
-    s.enum_items = DomainStatus::ALL.iter().map(|s| Value::String(s.as_str().into())).collect();
+    s.enum_items = DomainStatus::ALL
+        .iter()
+        .map(|s| Value::String(s.as_str().into()))
+        .collect();
     s
 });
 param_schema!(TextParam, {
     let mut s = MetaSchema::new("string");
     s.min_length = Some(1);
     s.max_length = Some(50);
+    s.pattern = Some(TEXT_PATTERN.into());
     s
 });
 param_schema!(AmountParam, {
     let mut s = MetaSchema::new_with_format("string", "decimal");
-    s.pattern = Some(r"^-?\d+(\.\d+)?$".into());
+    s.pattern = Some(AMOUNT_TEXT_PATTERN.into());
     s.example = Some(Value::String("10.00".into()));
     s
 });
 param_schema!(TimeBoundParam, {
-    let mut s = MetaSchema::new("string");
+    let mut s = MetaSchema::ANY;
     s.description = Some("RFC 3339 timestamp, or YYYY-MM-DD for the whole UTC day");
+    s.any_of = vec![
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date-time"))),
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date"))),
+    ];
     s.example = Some(Value::String("2026-11-25".into()));
     s
 });
 param_schema!(SortParam, {
     let mut s = MetaSchema::new("string");
     s.enum_items = [
-        "created_at", "-created_at", "updated_at", "-updated_at", "total_amount", "-total_amount", "id", "-id",
+        "created_at",
+        "-created_at",
+        "updated_at",
+        "-updated_at",
+        "total_amount",
+        "-total_amount",
+        "id",
+        "-id",
     ]
     .into_iter()
     .map(|v| Value::String(v.into()))
@@ -285,11 +315,22 @@ impl From<domain::Order> for Order {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "NewOrder")]
 pub struct NewOrderRequest {
+    /// Ignored if sent (the service assigns it).
+    #[oai(read_only)]
+    pub id: Option<i64>,
     /// 1–50 characters, not blank, no control characters; unique (409 if taken).
-    #[oai(validator(min_length = 1, max_length = 50))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    ))]
     pub order_id: String,
     /// 1–50 characters, not blank, no control characters.
-    #[oai(validator(min_length = 1, max_length = 50))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    ))]
     pub customer_id: String,
     /// Defaults to `pending`. Any status may be given (imports of
     /// historical orders need this).
@@ -297,6 +338,12 @@ pub struct NewOrderRequest {
     /// The order's total: a JSON number or a decimal string, 0 to
     /// 99999999.99, at most two decimals.
     pub total_amount: AmountInput,
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub created_at: Option<Timestamp>,
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub updated_at: Option<Timestamp>,
 }
 
 /// Changes to an order: any non-empty subset of the four fields. A change
@@ -305,16 +352,33 @@ pub struct NewOrderRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "OrderPatch")]
 pub struct OrderPatchRequest {
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub id: Option<i64>,
     /// A new business identifier (unique: 409 if taken).
-    #[oai(validator(min_length = 1, max_length = 50))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    ))]
     pub order_id: Option<String>,
     /// A new customer.
-    #[oai(validator(min_length = 1, max_length = 50))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    ))]
     pub customer_id: Option<String>,
     /// A new status, reachable from the current one (409 otherwise).
     pub status: Option<Status>,
     /// A new total: a JSON number or a decimal string.
     pub total_amount: Option<AmountInput>,
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub created_at: Option<Timestamp>,
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub updated_at: Option<Timestamp>,
 }
 
 /// The new status, wrapped.
@@ -426,3 +490,16 @@ pub struct ProbeStatus {
 pub struct StatusText(pub String);
 
 string_type!(StatusText, "StatusName", StatusParam::schema());
+
+/// An `Idempotency-Key` header value, checked by the domain (422 if bad).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKeyText(pub String);
+
+string_type!(IdempotencyKeyText, "IdempotencyKey", {
+    let mut s = MetaSchema::new("string");
+    s.min_length = Some(1);
+    s.max_length = Some(crate::domain::idempotency::MAX_KEY_LEN);
+    s.pattern = Some("^[!-~]([ -~]*[!-~])?$".into());
+    s.example = Some(Value::String("3f1c2a9e-order-7".into()));
+    s
+});

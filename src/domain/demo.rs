@@ -92,10 +92,13 @@ mod tests {
         for status in Status::ALL {
             assert!(a.iter().any(|o| o.order.status == status), "{status}");
         }
-        let customers: std::collections::HashSet<_> = a.iter().map(|o| &o.order.customer_id).collect();
+        let customers: std::collections::HashSet<_> =
+            a.iter().map(|o| &o.order.customer_id).collect();
         assert!(customers.len() > 20);
         let oldest = a.iter().map(|o| o.created_at).min().unwrap();
         assert!(anchor - oldest > TimeDelta::days(600));
-        assert!(a.iter().all(|o| o.updated_at >= o.created_at && o.updated_at <= anchor));
+        assert!(a
+            .iter()
+            .all(|o| o.updated_at >= o.created_at && o.updated_at <= anchor));
     }
 }

@@ -78,16 +78,35 @@ impl ListScope {
     pub fn parameters(self) -> &'static [&'static str] {
         match self {
             ListScope::All => &[
-                "status", "customer_id", "min_amount", "max_amount", "created_from", "created_to",
-                "sort", "skip", "limit",
+                "status",
+                "customer_id",
+                "min_amount",
+                "max_amount",
+                "created_from",
+                "created_to",
+                "sort",
+                "skip",
+                "limit",
             ],
             ListScope::Customer => &[
-                "status", "min_amount", "max_amount", "created_from", "created_to", "sort", "skip",
+                "status",
+                "min_amount",
+                "max_amount",
+                "created_from",
+                "created_to",
+                "sort",
+                "skip",
                 "limit",
             ],
             ListScope::Status => &[
-                "customer_id", "min_amount", "max_amount", "created_from", "created_to", "sort",
-                "skip", "limit",
+                "customer_id",
+                "min_amount",
+                "max_amount",
+                "created_from",
+                "created_to",
+                "sort",
+                "skip",
+                "limit",
             ],
         }
     }
@@ -96,7 +115,10 @@ impl ListScope {
 impl ListFilter {
     /// Parses the query pairs of a list request. Unknown, repeated, empty and
     /// bad parameters are all reported together.
-    pub fn from_query(pairs: &[(String, String)], scope: ListScope) -> Result<ListFilter, ValidationErrors> {
+    pub fn from_query(
+        pairs: &[(String, String)],
+        scope: ListScope,
+    ) -> Result<ListFilter, ValidationErrors> {
         let allowed = scope.parameters();
         let mut errors = ValidationErrors::default();
         let mut filter = ListFilter::default();
@@ -129,7 +151,9 @@ impl ListFilter {
                 "max_amount" => Amount::parse_str(value)
                     .map(|a| filter.max_amount = Some(a))
                     .map_err(|e| e.to_string()),
-                "created_from" => parse_bound(value, Bound::From).map(|t| filter.created_from = Some(t)),
+                "created_from" => {
+                    parse_bound(value, Bound::From).map(|t| filter.created_from = Some(t))
+                }
                 "created_to" => parse_bound(value, Bound::To).map(|t| filter.created_to = Some(t)),
                 "sort" => parse_sort(value).map(|s| filter.sort = s),
                 "skip" => value
@@ -141,7 +165,9 @@ impl ListFilter {
                 "limit" => value
                     .parse::<u32>()
                     .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n) && value.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|n| {
+                        (1..=MAX_LIMIT).contains(n) && value.bytes().all(|b| b.is_ascii_digit())
+                    })
                     .map(|n| filter.limit = n)
                     .ok_or_else(|| "must be an integer from 1 to 1000".to_string()),
                 _ => unreachable!("checked against the allowed list"),
@@ -179,7 +205,9 @@ fn parse_bound(value: &str, bound: Bound) -> Result<DateTime<Utc>, String> {
     // Stored times have microseconds: round a finer lower bound up so it
     // does not admit the microsecond before it.
     Ok(match bound {
-        Bound::From if time.trunc_subsecs(6) < time => time.trunc_subsecs(6) + TimeDelta::microseconds(1),
+        Bound::From if time.trunc_subsecs(6) < time => {
+            time.trunc_subsecs(6) + TimeDelta::microseconds(1)
+        }
         _ => time.trunc_subsecs(6),
     })
 }
@@ -194,11 +222,10 @@ fn parse_sort(value: &str) -> Result<Sort, String> {
         "updated_at" => SortKey::UpdatedAt,
         "total_amount" => SortKey::TotalAmount,
         "id" => SortKey::Id,
-        _ => {
-            return Err(
-                "must be one of created_at, updated_at, total_amount, id, optionally prefixed with -".into(),
-            )
-        }
+        _ => return Err(
+            "must be one of created_at, updated_at, total_amount, id, optionally prefixed with -"
+                .into(),
+        ),
     };
     Ok(Sort { key, descending })
 }
@@ -208,31 +235,55 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults() {
         let f = ListFilter::from_query(&[], ListScope::All).unwrap();
         assert_eq!(f, ListFilter::default());
-        assert_eq!(f.sort, Sort { key: SortKey::CreatedAt, descending: true });
+        assert_eq!(
+            f.sort,
+            Sort {
+                key: SortKey::CreatedAt,
+                descending: true
+            }
+        );
     }
 
     #[test]
     fn a_full_query_parses() {
         let f = ListFilter::from_query(
             &q(&[
-                ("status", "pending"), ("customer_id", "C1"), ("min_amount", "10"),
-                ("max_amount", "20.5"), ("created_from", "2026-01-01"),
-                ("created_to", "2026-01-31"), ("sort", "total_amount"), ("skip", "5"), ("limit", "1000"),
+                ("status", "pending"),
+                ("customer_id", "C1"),
+                ("min_amount", "10"),
+                ("max_amount", "20.5"),
+                ("created_from", "2026-01-01"),
+                ("created_to", "2026-01-31"),
+                ("sort", "total_amount"),
+                ("skip", "5"),
+                ("limit", "1000"),
             ]),
             ListScope::All,
         )
         .unwrap();
         assert_eq!(f.status, Some(Status::Pending));
         assert_eq!(f.max_amount.unwrap().to_string(), "20.50");
-        assert_eq!(f.created_to.unwrap().to_rfc3339(), "2026-01-31T23:59:59.999999+00:00");
-        assert_eq!(f.sort, Sort { key: SortKey::TotalAmount, descending: false });
+        assert_eq!(
+            f.created_to.unwrap().to_rfc3339(),
+            "2026-01-31T23:59:59.999999+00:00"
+        );
+        assert_eq!(
+            f.sort,
+            Sort {
+                key: SortKey::TotalAmount,
+                descending: false
+            }
+        );
         assert_eq!((f.skip, f.limit), (5, 1000));
     }
 
@@ -240,8 +291,13 @@ mod tests {
     fn every_bad_parameter_is_named() {
         let e = ListFilter::from_query(
             &q(&[
-                ("status", "lost"), ("limit", "0"), ("skip", "-1"), ("sort", "name"),
-                ("min_amount", "1.234"), ("created_from", "yesterday"), ("colour", "red"),
+                ("status", "lost"),
+                ("limit", "0"),
+                ("skip", "-1"),
+                ("sort", "name"),
+                ("min_amount", "1.234"),
+                ("created_from", "yesterday"),
+                ("colour", "red"),
                 ("customer_id", ""),
             ]),
             ListScope::All,
@@ -251,7 +307,16 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["colour", "created_from", "customer_id", "limit", "min_amount", "skip", "sort", "status"]
+            [
+                "colour",
+                "created_from",
+                "customer_id",
+                "limit",
+                "min_amount",
+                "skip",
+                "sort",
+                "status"
+            ]
         );
     }
 
@@ -262,7 +327,9 @@ mod tests {
         assert!(ListFilter::from_query(&q(&[("status", "pending")]), ListScope::Customer).is_ok());
         assert!(ListFilter::from_query(&q(&[("limit", "1001")]), ListScope::All).is_err());
         assert!(ListFilter::from_query(&q(&[("limit", "+5")]), ListScope::All).is_err());
-        assert!(ListFilter::from_query(&q(&[("limit", "5"), ("limit", "6")]), ListScope::All).is_err());
+        assert!(
+            ListFilter::from_query(&q(&[("limit", "5"), ("limit", "6")]), ListScope::All).is_err()
+        );
     }
 
     #[test]

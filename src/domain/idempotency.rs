@@ -25,8 +25,16 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     /// Checks the header value (1–255 visible ASCII characters) and binds
     /// it to the caller and the order it asks to create.
-    pub fn new(scope: &str, key: &str, order: &NewOrder, ttl: Duration) -> Result<IdempotencyKey, ValidationErrors> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+    pub fn new(
+        scope: &str,
+        key: &str,
+        order: &NewOrder,
+        ttl: Duration,
+    ) -> Result<IdempotencyKey, ValidationErrors> {
+        if key.is_empty()
+            || key.len() > MAX_KEY_LEN
+            || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
             return Err(ValidationErrors::one(
                 "Idempotency-Key",
                 "must be 1 to 255 printable ASCII characters",

@@ -15,10 +15,12 @@ pub mod status;
 pub mod validation;
 
 pub use amount::{Amount, AmountError};
-pub use idempotency::IdempotencyKey;
 pub use filter::{ListFilter, ListScope, Sort, SortKey};
+pub use idempotency::IdempotencyKey;
+pub use order::{
+    format_time, now, HistoricalOrder, IllegalTransition, NewOrder, Order, OrderPatch,
+};
 pub use precondition::Precondition;
-pub use order::{format_time, now, HistoricalOrder, IllegalTransition, NewOrder, Order, OrderPatch};
 pub use stats::Stats;
 pub use status::Status;
 pub use validation::{check_text, FieldError, ValidationErrors};

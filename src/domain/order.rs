@@ -66,10 +66,17 @@ impl Order {
     /// The order after `patch`, or `None` when the patch changes nothing (a
     /// no-op keeps `updated_at`). The transition rule is checked here, so
     /// every store applies it the same way inside its own transaction.
-    pub fn apply(&self, patch: &OrderPatch, now: DateTime<Utc>) -> Result<Option<Order>, IllegalTransition> {
+    pub fn apply(
+        &self,
+        patch: &OrderPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Order>, IllegalTransition> {
         if let Some(to) = patch.status {
             if !self.status.can_become(to) {
-                return Err(IllegalTransition { from: self.status, to });
+                return Err(IllegalTransition {
+                    from: self.status,
+                    to,
+                });
             }
         }
         let mut next = self.clone();
@@ -132,7 +139,10 @@ mod tests {
     fn a_legal_change_moves_updated_at_forward() {
         let o = order(Status::Pending);
         let later = o.updated_at + TimeDelta::seconds(5);
-        let next = o.apply(&OrderPatch::status(Status::Processing), later).unwrap().unwrap();
+        let next = o
+            .apply(&OrderPatch::status(Status::Processing), later)
+            .unwrap()
+            .unwrap();
         assert_eq!(next.status, Status::Processing);
         assert_eq!(next.updated_at, later);
         assert_eq!(next.created_at, o.created_at);
@@ -159,7 +169,10 @@ mod tests {
         };
         assert_eq!(
             o.apply(&patch, now()),
-            Err(IllegalTransition { from: Status::Cancelled, to: Status::Pending })
+            Err(IllegalTransition {
+                from: Status::Cancelled,
+                to: Status::Pending
+            })
         );
     }
 

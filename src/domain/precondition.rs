@@ -47,7 +47,7 @@ impl Precondition {
             Precondition::Any => true,
             Precondition::Tags(tags) => {
                 let current = order.etag();
-                tags.iter().any(|t| *t == current)
+                tags.contains(&current)
             }
         }
     }
@@ -58,7 +58,8 @@ impl Precondition {
             Precondition::Any => true,
             Precondition::Tags(tags) => {
                 let current = order.etag();
-                tags.iter().any(|t| t.strip_prefix("W/").unwrap_or(t) == current)
+                tags.iter()
+                    .any(|t| t.strip_prefix("W/").unwrap_or(t) == current)
             }
         }
     }

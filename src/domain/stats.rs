@@ -16,7 +16,10 @@ pub struct Stats {
 impl Stats {
     /// Adds `count` orders worth `cents` in all to `status`.
     pub fn add(&mut self, status: Status, count: i64, cents: i128) {
-        let i = Status::ALL.iter().position(|s| *s == status).expect("every status is listed");
+        let i = Status::ALL
+            .iter()
+            .position(|s| *s == status)
+            .expect("every status is listed");
         self.counts[i] += count;
         self.sums[i] += cents;
     }
@@ -47,7 +50,10 @@ mod tests {
     #[test]
     fn totals_and_average() {
         let mut s = Stats::default();
-        assert_eq!((s.total_amount(), s.average_amount()), ("0.00".into(), "0.00".into()));
+        assert_eq!(
+            (s.total_amount(), s.average_amount()),
+            ("0.00".into(), "0.00".into())
+        );
         s.add(Status::Pending, 2, 1001);
         s.add(Status::Cancelled, 1, 0);
         assert_eq!(s.total_orders(), 3);

@@ -106,7 +106,10 @@ fn status_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Opt
     match value.as_str().map(str::parse::<Status>) {
         Some(Ok(status)) => Some(status),
         _ => {
-            errors.push(name, "must be one of pending, processing, completed, cancelled");
+            errors.push(
+                name,
+                "must be one of pending, processing, completed, cancelled",
+            );
             None
         }
     }
@@ -122,7 +125,10 @@ fn amount_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Opt
     match parsed {
         Ok(amount) => Some(amount),
         Err(AmountError::Syntax) if !value.is_string() => {
-            errors.push(name, "must be a number or a decimal string such as \"150.50\"");
+            errors.push(
+                name,
+                "must be a number or a decimal string such as \"150.50\"",
+            );
             None
         }
         Err(e) => {
@@ -168,7 +174,7 @@ impl NewOrder {
         let customer_id = customer_id.and_then(|v| text_field("customer_id", v, &mut errors));
         let total_amount = total_amount.and_then(|v| amount_field("total_amount", v, &mut errors));
         let status = match map.get("status") {
-            None | Some(Value::Null) => Some(Status::Pending),
+            None => Some(Status::Pending),
             Some(v) => status_field("status", v, &mut errors),
         };
         errors.into_result()?;
@@ -189,11 +195,15 @@ impl OrderPatch {
         let mut errors = ValidationErrors::default();
         unknown_fields(map, &FIELDS, &mut errors);
         let patch = OrderPatch {
-            order_id: map.get("order_id").and_then(|v| text_field("order_id", v, &mut errors)),
+            order_id: map
+                .get("order_id")
+                .and_then(|v| text_field("order_id", v, &mut errors)),
             customer_id: map
                 .get("customer_id")
                 .and_then(|v| text_field("customer_id", v, &mut errors)),
-            status: map.get("status").and_then(|v| status_field("status", v, &mut errors)),
+            status: map
+                .get("status")
+                .and_then(|v| status_field("status", v, &mut errors)),
             total_amount: map
                 .get("total_amount")
                 .and_then(|v| amount_field("total_amount", v, &mut errors)),
@@ -228,7 +238,10 @@ pub fn status_from_json(body: &Value) -> Result<Status, ValidationErrors> {
             }
         }
         _ => {
-            errors.push("body", "must be a status string or an object with a status field");
+            errors.push(
+                "body",
+                "must be a status string or an object with a status field",
+            );
             None
         }
     };
@@ -277,7 +290,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             fields(e),
-            ["colour", "customer_id", "order_id", "status", "total_amount"]
+            [
+                "colour",
+                "customer_id",
+                "order_id",
+                "status",
+                "total_amount"
+            ]
         );
         let e = NewOrder::from_json(&json!({})).unwrap_err();
         assert_eq!(fields(e), ["customer_id", "order_id", "total_amount"]);
@@ -308,8 +327,14 @@ mod tests {
 
     #[test]
     fn a_status_body_is_a_string_or_an_object() {
-        assert_eq!(status_from_json(&json!("processing")), Ok(Status::Processing));
-        assert_eq!(status_from_json(&json!({"status": "cancelled"})), Ok(Status::Cancelled));
+        assert_eq!(
+            status_from_json(&json!("processing")),
+            Ok(Status::Processing)
+        );
+        assert_eq!(
+            status_from_json(&json!({"status": "cancelled"})),
+            Ok(Status::Cancelled)
+        );
         assert!(status_from_json(&json!("done")).is_err());
         assert!(status_from_json(&json!({"status": "pending", "x": 1})).is_err());
         assert!(status_from_json(&json!({})).is_err());

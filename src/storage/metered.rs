@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Backend, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, Updated};
-use crate::domain::{HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats};
+use crate::domain::{
+    HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats,
+};
 
 /// Latency of store operations, by operation and outcome.
 pub const QUERY_SECONDS: &str = "commandes_db_query_duration_seconds";
@@ -45,7 +47,10 @@ fn outcome<T>(r: &Result<T, StoreError>) -> &'static str {
 }
 
 /// Runs `f`, recording its duration under `operation`.
-async fn timed<T>(operation: &'static str, f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+async fn timed<T>(
+    operation: &'static str,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     let started = Instant::now();
     let result = f.await;
     metrics::histogram!(QUERY_SECONDS, "operation" => operation, "outcome" => outcome(&result))
@@ -63,9 +68,17 @@ impl Store for MeteredStore {
         timed("migrate", self.inner.migrate()).await
     }
 
-    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError> {
+    async fn create(
+        &self,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
         let result = timed("create", self.inner.create(order, key)).await;
-        if let Ok(Created { order, replayed: false }) = &result {
+        if let Ok(Created {
+            order,
+            replayed: false,
+        }) = &result
+        {
             metrics::counter!(ORDERS_CREATED, "status" => order.status.as_str()).increment(1);
         }
         result
@@ -91,9 +104,18 @@ impl Store for MeteredStore {
         timed("list", self.inner.list(filter)).await
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
+    async fn update(
+        &self,
+        id: i64,
+        patch: &OrderPatch,
+        if_match: Option<&Precondition>,
+    ) -> Result<Updated, StoreError> {
         let result = timed("update", self.inner.update(id, patch, if_match)).await;
-        if let Ok(Updated { order, previous: Some(before) }) = &result {
+        if let Ok(Updated {
+            order,
+            previous: Some(before),
+        }) = &result
+        {
             if before.status != order.status {
                 metrics::counter!(STATUS_CHANGES, "from" => before.status.as_str(), "to" => order.status.as_str())
                     .increment(1);

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats, Status,
+    HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats,
+    Status,
 };
 
 pub mod metered;
@@ -143,7 +144,11 @@ pub trait Store: Send + Sync {
     /// Creates an order; `Conflict(DuplicateOrderId)` if its `order_id`
     /// exists. With a key, the outcome is stored with it in the same
     /// transaction, and a repeat of the request replays it.
-    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError>;
+    async fn create(
+        &self,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError>;
 
     /// Deletes idempotency keys that expired before `now`, a batch at a
     /// time; returns how many went.
@@ -161,10 +166,20 @@ pub trait Store: Send + Sync {
     /// Applies `patch` atomically: the current row is read and written in one
     /// transaction, `if_match` is checked against it (`PreconditionFailed`),
     /// and [`Order::apply`] decides what is legal.
-    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError>;
+    async fn update(
+        &self,
+        id: i64,
+        patch: &OrderPatch,
+        if_match: Option<&Precondition>,
+    ) -> Result<Updated, StoreError>;
 
     /// Sets the status (a patch of the status alone).
-    async fn set_status(&self, id: i64, status: Status, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
+    async fn set_status(
+        &self,
+        id: i64,
+        status: Status,
+        if_match: Option<&Precondition>,
+    ) -> Result<Updated, StoreError> {
         self.update(id, &OrderPatch::status(status), if_match).await
     }
 
@@ -194,6 +209,19 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// SQLite: how long a writer waits for a lock held by another process.
     pub busy_timeout: Duration,
+    /// SQLite: `FULL` (every commit synced: survives power loss) or
+    /// `NORMAL` (faster; a power loss may lose the last commits, a crash of
+    /// the process loses nothing).
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// SQLite's `synchronous` setting, as offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
 }
 
 impl Default for StoreOptions {
@@ -202,6 +230,7 @@ impl Default for StoreOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            sqlite_synchronous: SqliteSync::Full,
         }
     }
 }
@@ -241,7 +270,9 @@ impl DatabaseUrl {
 /// Opens (but does not migrate) the store the URL names.
 pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match DatabaseUrl::parse(url).map_err(anyhow::Error::msg)? {
-        DatabaseUrl::SqliteFile(path) => Arc::new(sqlite::SqliteStore::open_file(&path, options).await?),
+        DatabaseUrl::SqliteFile(path) => {
+            Arc::new(sqlite::SqliteStore::open_file(&path, options).await?)
+        }
         DatabaseUrl::SqliteMemory => Arc::new(sqlite::SqliteStore::open_memory(options).await?),
         DatabaseUrl::Postgres(url) => Arc::new(postgres::PostgresStore::open(&url, options).await?),
     })
@@ -267,7 +298,10 @@ mod tests {
 
     #[test]
     fn urls_pick_the_backend() {
-        assert_eq!(DatabaseUrl::parse("sqlite::memory:"), Ok(DatabaseUrl::SqliteMemory));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:"),
+            Ok(DatabaseUrl::SqliteMemory)
+        );
         assert_eq!(
             DatabaseUrl::parse("sqlite://commandes.db"),
             Ok(DatabaseUrl::SqliteFile("commandes.db".into()))
@@ -276,14 +310,20 @@ mod tests {
             DatabaseUrl::parse("sqlite:///tmp/x.db?mode=rwc"),
             Ok(DatabaseUrl::SqliteFile("/tmp/x.db".into()))
         );
-        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
         assert!(DatabaseUrl::parse("mysql://x").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }

@@ -21,11 +21,12 @@ use tokio_postgres::{NoTls, Row};
 
 use super::migrations::{self, Migration};
 use super::{
-    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo,
+    StoreOptions, Updated,
 };
 use crate::domain::{
-    now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition,
-    SortKey, Stats, Status,
+    now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
+    Precondition, SortKey, Stats, Status,
 };
 
 const COLUMNS: &str = "id, order_id, customer_id, status, total_amount, created_at, updated_at";
@@ -83,8 +84,12 @@ impl PostgresStore {
 /// clients, database not accepting connections).
 fn map_pool_error(e: PoolError) -> StoreError {
     match e {
-        PoolError::Backend(e) => StoreError::Unavailable(format!("cannot connect: {}", crate::error::error_chain(&e))),
-        PoolError::Timeout(_) => StoreError::Unavailable("timed out waiting for a database connection".into()),
+        PoolError::Backend(e) => {
+            StoreError::Unavailable(format!("cannot connect: {}", crate::error::error_chain(&e)))
+        }
+        PoolError::Timeout(_) => {
+            StoreError::Unavailable("timed out waiting for a database connection".into())
+        }
         PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
         other => StoreError::Unavailable(other.to_string()),
     }
@@ -118,7 +123,9 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
 /// `PreconditionFailed` unless `if_match` allows changing `current`.
 fn check_precondition(if_match: Option<&Precondition>, current: &Order) -> Result<(), StoreError> {
     match if_match {
-        Some(p) if !p.matches_strong(current) => Err(StoreError::PreconditionFailed(Box::new(current.clone()))),
+        Some(p) if !p.matches_strong(current) => {
+            Err(StoreError::PreconditionFailed(Box::new(current.clone())))
+        }
         _ => Ok(()),
     }
 }
@@ -171,7 +178,9 @@ async fn insert<C: tokio_postgres::GenericClient>(
         .map_err(map_error)?;
     match rows.first() {
         Some(row) => row_to_order(row),
-        None => Err(StoreError::Conflict(Conflict::DuplicateOrderId(order.order_id.clone()))),
+        None => Err(StoreError::Conflict(Conflict::DuplicateOrderId(
+            order.order_id.clone(),
+        ))),
     }
 }
 
@@ -182,8 +191,11 @@ async fn apply_migrations(
     let tx = client.transaction().await?;
     // A second process blocks here until the first commits, then sees the
     // versions it recorded and has nothing left to do.
-    tx.query_typed("select pg_advisory_xact_lock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
-        .await?;
+    tx.query_typed(
+        "select pg_advisory_xact_lock($1)",
+        &[(&MIGRATION_LOCK, Type::INT8)],
+    )
+    .await?;
     tx.batch_execute(
         "create table if not exists commandes_schema_migrations (
             version    bigint primary key,
@@ -193,7 +205,10 @@ async fn apply_migrations(
     )
     .await?;
     let from: i64 = tx
-        .query_typed("select coalesce(max(version), 0)::int8 from commandes_schema_migrations", &[])
+        .query_typed(
+            "select coalesce(max(version), 0)::int8 from commandes_schema_migrations",
+            &[],
+        )
         .await?[0]
         .get(0);
     for m in history.iter().filter(|m| m.version > from) {
@@ -269,7 +284,11 @@ impl ListArgs {
             SortKey::TotalAmount => "total_amount",
             SortKey::Id => "id",
         };
-        let dir = if filter.sort.descending { "desc" } else { "asc" };
+        let dir = if filter.sort.descending {
+            "desc"
+        } else {
+            "asc"
+        };
         let order = if column == "id" {
             format!("id {dir}")
         } else {
@@ -282,7 +301,11 @@ impl ListArgs {
         }
         params.push((&self.limit, Type::INT8));
         params.push((&self.skip, Type::INT8));
-        sql.push_str(&format!(" order by {order} limit ${} offset ${}", params.len() - 1, params.len()));
+        sql.push_str(&format!(
+            " order by {order} limit ${} offset ${}",
+            params.len() - 1,
+            params.len()
+        ));
         (sql, params)
     }
 }
@@ -300,12 +323,19 @@ impl Store for PostgresStore {
             .map_err(map_error)
     }
 
-    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError> {
+    async fn create(
+        &self,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
         let mut client = self.client().await?;
         let t = now();
         let Some(key) = key else {
             let order = insert(&**client, order, &t, &t).await?;
-            return Ok(Created { order, replayed: false });
+            return Ok(Created {
+                order,
+                replayed: false,
+            });
         };
         let tx = client.transaction().await.map_err(map_error)?;
         // Held until commit: a second request with the same key, on any
@@ -334,7 +364,10 @@ impl Store for PostgresStore {
         if let Some(row) = stored {
             let fingerprint: String = row.try_get(7).map_err(StoreError::backend)?;
             return if fingerprint == key.fingerprint {
-                Ok(Created { order: row_to_order(&row)?, replayed: true })
+                Ok(Created {
+                    order: row_to_order(&row)?,
+                    replayed: true,
+                })
             } else {
                 Err(StoreError::IdempotencyMismatch)
             };
@@ -369,7 +402,10 @@ impl Store for PostgresStore {
         .await
         .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
-        Ok(Created { order: created, replayed: false })
+        Ok(Created {
+            order: created,
+            replayed: false,
+        })
     }
 
     async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -426,7 +462,12 @@ impl Store for PostgresStore {
         rows.iter().map(row_to_order).collect()
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
+    async fn update(
+        &self,
+        id: i64,
+        patch: &OrderPatch,
+        if_match: Option<&Precondition>,
+    ) -> Result<Updated, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         // The row lock makes read-decide-write one atomic step: a concurrent
@@ -438,12 +479,24 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(map_error)?;
-        let current = row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)?;
+        let current = row
+            .as_ref()
+            .map_or(Err(StoreError::NotFound), row_to_order)?;
         check_precondition(if_match, &current)?;
         let next = match current.apply(patch, now()) {
             Ok(Some(next)) => next,
-            Ok(None) => return Ok(Updated { order: current, previous: None }),
-            Err(e) => return Err(StoreError::Conflict(Conflict::Transition { from: e.from, to: e.to })),
+            Ok(None) => {
+                return Ok(Updated {
+                    order: current,
+                    previous: None,
+                })
+            }
+            Err(e) => {
+                return Err(StoreError::Conflict(Conflict::Transition {
+                    from: e.from,
+                    to: e.to,
+                }))
+            }
         };
         let amount = next.total_amount.to_decimal();
         let status = next.status.as_str();
@@ -465,12 +518,17 @@ impl Store for PostgresStore {
         match updated {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(Conflict::DuplicateOrderId(next.order_id)))
+                return Err(StoreError::Conflict(Conflict::DuplicateOrderId(
+                    next.order_id,
+                )))
             }
             Err(e) => return Err(map_error(e)),
         }
         tx.commit().await.map_err(map_error)?;
-        Ok(Updated { order: next, previous: Some(current) })
+        Ok(Updated {
+            order: next,
+            previous: Some(current),
+        })
     }
 
     async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
@@ -480,7 +538,11 @@ impl Store for PostgresStore {
                 .execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
                 .await
                 .map_err(map_error)?;
-            return if n == 0 { Err(StoreError::NotFound) } else { Ok(()) };
+            return if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            };
         };
         let tx = client.transaction().await.map_err(map_error)?;
         let row = tx
@@ -490,7 +552,9 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(map_error)?;
-        let current = row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)?;
+        let current = row
+            .as_ref()
+            .map_or(Err(StoreError::NotFound), row_to_order)?;
         check_precondition(Some(if_match), &current)?;
         tx.execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
             .await

@@ -20,11 +20,12 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 use super::migrations::{self, Migration};
 use super::{
-    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo,
+    StoreOptions, Updated,
 };
 use crate::domain::{
-    format_time, now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
-    Precondition, SortKey, Stats, Status,
+    format_time, now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
+    OrderPatch, Precondition, SortKey, Stats, Status,
 };
 
 const COLUMNS: &str = "id, order_id, customer_id, status, total_cents, created_at, updated_at";
@@ -52,13 +53,19 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let busy = options.busy_timeout;
         let opened = path.clone();
+        let sync = match options.sqlite_synchronous {
+            super::SqliteSync::Full => "full",
+            super::SqliteSync::Normal => "normal",
+        };
         let writer = tokio::task::spawn_blocking(move || -> rusqlite::Result<Connection> {
             let conn = Connection::open(&opened)?;
             conn.busy_timeout(busy)?;
             // WAL lets readers work while a writer commits; FULL syncs the
             // WAL on every commit so an acknowledged order survives power loss.
             conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
-            conn.execute_batch("pragma synchronous = full; pragma foreign_keys = on;")?;
+            conn.execute_batch(&format!(
+                "pragma synchronous = {sync}; pragma foreign_keys = on;"
+            ))?;
             Ok(conn)
         })
         .await?
@@ -141,7 +148,9 @@ impl SqliteStore {
 fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(busy)?;
     Ok(conn)
@@ -169,7 +178,9 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn row_to_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
@@ -233,13 +244,19 @@ fn insert(
 /// `PreconditionFailed` unless `if_match` allows changing `current`.
 fn check_precondition(if_match: Option<&Precondition>, current: Order) -> Result<(), StoreError> {
     match if_match {
-        Some(p) if !p.matches_strong(&current) => Err(StoreError::PreconditionFailed(Box::new(current))),
+        Some(p) if !p.matches_strong(&current) => {
+            Err(StoreError::PreconditionFailed(Box::new(current)))
+        }
         _ => Ok(()),
     }
 }
 
 /// The unexpired outcome stored with `key`: its fingerprint and order.
-fn stored_key(conn: &Connection, key: &IdempotencyKey, now: &DateTime<Utc>) -> Result<Option<(String, Order)>, StoreError> {
+fn stored_key(
+    conn: &Connection,
+    key: &IdempotencyKey,
+    now: &DateTime<Utc>,
+) -> Result<Option<(String, Order)>, StoreError> {
     conn.prepare_cached(
         "select order_pk, order_id, customer_id, status, total_cents, created_at, updated_at, fingerprint
          from commandes_idempotency_keys where scope = ?1 and key = ?2 and expires_at > ?3",
@@ -259,12 +276,18 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn claim(set: &Arc<Mutex<HashSet<(String, String)>>>, key: &IdempotencyKey) -> Result<InFlight, StoreError> {
+    fn claim(
+        set: &Arc<Mutex<HashSet<(String, String)>>>,
+        key: &IdempotencyKey,
+    ) -> Result<InFlight, StoreError> {
         let entry = (key.scope.clone(), key.key.clone());
         if !set.lock().expect("in-flight lock").insert(entry.clone()) {
             return Err(StoreError::IdempotencyInProgress);
         }
-        Ok(InFlight { set: set.clone(), entry })
+        Ok(InFlight {
+            set: set.clone(),
+            entry,
+        })
     }
 }
 
@@ -283,10 +306,17 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     if !exists {
         return Ok(0);
     }
-    conn.query_row("select coalesce(max(version), 0) from commandes_schema_migrations", [], |r| r.get(0))
+    conn.query_row(
+        "select coalesce(max(version), 0) from commandes_schema_migrations",
+        [],
+        |r| r.get(0),
+    )
 }
 
-fn apply_migrations(conn: &mut Connection, history: &'static [Migration]) -> rusqlite::Result<MigrationReport> {
+fn apply_migrations(
+    conn: &mut Connection,
+    history: &'static [Migration],
+) -> rusqlite::Result<MigrationReport> {
     // IMMEDIATE takes the write lock up front: a second process waits here
     // (busy timeout) and then finds the work done.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -297,7 +327,11 @@ fn apply_migrations(conn: &mut Connection, history: &'static [Migration]) -> rus
             applied_at text not null
         )",
     )?;
-    let from: i64 = tx.query_row("select coalesce(max(version), 0) from commandes_schema_migrations", [], |r| r.get(0))?;
+    let from: i64 = tx.query_row(
+        "select coalesce(max(version), 0) from commandes_schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
     for m in history.iter().filter(|m| m.version > from) {
         tx.execute_batch(m.sql)?;
         tx.execute(
@@ -344,7 +378,11 @@ fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
         SortKey::TotalAmount => "total_cents",
         SortKey::Id => "id",
     };
-    let dir = if filter.sort.descending { "desc" } else { "asc" };
+    let dir = if filter.sort.descending {
+        "desc"
+    } else {
+        "asc"
+    };
     let order = if column == "id" {
         format!("id {dir}")
     } else {
@@ -357,7 +395,11 @@ fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
     }
     args.push(Value::Integer(filter.limit.into()));
     args.push(Value::Integer(filter.skip as i64));
-    sql.push_str(&format!(" order by {order} limit ?{} offset ?{}", args.len() - 1, args.len()));
+    sql.push_str(&format!(
+        " order by {order} limit ?{} offset ?{}",
+        args.len() - 1,
+        args.len()
+    ));
     (sql, args)
 }
 
@@ -372,13 +414,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create(&self, order: &NewOrder, key: Option<&IdempotencyKey>) -> Result<Created, StoreError> {
+    async fn create(
+        &self,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
         let order = order.clone();
         let Some(key) = key.cloned() else {
             return self
                 .write(move |conn| {
                     let t = now();
-                    insert(conn, &order, &t, &t).map(|order| Created { order, replayed: false })
+                    insert(conn, &order, &t, &t).map(|order| Created {
+                        order,
+                        replayed: false,
+                    })
                 })
                 .await;
         };
@@ -460,10 +509,12 @@ impl Store for SqliteStore {
     async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
         let order_id = order_id.to_string();
         self.read(move |conn| {
-            conn.prepare_cached(&format!("select {COLUMNS} from commandes where order_id = ?1"))
-                .and_then(|mut s| s.query_row([order_id], row_to_order).optional())
-                .map_err(map_error)?
-                .ok_or(StoreError::NotFound)
+            conn.prepare_cached(&format!(
+                "select {COLUMNS} from commandes where order_id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([order_id], row_to_order).optional())
+            .map_err(map_error)?
+            .ok_or(StoreError::NotFound)
         })
         .await
     }
@@ -475,12 +526,18 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(args), row_to_order)
                 .map_err(map_error)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_error)
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_error)
         })
         .await
     }
 
-    async fn update(&self, id: i64, patch: &OrderPatch, if_match: Option<&Precondition>) -> Result<Updated, StoreError> {
+    async fn update(
+        &self,
+        id: i64,
+        patch: &OrderPatch,
+        if_match: Option<&Precondition>,
+    ) -> Result<Updated, StoreError> {
         let patch = patch.clone();
         let if_match = if_match.cloned();
         self.write(move |conn| {
@@ -491,8 +548,18 @@ impl Store for SqliteStore {
             check_precondition(if_match.as_ref(), current.clone())?;
             let next = match current.apply(&patch, now()) {
                 Ok(Some(next)) => next,
-                Ok(None) => return Ok(Updated { order: current, previous: None }),
-                Err(e) => return Err(StoreError::Conflict(Conflict::Transition { from: e.from, to: e.to })),
+                Ok(None) => {
+                    return Ok(Updated {
+                        order: current,
+                        previous: None,
+                    })
+                }
+                Err(e) => {
+                    return Err(StoreError::Conflict(Conflict::Transition {
+                        from: e.from,
+                        to: e.to,
+                    }))
+                }
             };
             let updated = tx.execute(
                 "update commandes
@@ -510,12 +577,17 @@ impl Store for SqliteStore {
             match updated {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Conflict(Conflict::DuplicateOrderId(next.order_id)))
+                    return Err(StoreError::Conflict(Conflict::DuplicateOrderId(
+                        next.order_id,
+                    )))
                 }
                 Err(e) => return Err(map_error(e)),
             }
             tx.commit().map_err(map_error)?;
-            Ok(Updated { order: next, previous: Some(current) })
+            Ok(Updated {
+                order: next,
+                previous: Some(current),
+            })
         })
         .await
     }
@@ -529,7 +601,9 @@ impl Store for SqliteStore {
             if if_match.is_some() {
                 check_precondition(if_match.as_ref(), select_by_id(&tx, id)?)?;
             }
-            let n = tx.execute("delete from commandes where id = ?1", [id]).map_err(map_error)?;
+            let n = tx
+                .execute("delete from commandes where id = ?1", [id])
+                .map_err(map_error)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
@@ -612,7 +686,10 @@ mod tests {
         };
         let (sql, args) = list_sql(&filter);
         assert!(sql.contains("status = ?1 and total_cents >= ?2"), "{sql}");
-        assert!(sql.ends_with("order by created_at desc, id desc limit ?3 offset ?4"), "{sql}");
+        assert!(
+            sql.ends_with("order by created_at desc, id desc limit ?3 offset ?4"),
+            "{sql}"
+        );
         assert_eq!(args.len(), 4);
     }
 }
