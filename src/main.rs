@@ -64,6 +64,7 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(settings = %settings.redacted(), "starting");
+    let shutdown = shutdown_signal();
     let app = app::build(&settings).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, backend = %app.store().backend(), "listening");
@@ -84,30 +85,48 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
         println!("Set COMMANDES_API_TOKENS (or auth.tokens) to choose your own.\n");
     }
-    app.run(shutdown_signal()).await
+    app.run(shutdown).await
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (Ctrl-C) or SIGTERM (what orchestrators send). The handlers are
+/// installed when this is called, not when the future is first polled: a
+/// SIGTERM that arrives right after start-up must start a graceful
+/// shutdown, not kill the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = int => {},
             }
-            Err(_) => std::future::pending().await,
+            tracing::info!("shutting down");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
-    tracing::info!("shutting down");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::Value;
 
+use crate::domain::ValidationErrors;
 use crate::error::ApiError;
 
 /// The body size limit, stored in the request data by the app.
@@ -115,27 +116,105 @@ impl<'a, D: Type> ApiExtractor<'a> for JsonBody<D> {
     }
 }
 
-/// The query string as name/value pairs, percent-decoded.
-pub fn query_pairs(request: &Request) -> Vec<(String, String)> {
-    request
+/// The query string as name/value pairs, percent-decoded. A name or value
+/// that is not UTF-8 once decoded is a problem, not a lossy replacement: it
+/// would otherwise match text it was never equal to.
+pub fn query_pairs(request: &Request) -> Result<Vec<(String, String)>, ValidationErrors> {
+    let mut pairs = Vec::new();
+    let mut errors = ValidationErrors::default();
+    let decode = |raw: &str| -> Result<String, String> {
+        let spaced = raw.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| {
+                String::from_utf8_lossy(
+                    &percent_encoding::percent_decode_str(&spaced).collect::<Vec<u8>>(),
+                )
+                .into_owned()
+            })
+    };
+    for part in request
         .uri()
         .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
+        .split('&')
+        // `str::is_empty` spelled out: poem-openapi's `Type` trait, in scope
+        // here, has an `is_empty` that a `&&str` would pick, always false.
+        .filter(|p| !str::is_empty(p))
+    {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        match (decode(name), decode(value)) {
+            (Ok(name), Ok(value)) => pairs.push((name, value)),
+            (Ok(name), Err(_)) => errors.push(name, "is not valid UTF-8"),
+            (Err(lossy), _) => errors.push(lossy, "is not valid UTF-8"),
+        }
+    }
+    errors.into_result()?;
+    Ok(pairs)
 }
 
 /// Refuses any query parameter on an operation that takes none.
-pub fn no_query(request: &Request) -> Result<(), ApiError> {
-    let mut errors = crate::domain::ValidationErrors::default();
-    for (name, _) in query_pairs(request) {
-        errors.push(name, "unknown query parameter");
+pub fn no_query(request: &Request) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    match query_pairs(request) {
+        Ok(pairs) => {
+            for (name, _) in pairs {
+                errors.push(name, "unknown query parameter");
+            }
+        }
+        Err(e) => errors.0.extend(e.0),
     }
-    errors.into_result().map_err(ApiError::Validation)
+    errors.into_result()
+}
+
+/// The problems found in one request's path, query, headers and body,
+/// gathered so that they are all reported in one 422.
+#[derive(Debug, Default)]
+pub struct Problems(ValidationErrors);
+
+impl Problems {
+    /// The value, or `None` with its problems kept.
+    pub fn check<T>(&mut self, result: Result<T, ValidationErrors>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0 .0.extend(e.0);
+                None
+            }
+        }
+    }
+
+    /// A 422 with everything found, if anything was.
+    pub fn finish(self) -> Result<(), ApiError> {
+        self.0.into_result().map_err(ApiError::Validation)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::is_json;
+
+    #[test]
+    fn query_pairs_decode_strictly() {
+        let pairs = |uri: &'static str| {
+            let req = poem::Request::builder()
+                .uri(poem::http::Uri::from_static(uri))
+                .finish();
+            super::query_pairs(&req)
+        };
+        assert_eq!(pairs("/stats"), Ok(vec![]));
+        assert_eq!(pairs("/stats?"), Ok(vec![]));
+        assert_eq!(
+            pairs("/x?a=1&&b=%C3%A9+x&c"),
+            Ok(vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "é x".into()),
+                ("c".into(), "".into())
+            ])
+        );
+        assert!(pairs("/x?customer_id=%FF").is_err());
+    }
 
     #[test]
     fn json_media_types() {

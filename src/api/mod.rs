@@ -245,7 +245,7 @@ fn check_request_size(req: &Request) -> Result<(), ApiError> {
     }
     let parameters = uri
         .query()
-        .map_or(0, |q| q.split('&').filter(|p| !p.is_empty()).count());
+        .map_or(0, |q| q.split('&').filter(|p| !str::is_empty(p)).count());
     if parameters > MAX_QUERY_PARAMETERS {
         return Err(ApiError::Validation(crate::domain::ValidationErrors::one(
             "query",

@@ -10,10 +10,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::auth::BearerAuth;
-use super::extract::{no_query, query_pairs, JsonBody};
+use super::extract::{no_query, query_pairs, JsonBody, Problems};
 use super::schema::{
-    AmountParam, Doc, IdText, IdempotencyKeyText, LimitParam, NewOrderRequest, Order, OrderPatchRequest, SkipParam,
-    SortParam, StatusParam, StatusText, StatusUpdate, TextParam, TimeBoundParam,
+    AmountParam, Doc, IdText, IdempotencyKeyText, LimitParam, NewOrderRequest, Order,
+    OrderPatchRequest, SkipParam, SortParam, StatusParam, StatusText, StatusUpdate, TextParam,
+    TimeBoundParam,
 };
 use super::ApiTags;
 use crate::domain::validation::{parse_id, status_from_json};
@@ -116,9 +117,9 @@ pub enum DeleteResponse {
     Deleted,
 }
 
-/// Parses an `{id}`: 422 unless digits; 404 if no order can have it.
-fn order_id_number(raw: &IdText) -> Result<i64, ApiError> {
-    parse_id(&raw.0)?.ok_or_else(ApiError::order_not_found)
+/// An `{id}` that passed [`parse_id`]: 404 if no order can have it.
+fn existing(id: Option<Option<i64>>) -> Result<i64, ApiError> {
+    id.flatten().ok_or_else(ApiError::order_not_found)
 }
 
 fn orders(list: Vec<crate::domain::Order>) -> ListResponse {
@@ -167,7 +168,8 @@ impl OrdersApi {
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<LimitParam>>>,
     ) -> Result<ListResponse, ApiError> {
-        let filter = ListFilter::from_query(&query_pairs(request), ListScope::All)?;
+        let filter =
+            query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::All))?;
         Ok(orders(self.store.list(&filter).await?))
     }
 
@@ -193,10 +195,11 @@ impl OrdersApi {
         idempotency_key: Header<Option<IdempotencyKeyText>>,
         body: JsonBody<NewOrderRequest>,
     ) -> Result<CreateResponse, ApiError> {
-        no_query(request)?;
-        let new = NewOrder::from_json(&body.0);
+        let mut problems = Problems::default();
+        problems.check(no_query(request));
+        let new = problems.check(NewOrder::from_json(&body.0));
         let key = match (&new, &idempotency_key.0) {
-            (Ok(order), Some(k)) => Some(IdempotencyKey::new(
+            (Some(order), Some(k)) => problems.check(IdempotencyKey::new(
                 &auth.0.scope,
                 &k.0,
                 order,
@@ -204,10 +207,8 @@ impl OrdersApi {
             )),
             _ => None,
         };
-        let (new, key) = match (new, key.transpose()) {
-            (Ok(new), Ok(key)) => (new, key),
-            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
-        };
+        problems.finish()?;
+        let new = new.expect("checked");
         let created = self.store.create(&new, key.as_ref()).await?;
         let order = created.order;
         let location = format!("/commandes/{}", order.id);
@@ -236,9 +237,14 @@ impl OrdersApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<OrderResponse, ApiError> {
-        let id = order_id_number(&id)?;
-        no_query(request)?;
-        Ok(read_response(self.store.get(id).await?, if_none_match.0))
+        let mut problems = Problems::default();
+        let id = problems.check(parse_id(&id.0 .0));
+        problems.check(no_query(request));
+        problems.finish()?;
+        Ok(read_response(
+            self.store.get(existing(id)?).await?,
+            if_none_match.0,
+        ))
     }
 
     /// Get an order by its order_id
@@ -260,7 +266,7 @@ impl OrdersApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<OrderResponse, ApiError> {
-        no_query(request)?;
+        no_query(request).map_err(ApiError::Validation)?;
         // A value no order can hold (too long, control characters) is simply
         // absent; it never reaches the database.
         if crate::domain::check_text(&order_id.0).is_err() {
@@ -313,7 +319,8 @@ impl OrdersApi {
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<LimitParam>>>,
     ) -> Result<ListResponse, ApiError> {
-        let mut filter = ListFilter::from_query(&query_pairs(request), ListScope::Customer)?;
+        let mut filter =
+            query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::Customer))?;
         // A value no order can hold matches nothing: an empty list.
         if crate::domain::check_text(&customer_id.0).is_err() {
             return Ok(ListResponse::Ok(Json(Vec::new())));
@@ -362,24 +369,19 @@ impl OrdersApi {
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<LimitParam>>>,
     ) -> Result<ListResponse, ApiError> {
-        let status: Result<Status, ValidationErrors> =
+        let mut problems = Problems::default();
+        let status = problems.check(
             status
                 .0
                  .0
-                .parse()
-                .map_err(|e: crate::domain::status::UnknownStatus| {
-                    ValidationErrors::one("status", e.to_string())
-                });
-        let query = ListFilter::from_query(&query_pairs(request), ListScope::Status);
-        // Report the path and the query problems together.
-        let (status, mut filter) = match (status, query) {
-            (Ok(s), Ok(f)) => (s, f),
-            (s, f) => {
-                let mut errors = s.err().unwrap_or_default();
-                errors.0.extend(f.err().unwrap_or_default().0);
-                return Err(errors.into());
-            }
-        };
+                .parse::<Status>()
+                .map_err(|e| ValidationErrors::one("status", e.to_string())),
+        );
+        let filter = problems.check(
+            query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::Status)),
+        );
+        problems.finish()?;
+        let (status, mut filter) = (status.expect("checked"), filter.expect("checked"));
         filter.status = Some(status);
         Ok(orders(self.store.list(&filter).await?))
     }
@@ -405,18 +407,12 @@ impl OrdersApi {
         if_match: Header<Option<String>>,
         body: JsonBody<OrderPatchRequest>,
     ) -> Result<ChangedResponse, ApiError> {
-        let id = order_id_number(&id);
-        let patch = OrderPatch::from_json(&body.0);
-        no_query(request)?;
-        let (id, patch) = match (id, patch) {
-            (Ok(id), Ok(patch)) => (id, patch),
-            (Err(ApiError::Validation(mut e)), Err(p)) => {
-                e.0.extend(p.0);
-                return Err(e.into());
-            }
-            (Err(e), _) => return Err(e),
-            (_, Err(p)) => return Err(p.into()),
-        };
+        let mut problems = Problems::default();
+        let id = problems.check(parse_id(&id.0 .0));
+        problems.check(no_query(request));
+        let patch = problems.check(OrderPatch::from_json(&body.0));
+        problems.finish()?;
+        let (id, patch) = (existing(id)?, patch.expect("checked"));
         let if_match = precondition(if_match.0);
         Ok(changed_response(
             self.store
@@ -444,8 +440,11 @@ impl OrdersApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
-        let id = order_id_number(&id)?;
-        no_query(request)?;
+        let mut problems = Problems::default();
+        let id = problems.check(parse_id(&id.0 .0));
+        problems.check(no_query(request));
+        problems.finish()?;
+        let id = existing(id)?;
         let if_match = precondition(if_match.0);
         self.store.delete(id, if_match.as_ref()).await?;
         Ok(DeleteResponse::Deleted)
@@ -474,18 +473,12 @@ impl OrdersApi {
         if_match: Header<Option<String>>,
         body: JsonBody<StatusUpdate>,
     ) -> Result<ChangedResponse, ApiError> {
-        let id = order_id_number(&id);
-        let status = status_from_json(&body.0);
-        no_query(request)?;
-        let (id, status) = match (id, status) {
-            (Ok(id), Ok(status)) => (id, status),
-            (Err(ApiError::Validation(mut e)), Err(s)) => {
-                e.0.extend(s.0);
-                return Err(e.into());
-            }
-            (Err(e), _) => return Err(e),
-            (_, Err(s)) => return Err(s.into()),
-        };
+        let mut problems = Problems::default();
+        let id = problems.check(parse_id(&id.0 .0));
+        problems.check(no_query(request));
+        let status = problems.check(status_from_json(&body.0));
+        problems.finish()?;
+        let (id, status) = (existing(id)?, status.expect("checked"));
         let if_match = precondition(if_match.0);
         Ok(changed_response(
             self.store

@@ -34,7 +34,7 @@ impl StatsApi {
     /// average amount.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
     async fn stats(&self, _auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
-        no_query(request)?;
+        no_query(request).map_err(ApiError::Validation)?;
         Ok(StatsResponse::Ok(Json(self.store.stats().await?.into())))
     }
 }

@@ -1,6 +1,24 @@
 //! The behavioural suite: every test runs against SQLite and PostgreSQL,
 //! over real HTTP, through the same code the binary runs.
 
+mod process;
 mod support;
 
+mod auth;
+mod cli;
+mod concurrency;
+mod create;
+mod delete;
+mod docs;
+mod durability;
+mod errors;
+mod lists;
+mod observability;
+mod outage;
+mod read;
+mod scale_out;
 mod smoke;
+mod stats;
+mod status;
+mod update;
+mod validation;

@@ -18,6 +18,9 @@ use tokio::sync::oneshot;
 /// The token every test app accepts.
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// A second caller's token.
+pub const SECOND_TOKEN: &str = "second-token";
+
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -35,7 +38,7 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
-    pg_database: Option<(String, String)>,
+    _database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -46,9 +49,12 @@ impl TestApp {
     }
 
     /// Starts the app after `adjust` has changed its settings.
-    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    pub async fn spawn_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
         let mut dir = None;
-        let mut pg_database = None;
+        let mut database = None;
         let url = match backend {
             Backend::Sqlite => {
                 let d = tempfile::tempdir().expect("temp dir");
@@ -57,11 +63,10 @@ impl TestApp {
                 url
             }
             Backend::Postgres => {
-                let server = postgres_server()?;
-                let name = format!("commandes_test_{:016x}", rand_u64());
-                admin_sql(server, &format!("create database {name}")).await;
-                pg_database = Some((server.to_string(), name.clone()));
-                with_database(server, &name)
+                let db = TestDatabase::create().await?;
+                let url = db.url.clone();
+                database = Some(db);
+                url
             }
         };
         let mut settings = Settings::default();
@@ -71,9 +76,11 @@ impl TestApp {
         settings.database.url = url.clone();
         settings.database.demo_data = DemoData::Never;
         settings.database.pool_size = 8;
-        settings.auth.tokens = vec![TOKEN.into()];
+        settings.auth.tokens = vec![TOKEN.into(), SECOND_TOKEN.into()];
         adjust(&mut settings);
-        let app = commandes::app::build(&settings).await.expect("the app starts");
+        let app = commandes::app::build(&settings)
+            .await
+            .expect("the app starts");
         let base = format!("http://{}", app.local_addr());
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run(async {
@@ -87,7 +94,7 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
-            pg_database,
+            _database: database,
         })
     }
 
@@ -97,7 +104,9 @@ impl TestApp {
 
     /// A request with the test token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(TOKEN)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
     }
 
     /// A request with no token.
@@ -106,11 +115,17 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path).send().await.expect("request sent")
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.request(Method::DELETE, path).send().await.expect("request sent")
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Sends `body` as `application/json`.
@@ -132,7 +147,13 @@ impl TestApp {
     }
 
     /// Creates an order and returns it (panics unless 201).
-    pub async fn create(&self, order_id: &str, customer_id: &str, amount: &str, status: &str) -> Value {
+    pub async fn create(
+        &self,
+        order_id: &str,
+        customer_id: &str,
+        amount: &str,
+        status: &str,
+    ) -> Value {
         let r = self
             .post(
                 "/commandes",
@@ -144,6 +165,45 @@ impl TestApp {
             .await;
         assert_eq!(r.status(), 201, "create {order_id}");
         r.json().await.expect("json body")
+    }
+
+    /// Sends `body` as it is, with `content_type` if given (no other
+    /// header besides the token).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self.request(method, path);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        request.body(body).send().await.expect("request sent")
+    }
+
+    /// `GET path`, which must answer 200 with a JSON array.
+    pub async fn list(&self, path: &str) -> Vec<Value> {
+        let body = json(self.get(path).await, 200).await;
+        body.as_array()
+            .unwrap_or_else(|| panic!("{path}: not an array: {body}"))
+            .clone()
+    }
+
+    /// The `id`s of `GET path`, in the order returned.
+    pub async fn list_ids(&self, path: &str) -> Vec<i64> {
+        ids(&self.list(path).await)
+    }
+
+    /// `GET /stats` (must be 200).
+    pub async fn stats(&self) -> Value {
+        json(self.get("/stats").await, 200).await
+    }
+
+    /// `GET /commandes/{id}` (must be 200).
+    pub async fn fetch(&self, id: i64) -> Value {
+        json(self.get(&format!("/commandes/{id}")).await, 200).await
     }
 
     /// Stops the server, waiting for in-flight requests.
@@ -166,28 +226,103 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some((server, name)) = self.pg_database.take() {
-            // Dropping needs a connection of its own; do it off the test's
-            // runtime so Drop stays synchronous.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                rt.block_on(admin_sql(&server, &format!("drop database if exists {name} with (force)")));
-            })
-            .join();
-        }
+        // The database (a field) is dropped after this.
+    }
+}
+
+/// A new, empty database on the test PostgreSQL server, dropped (`with
+/// (force)`) when this value is.
+pub struct TestDatabase {
+    /// The database's URL.
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// `None` when PostgreSQL is not available (and not required).
+    pub async fn create() -> Option<TestDatabase> {
+        let server = postgres_server()?;
+        let name = format!("commandes_test_{:016x}", rand_u64());
+        admin_sql(server, &format!("create database {name}")).await;
+        Some(TestDatabase {
+            url: with_database(server, &name),
+            server: server.to_string(),
+            name,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Dropping needs a connection of its own; do it off the test's
+        // runtime so Drop stays synchronous.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(admin_sql(
+                &server,
+                &format!("drop database if exists {name} with (force)"),
+            ));
+        })
+        .join();
     }
 }
 
 /// Reads a problem+json error and checks its envelope.
 pub async fn problem(r: Response, status: u16) -> Value {
     assert_eq!(r.status(), status, "status");
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
-    assert_eq!(ct.as_deref(), Some("application/problem+json"), "problem content type");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        ct.as_deref(),
+        Some("application/problem+json"),
+        "problem content type"
+    );
     let body: Value = r.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status, "status member");
     assert_eq!(body["type"], "about:blank");
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     body
+}
+
+/// Reads a JSON success body after checking the status and media type.
+pub async fn json(r: Response, status: u16) -> Value {
+    let url = r.url().to_string();
+    let got = r.status();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().await.expect("body");
+    assert_eq!(got, status, "{url}: status (body: {text})");
+    assert!(
+        ct.as_deref()
+            .is_some_and(|ct| ct.starts_with("application/json")),
+        "{url}: content type {ct:?}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {text}"))
+}
+
+/// The `id` of each order in a list.
+pub fn ids(orders: &[Value]) -> Vec<i64> {
+    orders
+        .iter()
+        .map(|o| o["id"].as_i64().expect("id"))
+        .collect()
+}
+
+/// `text` percent-encoded for use as one path segment or query value.
+pub fn enc(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// The fields named in a 422's `errors`, sorted.
@@ -209,7 +344,10 @@ fn rand_u64() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    t ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    t ^ (u64::from(std::process::id()) << 32)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Runs one statement on the server's maintenance connection.
@@ -218,7 +356,10 @@ async fn admin_sql(server: &str, sql: &str) {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL server: {e}"));
     let task = tokio::spawn(conn);
-    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     drop(client);
     let _ = task.await;
 }
@@ -269,10 +410,14 @@ pub fn postgres_server() -> Option<&'static str> {
 
 /// Finds `initdb` and `pg_ctl`: on PATH, or where Debian puts them.
 fn server_binaries() -> Option<PathBuf> {
-    let on_path = Command::new("pg_config").arg("--bindir").output().ok().and_then(|o| {
-        let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-        dir.join("initdb").exists().then_some(dir)
-    });
+    let on_path = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+            dir.join("initdb").exists().then_some(dir)
+        });
     if on_path.is_some() {
         return on_path;
     }
@@ -287,7 +432,8 @@ fn server_binaries() -> Option<PathBuf> {
 
 /// Starts a private cluster on a free port; it stops when this process ends.
 fn throwaway_cluster() -> Result<String, String> {
-    let bin = server_binaries().ok_or("no TEST_DATABASE_URL and no PostgreSQL server binaries found")?;
+    let bin =
+        server_binaries().ok_or("no TEST_DATABASE_URL and no PostgreSQL server binaries found")?;
     let dir = std::env::temp_dir().join(format!("commandes-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -295,7 +441,10 @@ fn throwaway_cluster() -> Result<String, String> {
         .map_err(|e| e.to_string())?
         .port();
     // PostgreSQL refuses to run as root: run it as the `postgres` user then.
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     let run = |program: &str, args: &[&str]| -> Result<(), String> {
         let path = bin.join(program);
         let mut cmd = if is_root {
@@ -305,24 +454,52 @@ fn throwaway_cluster() -> Result<String, String> {
         } else {
             Command::new(&path)
         };
-        let out = cmd.args(args).output().map_err(|e| format!("{program}: {e}"))?;
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
     };
     if is_root {
-        let ok = Command::new("chown").args(["postgres:", &dir.display().to_string()]).status();
+        let ok = Command::new("chown")
+            .args(["postgres:", &dir.display().to_string()])
+            .status();
         if !ok.is_ok_and(|s| s.success()) {
-            return Err("running as root and cannot hand a data directory to the postgres user".into());
+            return Err(
+                "running as root and cannot hand a data directory to the postgres user".into(),
+            );
         }
     }
     let data = dir.join("data");
     let data_s = data.display().to_string();
-    run("initdb", &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync"])?;
-    let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
-    run("pg_ctl", &["-D", &data_s, "-o", &opts, "-l", &dir.join("log").display().to_string(), "-w", "start"])?;
+    run(
+        "initdb",
+        &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync"],
+    )?;
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        dir.display()
+    );
+    run(
+        "pg_ctl",
+        &[
+            "-D",
+            &data_s,
+            "-o",
+            &opts,
+            "-l",
+            &dir.join("log").display().to_string(),
+            "-w",
+            "start",
+        ],
+    )?;
     // A watchdog stops the cluster and removes it once this process is gone.
     let pg_ctl = bin.join("pg_ctl").display().to_string();
     let stop = if is_root {
@@ -372,4 +549,100 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+impl TestApp {
+    /// The PostgreSQL server URL and database name of a PostgreSQL app.
+    pub fn pg_database(&self) -> (&str, &str) {
+        let db = self._database.as_ref().expect("a PostgreSQL app");
+        (&db.server, &db.name)
+    }
+}
+
+/// Runs one statement as the test server's administrator.
+pub async fn admin(server: &str, sql: &str) {
+    admin_sql(server, sql).await;
+}
+
+/// Runs `sql` (a single count) on the app's own database, bypassing the API.
+pub async fn count_rows(app: &TestApp, sql: &str) -> i64 {
+    match app.backend {
+        Backend::Sqlite => {
+            let path = app.database_url.trim_start_matches("sqlite://").to_string();
+            let sql = sql.to_string();
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(path).expect("open the test database");
+                conn.query_row(&sql, [], |r| r.get(0)).expect("count")
+            })
+            .await
+            .unwrap()
+        }
+        Backend::Postgres => {
+            let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let task = tokio::spawn(conn);
+            let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+            drop(client);
+            let _ = task.await;
+            n
+        }
+    }
+}
+
+/// The answer to [`TestApp::raw_http`].
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and headers, as received.
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// A header's value (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl TestApp {
+    /// One HTTP/1.1 exchange over a fresh TCP connection: `head` is the
+    /// request line and headers (no `Host`, no final blank line), `body`
+    /// goes out as it is. Write errors are ignored, since the server may
+    /// answer and close before reading everything (a 413); whatever it
+    /// answered is returned. Use it where reqwest would report the early
+    /// close as an error instead of the answer.
+    pub async fn raw_http(&self, head: &str, body: &[u8]) -> RawResponse {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut request =
+            format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").into_bytes();
+        request.extend_from_slice(body);
+        let _ = stream.write_all(&request).await;
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received).await;
+        let text = String::from_utf8_lossy(&received).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {head:?}"));
+        RawResponse {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
 }

@@ -1,0 +1,249 @@
+//! Probes, request ids, metrics and CORS.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::{problem, Backend, TestApp, TOKEN};
+
+async fn probes_answer_without_a_token(app: TestApp) {
+    for path in ["/health/live", "/health/ready", "/health/live?x=1"] {
+        let r = app.anonymous(Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"status": "ok"}), "{path}");
+    }
+}
+
+async fn a_valid_request_id_is_echoed_and_quoted_in_problems(app: TestApp) {
+    let r = app
+        .request(Method::GET, "/commandes/999")
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-abc-123");
+    let body = problem(r, 404).await;
+    assert_eq!(body["request_id"], "trace-abc-123");
+}
+
+async fn an_unsafe_request_id_is_replaced(app: TestApp) {
+    for bad in ["has space", &"x".repeat(200), ""] {
+        let r = app
+            .request(Method::GET, "/stats")
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 32, "a generated id");
+    }
+    // Every response carries one, errors included.
+    let r = app
+        .anonymous(Method::GET, "/no/such/route")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-request-id"));
+    let a = app.get("/stats").await.headers()["x-request-id"].clone();
+    let b = app.get("/stats").await.headers()["x-request-id"].clone();
+    assert_ne!(a, b);
+}
+
+async fn metrics_need_a_token_and_show_routes(app: TestApp) {
+    let r = app.anonymous(Method::GET, "/metrics").send().await.unwrap();
+    problem(r, 401).await;
+    app.get("/commandes/123456").await;
+    app.get("/commandes?limit=3").await;
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"commandes_http_requests_total{method="GET",route="/commandes/{id}",status="404"}"#
+        ),
+        "requests by route template: {text}"
+    );
+    assert!(text.contains(
+        r#"commandes_http_request_duration_seconds_bucket{method="GET",route="/commandes""#
+    ));
+    assert!(
+        !text.contains("route=\"/commandes/123456\""),
+        "never the raw path"
+    );
+    assert!(text.contains("commandes_db_query_duration_seconds_bucket"));
+    assert!(text.contains(r#"commandes_db_pool_connections{state="max"}"#));
+    assert!(text.contains("commandes_build_info{version="));
+}
+
+async fn creates_and_status_changes_are_counted(app: TestApp) {
+    let order = app.create("MET-1", "C1", "1.00", "pending").await;
+    app.put(
+        &format!("/commandes/{}/status", order["id"]),
+        &serde_json::json!("processing"),
+    )
+    .await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(r#"commandes_orders_created_total{status="pending"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"commandes_order_status_changes_total{from="pending",to="processing"}"#),
+        "{text}"
+    );
+}
+
+crate::both_backends!(
+    probes_answer_without_a_token,
+    a_valid_request_id_is_echoed_and_quoted_in_problems,
+    an_unsafe_request_id_is_replaced,
+    metrics_need_a_token_and_show_routes,
+    creates_and_status_changes_are_counted,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_token_is_the_only_key_to_metrics() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.metrics.token = "scrape-only".into())
+        .await
+        .unwrap();
+    let with = |token: &'static str| {
+        app.anonymous(Method::GET, "/metrics")
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(with("scrape-only").await.unwrap().status(), 200);
+    assert_eq!(
+        with(TOKEN).await.unwrap().status(),
+        401,
+        "an API token does not open /metrics"
+    );
+    // ... and the metrics token opens nothing else.
+    assert_eq!(
+        app.anonymous(Method::GET, "/stats")
+            .bearer_auth("scrape-only")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_follows_its_settings() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let r = app
+        .anonymous(Method::GET, "/")
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.cors.allowed_origins = vec!["https://shop.example.com".into()];
+        s.cors.max_age_secs = 120;
+    })
+    .await
+    .unwrap();
+    let preflight = app
+        .anonymous(Method::OPTIONS, "/commandes/1")
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    assert_eq!(preflight.headers()["access-control-max-age"], "120");
+    let r = app
+        .request(Method::GET, "/stats")
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("location"));
+    let r = app
+        .request(Method::GET, "/stats")
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(r, 403).await;
+    assert!(body["detail"].is_string());
+}
+
+/// An outage: connections to the database are refused, then allowed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    app.create("OUT-1", "C1", "1.00", "pending").await;
+    let (server, name) = app.pg_database();
+    crate::support::admin(
+        server,
+        &format!("alter database {name} allow_connections false"),
+    )
+    .await;
+    crate::support::admin(
+        server,
+        &format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}'"),
+    )
+    .await;
+
+    let started = std::time::Instant::now();
+    let r = app.get("/commandes/order/OUT-1").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "bounded, not a hang"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    let body = problem(r, 503).await;
+    let text = body.to_string().to_lowercase();
+    assert!(
+        !text.contains("terminat") && !text.contains("sqlstate"),
+        "no driver text: {body}"
+    );
+    let ready = app
+        .anonymous(Method::GET, "/health/ready")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "unavailable");
+    assert!(ready["reason"].is_string());
+
+    crate::support::admin(
+        server,
+        &format!("alter database {name} allow_connections true"),
+    )
+    .await;
+    let r = app.get("/commandes/order/OUT-1").await;
+    assert_eq!(r.status(), 200, "recovers without a restart");
+    assert_eq!(
+        app.anonymous(Method::GET, "/health/ready")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
