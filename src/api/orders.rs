@@ -12,11 +12,12 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::auth::BearerAuth;
 use super::extract::{no_query, query_pairs, JsonBody, Problems};
 use super::schema::{
-    AmountParam, Doc, IdText, IdempotencyKeyText, LimitParam, NewOrderRequest, Order,
+    AmountParam, CursorParam, Doc, IdText, IdempotencyKeyText, LimitParam, NewOrderRequest, Order,
     OrderPatchRequest, SkipParam, SortParam, StatusParam, StatusText, StatusUpdate, TextParam,
     TimeBoundParam,
 };
 use super::ApiTags;
+use crate::domain::filter::Cursor;
 use crate::domain::validation::{parse_id, status_from_json};
 use crate::domain::{
     IdempotencyKey, ListFilter, ListScope, NewOrder, OrderPatch, Precondition, Status,
@@ -36,7 +37,13 @@ pub struct OrdersApi {
 pub enum ListResponse {
     /// The matching orders, in the requested order (an empty array if none).
     #[oai(status = 200)]
-    Ok(Json<Vec<Order>>),
+    Ok(
+        Json<Vec<Order>>,
+        /// When the page is full: `<…&cursor=…>; rel="next"`, the URL of the
+        /// next page (keyset pagination: as cheap at page 10,000 as at page 1).
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -122,8 +129,25 @@ fn existing(id: Option<Option<i64>>) -> Result<i64, ApiError> {
     id.flatten().ok_or_else(ApiError::order_not_found)
 }
 
-fn orders(list: Vec<crate::domain::Order>) -> ListResponse {
-    ListResponse::Ok(Json(list.into_iter().map(Order::from).collect()))
+/// A page of orders, with a `Link` to the next one when this one is full.
+fn page(request: &Request, filter: &ListFilter, list: Vec<crate::domain::Order>) -> ListResponse {
+    let full = list.len() == filter.limit as usize;
+    let next = list.last().filter(|_| full).map(|last| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in query_pairs(request).unwrap_or_default() {
+            // The cursor replaces the offset: skipping again would skip twice.
+            if name != "cursor" && name != "skip" {
+                query.append_pair(&name, &value);
+            }
+        }
+        query.append_pair("cursor", &Cursor::after(last, filter.sort).encode());
+        format!(
+            "<{}?{}>; rel=\"next\"",
+            request.uri().path(),
+            query.finish()
+        )
+    });
+    ListResponse::Ok(Json(list.into_iter().map(Order::from).collect()), next)
 }
 
 #[OpenApi(tag = "ApiTags::Orders")]
@@ -161,6 +185,10 @@ impl OrdersApi {
         /// Sort key; a leading `-` means descending.
         #[oai(name = "sort")]
         _sort: Query<Option<Doc<SortParam>>>,
+        /// The `cursor` of the previous page's `Link: rel="next"` (keyset
+        /// pagination; send the same `sort`).
+        #[oai(name = "cursor")]
+        _cursor: Query<Option<Doc<CursorParam>>>,
         /// Orders to skip.
         #[oai(name = "skip")]
         _skip: Query<Option<Doc<SkipParam>>>,
@@ -170,7 +198,7 @@ impl OrdersApi {
     ) -> Result<ListResponse, ApiError> {
         let filter =
             query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::All))?;
-        Ok(orders(self.store.list(&filter).await?))
+        Ok(page(request, &filter, self.store.list(&filter).await?))
     }
 
     /// Create an order
@@ -312,6 +340,10 @@ impl OrdersApi {
         /// Sort key; a leading `-` means descending.
         #[oai(name = "sort")]
         _sort: Query<Option<Doc<SortParam>>>,
+        /// The `cursor` of the previous page's `Link: rel="next"` (keyset
+        /// pagination; send the same `sort`).
+        #[oai(name = "cursor")]
+        _cursor: Query<Option<Doc<CursorParam>>>,
         /// Orders to skip.
         #[oai(name = "skip")]
         _skip: Query<Option<Doc<SkipParam>>>,
@@ -323,10 +355,10 @@ impl OrdersApi {
             query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::Customer))?;
         // A value no order can hold matches nothing: an empty list.
         if crate::domain::check_text(&customer_id.0).is_err() {
-            return Ok(ListResponse::Ok(Json(Vec::new())));
+            return Ok(ListResponse::Ok(Json(Vec::new()), None));
         }
         filter.customer_id = Some(customer_id.0);
-        Ok(orders(self.store.list(&filter).await?))
+        Ok(page(request, &filter, self.store.list(&filter).await?))
     }
 
     /// List the orders in a status
@@ -362,6 +394,10 @@ impl OrdersApi {
         /// Sort key; a leading `-` means descending.
         #[oai(name = "sort")]
         _sort: Query<Option<Doc<SortParam>>>,
+        /// The `cursor` of the previous page's `Link: rel="next"` (keyset
+        /// pagination; send the same `sort`).
+        #[oai(name = "cursor")]
+        _cursor: Query<Option<Doc<CursorParam>>>,
         /// Orders to skip.
         #[oai(name = "skip")]
         _skip: Query<Option<Doc<SkipParam>>>,
@@ -383,7 +419,7 @@ impl OrdersApi {
         problems.finish()?;
         let (status, mut filter) = (status.expect("checked"), filter.expect("checked"));
         filter.status = Some(status);
-        Ok(orders(self.store.list(&filter).await?))
+        Ok(page(request, &filter, self.store.list(&filter).await?))
     }
 
     /// Change an order

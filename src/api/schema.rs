@@ -239,6 +239,13 @@ param_schema!(SortParam, {
     s.default = Some(Value::String("-created_at".into()));
     s
 });
+param_schema!(CursorParam, {
+    let mut s = MetaSchema::new("string");
+    s.pattern = Some("^[0-9a-f]+$".into());
+    s.max_length = Some(200);
+    s.description = Some("An opaque token from a `Link: rel=\"next\"` header");
+    s
+});
 param_schema!(SkipParam, {
     let mut s = MetaSchema::new_with_format("integer", "int64");
     s.minimum = Some(0.0);

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveTime, SubsecRound, TimeDelta, Utc};
 
-use super::{check_text, Amount, Status, ValidationErrors};
+use super::{check_text, Amount, Order, Status, ValidationErrors};
 
 /// What a list may be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +44,87 @@ pub struct ListFilter {
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
     pub sort: Sort,
+    /// Keyset pagination: only orders after this one in the sort order.
+    pub cursor: Option<Cursor>,
     pub skip: u64,
     pub limit: u32,
+}
+
+/// Where a page ended: the sort key's value and the id of its last order.
+/// The next page starts right after it, whatever was inserted or deleted
+/// before, and costs one index seek however deep it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub sort: Sort,
+    /// The sort column's value: microseconds since the epoch for times,
+    /// cents for amounts, the id for `id`.
+    pub value: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    /// The cursor just after `order` in `sort` order.
+    pub fn after(order: &Order, sort: Sort) -> Cursor {
+        let value = match sort.key {
+            SortKey::CreatedAt => order.created_at.timestamp_micros(),
+            SortKey::UpdatedAt => order.updated_at.timestamp_micros(),
+            SortKey::TotalAmount => order.total_amount.cents(),
+            SortKey::Id => order.id,
+        };
+        Cursor {
+            sort,
+            value,
+            id: order.id,
+        }
+    }
+
+    /// An opaque token (hex): clients pass it back, never build it.
+    pub fn encode(&self) -> String {
+        let key = match self.sort.key {
+            SortKey::CreatedAt => 'c',
+            SortKey::UpdatedAt => 'u',
+            SortKey::TotalAmount => 'a',
+            SortKey::Id => 'i',
+        };
+        let dir = if self.sort.descending { 'd' } else { 'a' };
+        let text = format!("1{key}{dir}:{}:{}", self.value, self.id);
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads a token made by [`Cursor::encode`].
+    pub fn decode(token: &str) -> Option<Cursor> {
+        if !token.len().is_multiple_of(2) || token.len() > 200 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..token.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+            .collect();
+        let text = String::from_utf8(bytes?).ok()?;
+        let mut parts = text.split(':');
+        let head = parts.next()?.as_bytes();
+        let (value, id) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+        if parts.next().is_some() || head.len() != 3 || head[0] != b'1' {
+            return None;
+        }
+        let key = match head[1] {
+            b'c' => SortKey::CreatedAt,
+            b'u' => SortKey::UpdatedAt,
+            b'a' => SortKey::TotalAmount,
+            b'i' => SortKey::Id,
+            _ => return None,
+        };
+        let descending = match head[2] {
+            b'd' => true,
+            b'a' => false,
+            _ => return None,
+        };
+        Some(Cursor {
+            sort: Sort { key, descending },
+            value,
+            id,
+        })
+    }
 }
 
 impl Default for ListFilter {
@@ -58,6 +137,7 @@ impl Default for ListFilter {
             created_from: None,
             created_to: None,
             sort: Sort::default(),
+            cursor: None,
             skip: 0,
             limit: DEFAULT_LIMIT,
         }
@@ -85,6 +165,7 @@ impl ListScope {
                 "created_from",
                 "created_to",
                 "sort",
+                "cursor",
                 "skip",
                 "limit",
             ],
@@ -95,6 +176,7 @@ impl ListScope {
                 "created_from",
                 "created_to",
                 "sort",
+                "cursor",
                 "skip",
                 "limit",
             ],
@@ -105,6 +187,7 @@ impl ListScope {
                 "created_from",
                 "created_to",
                 "sort",
+                "cursor",
                 "skip",
                 "limit",
             ],
@@ -156,6 +239,9 @@ impl ListFilter {
                 }
                 "created_to" => parse_bound(value, Bound::To).map(|t| filter.created_to = Some(t)),
                 "sort" => parse_sort(value).map(|s| filter.sort = s),
+                "cursor" => Cursor::decode(value)
+                    .map(|c| filter.cursor = Some(c))
+                    .ok_or_else(|| "is not a cursor this service issued".to_string()),
                 "skip" => value
                     .parse::<u64>()
                     .ok()
@@ -174,6 +260,14 @@ impl ListFilter {
             };
             if let Err(message) = outcome {
                 errors.push(name.clone(), message);
+            }
+        }
+        if let Some(cursor) = filter.cursor {
+            if cursor.sort != filter.sort {
+                errors.push(
+                    "cursor",
+                    "was issued for another sort order; send the same sort",
+                );
             }
         }
         errors.into_result()?;
@@ -330,6 +424,34 @@ mod tests {
         assert!(
             ListFilter::from_query(&q(&[("limit", "5"), ("limit", "6")]), ListScope::All).is_err()
         );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        let sort = Sort {
+            key: SortKey::TotalAmount,
+            descending: false,
+        };
+        let c = Cursor {
+            sort,
+            value: 12_345,
+            id: 42,
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in ["", "zz", "31", &"0".repeat(300)] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+        let token = c.encode();
+        assert!(
+            ListFilter::from_query(&q(&[("cursor", &token)]), ListScope::All).is_err(),
+            "sort differs"
+        );
+        let f = ListFilter::from_query(
+            &q(&[("sort", "total_amount"), ("cursor", &token)]),
+            ListScope::All,
+        )
+        .unwrap();
+        assert_eq!(f.cursor, Some(c));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub const SQLITE: &[Migration] = &[
         name: "create_idempotency_keys",
         sql: include_str!("../../sql/sqlite/0002_create_idempotency_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "create_stats_counters",
+        sql: include_str!("../../sql/sqlite/0003_create_stats_counters.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -37,6 +42,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "create_idempotency_keys",
         sql: include_str!("../../sql/postgres/0002_create_idempotency_keys.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "create_stats_counters",
+        sql: include_str!("../../sql/postgres/0003_create_stats_counters.sql"),
     },
 ];
 

@@ -348,29 +348,37 @@ fn apply_migrations(
 
 /// Builds the `where`, `order by` and `limit` of a list query.
 fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
-    let mut clauses = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
-    let mut push = |clause: &str, value: Value| {
-        args.push(value);
-        clauses.push(clause.replace('?', &format!("?{}", args.len())));
+    // Numbers each `?` of `clause` in the order its values are bound.
+    let mut push = |clause: &str, values: Vec<Value>| {
+        let mut numbered = String::new();
+        for (i, part) in clause.split('?').enumerate() {
+            if i > 0 {
+                numbered.push_str(&format!("?{}", args.len() + i));
+            }
+            numbered.push_str(part);
+        }
+        args.extend(values);
+        clauses.push(numbered);
     };
     if let Some(s) = filter.status {
-        push("status = ?", Value::Text(s.as_str().into()));
+        push("status = ?", vec![Value::Text(s.as_str().into())]);
     }
     if let Some(c) = &filter.customer_id {
-        push("customer_id = ?", Value::Text(c.clone()));
+        push("customer_id = ?", vec![Value::Text(c.clone())]);
     }
     if let Some(a) = filter.min_amount {
-        push("total_cents >= ?", Value::Integer(a.cents()));
+        push("total_cents >= ?", vec![Value::Integer(a.cents())]);
     }
     if let Some(a) = filter.max_amount {
-        push("total_cents <= ?", Value::Integer(a.cents()));
+        push("total_cents <= ?", vec![Value::Integer(a.cents())]);
     }
     if let Some(t) = &filter.created_from {
-        push("created_at >= ?", Value::Text(format_time(t)));
+        push("created_at >= ?", vec![Value::Text(format_time(t))]);
     }
     if let Some(t) = &filter.created_to {
-        push("created_at <= ?", Value::Text(format_time(t)));
+        push("created_at <= ?", vec![Value::Text(format_time(t))]);
     }
     let column = match filter.sort.key {
         SortKey::CreatedAt => "created_at",
@@ -378,11 +386,30 @@ fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
         SortKey::TotalAmount => "total_cents",
         SortKey::Id => "id",
     };
-    let dir = if filter.sort.descending {
-        "desc"
+    let (dir, after) = if filter.sort.descending {
+        ("desc", "<")
     } else {
-        "asc"
+        ("asc", ">")
     };
+    if let Some(c) = &filter.cursor {
+        // A row value comparison, which the (column, id) indexes serve.
+        match filter.sort.key {
+            SortKey::Id => push(&format!("id {after} ?"), vec![Value::Integer(c.id)]),
+            SortKey::TotalAmount => push(
+                &format!("({column}, id) {after} (?, ?)"),
+                vec![Value::Integer(c.value), Value::Integer(c.id)],
+            ),
+            SortKey::CreatedAt | SortKey::UpdatedAt => {
+                let time = DateTime::from_timestamp_micros(c.value)
+                    .map(|t| format_time(&t))
+                    .unwrap_or_default();
+                push(
+                    &format!("({column}, id) {after} (?, ?)"),
+                    vec![Value::Text(time), Value::Integer(c.id)],
+                );
+            }
+        }
+    }
     let order = if column == "id" {
         format!("id {dir}")
     } else {
@@ -615,11 +642,18 @@ impl Store for SqliteStore {
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("select status, count(*), coalesce(sum(total_cents), 0) from commandes group by status")
+                // Kept by triggers (migration 0003): four rows, no scan.
+                .prepare_cached("select status, order_count, total_cents from commandes_stats")
                 .map_err(map_error)?;
             let mut stats = Stats::default();
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
                 .map_err(map_error)?;
             for row in rows {
                 let (status, count, cents) = row.map_err(map_error)?;

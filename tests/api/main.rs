@@ -15,6 +15,7 @@ mod errors;
 mod lists;
 mod observability;
 mod outage;
+mod paging;
 mod read;
 mod scale_out;
 mod smoke;

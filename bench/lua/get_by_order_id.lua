@@ -1,0 +1,5 @@
+dofile(os.getenv("BENCH_LUA") .. "/common.lua")
+init = function() seed() end
+request = function()
+  return wrk.format("GET", string.format("/commandes/order/GEN%08d", math.random(1, rows)), { ["Authorization"] = auth })
+end
