@@ -8,15 +8,16 @@
 //! cents and times RFC 3339 text with six digits, which sorts as time.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
+use crossbeam_channel::{Receiver, Sender};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
-use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+use tokio::sync::oneshot;
 
 use super::migrations::{self, Migration};
 use super::{
@@ -32,53 +33,184 @@ const COLUMNS: &str = "id, order_id, customer_id, status, total_cents, created_a
 
 /// A SQLite database file (or a private in-memory database).
 pub struct SqliteStore {
-    writer: Arc<AsyncMutex<Connection>>,
-    readers: Option<ReaderPool>,
+    /// To the writer thread, which owns the only writing connection.
+    writes: Sender<WriteJob>,
+    /// To the reader threads, each owning a read-only connection; `None`
+    /// for a memory database, whose reads go to the writer.
+    reads: Option<Sender<ReadJob>>,
+    readers: usize,
+    busy_readers: Arc<AtomicUsize>,
     closed: AtomicBool,
     in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
-/// Read-only connections, opened on demand up to a bound.
-struct ReaderPool {
-    path: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
-    permits: Semaphore,
-    max_readers: usize,
-    busy_timeout: std::time::Duration,
+/// Most writes committed together.
+const MAX_BATCH: usize = 128;
+
+/// Work for the writer thread.
+enum WriteJob {
+    /// Runs inside the current batch's transaction, under its own
+    /// savepoint, and is answered once that transaction has committed.
+    Batched(Box<dyn FnOnce(&Connection) -> Delivery + Send>),
+    /// Runs alone with the connection (migrations manage their own
+    /// transaction).
+    Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
+    Exit,
+}
+
+/// What a batched job leaves behind: whether its changes are kept, and how
+/// to answer it once the commit's outcome is known.
+struct Delivery {
+    keep: bool,
+    answer: Answer,
+}
+
+/// Answers a job with the commit's failure, if it failed.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+enum ReadJob {
+    Run(Box<dyn FnOnce(&Connection) + Send>),
+    Exit,
+}
+
+/// Opens the writing connection with the settings every write relies on.
+fn open_writer(path: &Path, options: &StoreOptions) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    // WAL lets readers work while a writer commits; FULL syncs the WAL on
+    // every commit, so an acknowledged order survives a power loss.
+    conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
+    let sync = match options.sqlite_synchronous {
+        super::SqliteSync::Full => "full",
+        super::SqliteSync::Normal => "normal",
+    };
+    conn.execute_batch(&format!(
+        "pragma synchronous = {sync}; pragma foreign_keys = on;"
+    ))?;
+    Ok(conn)
+}
+
+/// The writer thread: takes the jobs waiting at that moment (up to
+/// [`MAX_BATCH`]) and commits them in one transaction, so one `fsync` serves
+/// many requests (group commit). Each job has its own savepoint, so one that
+/// fails leaves the others' changes intact; every job is answered only after
+/// the commit.
+fn writer_loop(mut conn: Connection, jobs: Receiver<WriteJob>) {
+    let mut next: Option<WriteJob> = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            WriteJob::Exit => return,
+            WriteJob::Exclusive(f) => f(&mut conn),
+            WriteJob::Batched(first) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(WriteJob::Batched(job)) => batch.push(job),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&conn, batch);
+            }
+        }
+    }
+}
+
+type BatchedJob = Box<dyn FnOnce(&Connection) -> Delivery + Send>;
+
+fn run_batch(conn: &Connection, batch: Vec<BatchedJob>) {
+    if let Err(e) = conn.execute_batch("begin immediate") {
+        // The jobs are dropped unrun: each request then learns that its
+        // write could not be started (503), and nothing was written.
+        tracing::warn!(reason = %describe(&e), "cannot start a SQLite write transaction");
+        drop(batch);
+        return;
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = conn.execute_batch("savepoint job");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+        let keep = matches!(&outcome, Ok(d) if d.keep) && savepoint.is_ok();
+        let _ = if keep {
+            conn.execute_batch("release job")
+        } else {
+            conn.execute_batch("rollback to job; release job")
+        };
+        match outcome {
+            Ok(delivery) => answers.push(delivery.answer),
+            Err(_) => tracing::error!("a SQLite write job panicked; its changes were rolled back"),
+        }
+    }
+    let failure = conn.execute_batch("commit").err().map(|e| {
+        let _ = conn.execute_batch("rollback");
+        describe(&e)
+    });
+    for answer in answers {
+        answer(failure.as_deref());
+    }
+}
+
+fn describe(e: &rusqlite::Error) -> String {
+    match map_error_ref(e) {
+        Some(reason) => reason,
+        None => e.to_string(),
+    }
+}
+
+/// A reader thread: one read-only connection, jobs from a shared queue.
+fn reader_loop(conn: Connection, jobs: Receiver<ReadJob>, busy: Arc<AtomicUsize>) {
+    while let Ok(ReadJob::Run(job)) = jobs.recv() {
+        busy.fetch_add(1, Ordering::Relaxed);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+        busy.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the file at `path`.
+    /// Opens (creating if needed) the file at `path`, with one writer thread
+    /// and up to eight reader threads (`pool_size`).
     pub async fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteStore> {
         let path = path.to_path_buf();
-        let busy = options.busy_timeout;
-        let opened = path.clone();
-        let sync = match options.sqlite_synchronous {
-            super::SqliteSync::Full => "full",
-            super::SqliteSync::Normal => "normal",
-        };
-        let writer = tokio::task::spawn_blocking(move || -> rusqlite::Result<Connection> {
-            let conn = Connection::open(&opened)?;
-            conn.busy_timeout(busy)?;
-            // WAL lets readers work while a writer commits; FULL syncs the
-            // WAL on every commit so an acknowledged order survives power loss.
-            conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
-            conn.execute_batch(&format!(
-                "pragma synchronous = {sync}; pragma foreign_keys = on;"
-            ))?;
-            Ok(conn)
+        let opts = options.clone();
+        let (writer, readers) = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
+            let writer = open_writer(&path, &opts)?;
+            let readers = (0..opts.pool_size.clamp(1, 8))
+                .map(|_| open_reader(&path, opts.busy_timeout))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((writer, readers))
         })
         .await?
-        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot open SQLite database {}: {e}", options_path_hint(&e))
+        })?;
+        let (writes, write_jobs) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer, write_jobs))?;
+        let (reads, read_jobs) = crossbeam_channel::unbounded();
+        let busy_readers = Arc::new(AtomicUsize::new(0));
+        let count = readers.len();
+        for (i, conn) in readers.into_iter().enumerate() {
+            let (jobs, busy) = (read_jobs.clone(), busy_readers.clone());
+            std::thread::Builder::new()
+                .name(format!("sqlite-reader-{i}"))
+                .spawn(move || reader_loop(conn, jobs, busy))?;
+        }
         Ok(SqliteStore {
-            writer: Arc::new(AsyncMutex::new(writer)),
-            readers: Some(ReaderPool {
-                path,
-                idle: Arc::new(Mutex::new(Vec::new())),
-                permits: Semaphore::new(options.pool_size.max(1)),
-                max_readers: options.pool_size.max(1),
-                busy_timeout: busy,
-            }),
+            writes,
+            reads: Some(reads),
+            readers: count,
+            busy_readers,
             closed: AtomicBool::new(false),
             in_flight: Arc::default(),
         })
@@ -88,9 +220,15 @@ impl SqliteStore {
     /// since another connection would see another database.
     pub async fn open_memory(_options: &StoreOptions) -> anyhow::Result<SqliteStore> {
         let conn = Connection::open_in_memory()?;
+        let (writes, write_jobs) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, write_jobs))?;
         Ok(SqliteStore {
-            writer: Arc::new(AsyncMutex::new(conn)),
-            readers: None,
+            writes,
+            reads: None,
+            readers: 0,
+            busy_readers: Arc::default(),
             closed: AtomicBool::new(false),
             in_flight: Arc::default(),
         })
@@ -103,46 +241,83 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `f` with the writer connection on a blocking thread.
+    /// Runs `f` on the writer thread inside a group-committed transaction;
+    /// the answer comes once that transaction has committed (or with the
+    /// reason it could not).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.check_open()?;
+        let (tx, rx) = oneshot::channel();
+        let job = WriteJob::Batched(Box::new(move |conn| {
+            let result = f(conn);
+            Delivery {
+                keep: result.is_ok(),
+                answer: Box::new(move |failure| {
+                    let _ = tx.send(match failure {
+                        Some(reason) => {
+                            result.and(Err(StoreError::Unavailable(reason.to_string())))
+                        }
+                        None => result,
+                    });
+                }),
+            }
+        }));
+        self.writes.send(job).map_err(|_| closed())?;
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the write could not be started".into(),
+            ))
+        })
+    }
+
+    /// Runs `f` alone on the writer thread, outside any batch.
+    async fn write_exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.check_open()?;
-        let mut conn = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || f(&mut conn))
-            .await
-            .map_err(StoreError::backend)?
+        let (tx, rx) = oneshot::channel();
+        let job = WriteJob::Exclusive(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.writes.send(job).map_err(|_| closed())?;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the write failed".into())))
     }
 
-    /// Runs `f` with a read-only connection on a blocking thread.
+    /// Runs `f` on a reader thread (or on the writer, for a memory database).
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.check_open()?;
-        let Some(pool) = &self.readers else {
-            return self.write(move |conn| f(conn)).await;
+        let Some(reads) = &self.reads else {
+            return self.write(f).await;
         };
-        let _permit = pool.permits.acquire().await.map_err(StoreError::backend)?;
-        let idle = pool.idle.clone();
-        let path = pool.path.clone();
-        let busy = pool.busy_timeout;
-        tokio::task::spawn_blocking(move || {
-            let taken = idle.lock().expect("reader pool lock").pop();
-            let conn = match taken {
-                Some(conn) => conn,
-                None => open_reader(&path, busy).map_err(map_error)?,
-            };
-            let result = f(&conn);
-            idle.lock().expect("reader pool lock").push(conn);
-            result
+        let (tx, rx) = oneshot::channel();
+        let job = ReadJob::Run(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        reads.send(job).map_err(|_| closed())?;
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::backend(std::io::Error::other(
+                "a read job failed",
+            )))
         })
-        .await
-        .map_err(StoreError::backend)?
     }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+fn options_path_hint(e: &rusqlite::Error) -> String {
+    e.to_string()
 }
 
 fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Connection> {
@@ -154,6 +329,19 @@ fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Conne
     )?;
     conn.busy_timeout(busy)?;
     Ok(conn)
+}
+
+/// The outage reason of an error that is one, for logs and answers.
+fn map_error_ref(e: &rusqlite::Error) -> Option<String> {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Some("the SQLite database is locked by another writer".into())
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            Some(format!("SQLite I/O failure: {e}"))
+        }
+        _ => None,
+    }
 }
 
 /// Translates SQLite's errors: a lock held too long is an outage, not a bug,
@@ -437,7 +625,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
-        self.write(|conn| apply_migrations(conn, migrations::SQLITE).map_err(map_error))
+        self.write_exclusive(|conn| apply_migrations(conn, migrations::SQLITE).map_err(map_error))
             .await
     }
 
@@ -464,19 +652,17 @@ impl Store for SqliteStore {
         let _claim = InFlight::claim(&self.in_flight, &key)?;
         self.write(move |conn| {
             let t = now();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(map_error)?;
-            if let Some((fingerprint, earlier)) = stored_key(&tx, &key, &t)? {
+            // Already inside the batch's transaction, under this job's savepoint.
+            if let Some((fingerprint, earlier)) = stored_key(conn, &key, &t)? {
                 return if fingerprint == key.fingerprint {
                     Ok(Created { order: earlier, replayed: true })
                 } else {
                     Err(StoreError::IdempotencyMismatch)
                 };
             }
-            let created = insert(&tx, &order, &t, &t)?;
+            let created = insert(conn, &order, &t, &t)?;
             let expires = t + TimeDelta::from_std(key.ttl).unwrap_or(TimeDelta::days(1));
-            tx.execute(
+            conn.execute(
                 "insert or replace into commandes_idempotency_keys
                  (scope, key, fingerprint, order_pk, order_id, customer_id, status, total_cents, created_at, updated_at, expires_at)
                  values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -495,7 +681,6 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(map_error)?;
-            tx.commit().map_err(map_error)?;
             Ok(Created { order: created, replayed: false })
         })
         .await
@@ -517,13 +702,10 @@ impl Store for SqliteStore {
     async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
         let orders = orders.to_vec();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(map_error)?;
+            // Already inside the batch's transaction, under this job's savepoint.
             for o in &orders {
-                insert(&tx, &o.order, &o.created_at, &o.updated_at)?;
+                insert(conn, &o.order, &o.created_at, &o.updated_at)?;
             }
-            tx.commit().map_err(map_error)?;
             Ok(orders.len() as u64)
         })
         .await
@@ -568,10 +750,8 @@ impl Store for SqliteStore {
         let patch = patch.clone();
         let if_match = if_match.cloned();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(map_error)?;
-            let current = select_by_id(&tx, id)?;
+            // Already inside the batch's transaction, under this job's savepoint.
+            let current = select_by_id(conn, id)?;
             check_precondition(if_match.as_ref(), current.clone())?;
             let next = match current.apply(&patch, now()) {
                 Ok(Some(next)) => next,
@@ -588,7 +768,7 @@ impl Store for SqliteStore {
                     }))
                 }
             };
-            let updated = tx.execute(
+            let updated = conn.execute(
                 "update commandes
                  set order_id = ?2, customer_id = ?3, status = ?4, total_cents = ?5, updated_at = ?6
                  where id = ?1",
@@ -610,7 +790,6 @@ impl Store for SqliteStore {
                 }
                 Err(e) => return Err(map_error(e)),
             }
-            tx.commit().map_err(map_error)?;
             Ok(Updated {
                 order: next,
                 previous: Some(current),
@@ -622,19 +801,17 @@ impl Store for SqliteStore {
     async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
         let if_match = if_match.cloned();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(map_error)?;
+            // Already inside the batch's transaction, under this job's savepoint.
             if if_match.is_some() {
-                check_precondition(if_match.as_ref(), select_by_id(&tx, id)?)?;
+                check_precondition(if_match.as_ref(), select_by_id(conn, id)?)?;
             }
-            let n = tx
+            let n = conn
                 .execute("delete from commandes where id = ?1", [id])
                 .map_err(map_error)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            tx.commit().map_err(map_error)
+            Ok(())
         })
         .await
     }
@@ -687,22 +864,27 @@ impl Store for SqliteStore {
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {
-        // The writer counts as one connection; readers are pooled.
-        let pool = self.readers.as_ref()?;
-        let idle = pool.idle.lock().expect("reader pool lock").len();
-        let in_use = pool.max_readers - pool.permits.available_permits();
+        // One writer connection plus the readers; "waiting" counts the jobs
+        // queued for them.
+        let busy = self.busy_readers.load(Ordering::Relaxed).min(self.readers);
+        let queued = self.writes.len() + self.reads.as_ref().map_or(0, Sender::len);
         Some(PoolStatus {
-            size: 1 + idle + in_use,
-            idle,
-            waiting: 0,
-            max_size: 1 + pool.max_readers,
+            size: 1 + self.readers,
+            idle: self.readers - busy,
+            waiting: queued,
+            max_size: 1 + self.readers,
         })
     }
 
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        if let Some(pool) = &self.readers {
-            pool.idle.lock().expect("reader pool lock").clear();
+        // Jobs already queued run first; then the threads end and their
+        // connections close.
+        let _ = self.writes.send(WriteJob::Exit);
+        if let Some(reads) = &self.reads {
+            for _ in 0..self.readers {
+                let _ = reads.send(ReadJob::Exit);
+            }
         }
     }
 }
