@@ -10,6 +10,7 @@
 #   --large       1,000,000 orders instead of 100,000
 #   --duration    seconds per run (default 10)
 #   --rounds      how many times each comparison alternates (default 2)
+#   --backend     sqlite, postgres or both (default)
 # Environment: BENCH_PG (server URL, default postgres://root@127.0.0.1:5432/test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ ROOT="$PWD"
 ROWS=100000
 DURATION=10
 ROUNDS=2
+ONLY=both
 CONNECTIONS=32
 THREADS=2
 while [ $# -gt 0 ]; do
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --rows) ROWS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
+    --backend) ONLY="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -152,16 +155,20 @@ SCENARIOS="get_root get_by_id get_by_order_id list_pending customer create set_s
 echo "== runs: $DURATION s each, $CONNECTIONS connections, rounds alternate"
 printf 'backend\tscenario\treq/s\tp50\tp99\tnon-2xx\tpeak RSS MB\n'
 for round in $(seq 1 "$ROUNDS"); do
-  # PostgreSQL itself, then the service on it, alternating.
-  run_pgbench extended select.sql "pgbench -M extended: select by id"
-  run_pgbench prepared select.sql "pgbench -M prepared: select by id"
-  run_pgbench extended insert.sql "pgbench -M extended: insert"
-  start_service "$PG_URL"
-  for s in $SCENARIOS; do run_wrk postgres "$s" "$s"; done
-  stop_service
-  start_service "$SQLITE_URL"
-  for s in $SCENARIOS; do run_wrk sqlite "$s" "$s"; done
-  stop_service
+  if [ "$ONLY" != sqlite ]; then
+    # PostgreSQL itself, then the service on it, alternating.
+    run_pgbench extended select.sql "pgbench -M extended: select by id"
+    run_pgbench prepared select.sql "pgbench -M prepared: select by id"
+    run_pgbench extended insert.sql "pgbench -M extended: insert"
+    start_service "$PG_URL"
+    for s in $SCENARIOS; do run_wrk postgres "$s" "$s"; done
+    stop_service
+  fi
+  if [ "$ONLY" != postgres ]; then
+    start_service "$SQLITE_URL"
+    for s in $SCENARIOS; do run_wrk sqlite "$s" "$s"; done
+    stop_service
+  fi
 done
 
 mkdir -p bench/results

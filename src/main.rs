@@ -11,6 +11,11 @@ use commandes::storage::{self, DatabaseUrl};
 use commandes::{api, app};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: fewer, faster allocations per request than the system
+/// allocator, and a smaller resident set with many threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         // The driver logs every server NOTICE at info; those are not ours to show.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem_openapi::payload::Json;
+use super::json::JsonOut;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::schema::{ProbeStatus, ServiceInfo};
@@ -22,21 +22,21 @@ pub struct HealthApi {
 pub enum InfoResponse {
     /// The service is up.
     #[oai(status = 200)]
-    Ok(Json<ServiceInfo>),
+    Ok(JsonOut<ServiceInfo>),
 }
 
 #[derive(ApiResponse)]
 pub enum ProbeResponse {
     /// Ready (or alive).
     #[oai(status = 200)]
-    Ok(Json<ProbeStatus>),
+    Ok(JsonOut<ProbeStatus>),
     /// Not ready; `reason` says why.
     #[oai(status = 503)]
-    Unavailable(Json<ProbeStatus>),
+    Unavailable(JsonOut<ProbeStatus>),
 }
 
 fn ok() -> ProbeResponse {
-    ProbeResponse::Ok(Json(ProbeStatus {
+    ProbeResponse::Ok(JsonOut(ProbeStatus {
         status: "ok".into(),
         reason: None,
     }))
@@ -49,7 +49,7 @@ impl HealthApi {
     /// Name, version, storage backend and where the docs are. No token needed.
     #[oai(path = "/", method = "get", operation_id = "service_info")]
     async fn info(&self) -> InfoResponse {
-        InfoResponse::Ok(Json(ServiceInfo {
+        InfoResponse::Ok(JsonOut(ServiceInfo {
             service: "commandes".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             status: "ok".into(),
@@ -89,7 +89,7 @@ impl HealthApi {
                 )
             }
         };
-        ProbeResponse::Unavailable(Json(ProbeStatus {
+        ProbeResponse::Unavailable(JsonOut(ProbeStatus {
             status: "unavailable".into(),
             reason: Some(reason),
         }))

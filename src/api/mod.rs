@@ -19,6 +19,7 @@ pub mod auth;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod orders;

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::json::JsonOut;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::auth::BearerAuth;
@@ -38,7 +38,7 @@ pub enum ListResponse {
     /// The matching orders, in the requested order (an empty array if none).
     #[oai(status = 200)]
     Ok(
-        Json<Vec<Order>>,
+        JsonOut<Vec<Order>>,
         /// When the page is full: `<…&cursor=…>; rel="next"`, the URL of the
         /// next page (keyset pagination: as cheap at page 10,000 as at page 1).
         #[oai(header = "Link")]
@@ -51,7 +51,7 @@ pub enum CreateResponse {
     /// The order was created.
     #[oai(status = 201)]
     Created(
-        Json<Order>,
+        JsonOut<Order>,
         /// Where the new order is: `/commandes/{id}`.
         #[oai(header = "Location")]
         String,
@@ -70,7 +70,7 @@ pub enum OrderResponse {
     /// The order.
     #[oai(status = 200)]
     Ok(
-        Json<Order>,
+        JsonOut<Order>,
         /// The order's entity tag: it changes on every change.
         #[oai(header = "ETag")]
         String,
@@ -89,7 +89,7 @@ pub enum ChangedResponse {
     /// The order as it now is (unchanged if the request changed nothing).
     #[oai(status = 200)]
     Ok(
-        Json<Order>,
+        JsonOut<Order>,
         /// The order's new entity tag.
         #[oai(header = "ETag")]
         String,
@@ -108,13 +108,13 @@ fn read_response(order: crate::domain::Order, if_none_match: Option<String>) -> 
     let etag = order.etag();
     match precondition(if_none_match) {
         Some(p) if p.matches_weak(&order) => OrderResponse::NotModified(etag),
-        _ => OrderResponse::Ok(Json(order.into()), etag),
+        _ => OrderResponse::Ok(JsonOut(order.into()), etag),
     }
 }
 
 fn changed_response(order: crate::domain::Order) -> ChangedResponse {
     let etag = order.etag();
-    ChangedResponse::Ok(Json(order.into()), etag)
+    ChangedResponse::Ok(JsonOut(order.into()), etag)
 }
 
 #[derive(ApiResponse)]
@@ -147,7 +147,7 @@ fn page(request: &Request, filter: &ListFilter, list: Vec<crate::domain::Order>)
             query.finish()
         )
     });
-    ListResponse::Ok(Json(list.into_iter().map(Order::from).collect()), next)
+    ListResponse::Ok(JsonOut(list.into_iter().map(Order::from).collect()), next)
 }
 
 #[OpenApi(tag = "ApiTags::Orders")]
@@ -243,7 +243,7 @@ impl OrdersApi {
         let etag = order.etag();
         let replayed = created.replayed.then(|| "true".to_string());
         Ok(CreateResponse::Created(
-            Json(order.into()),
+            JsonOut(order.into()),
             location,
             etag,
             replayed,
@@ -355,7 +355,7 @@ impl OrdersApi {
             query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::Customer))?;
         // A value no order can hold matches nothing: an empty list.
         if crate::domain::check_text(&customer_id.0).is_err() {
-            return Ok(ListResponse::Ok(Json(Vec::new()), None));
+            return Ok(ListResponse::Ok(JsonOut(Vec::new()), None));
         }
         filter.customer_id = Some(customer_id.0);
         Ok(page(request, &filter, self.store.list(&filter).await?))

@@ -42,6 +42,12 @@ macro_rules! string_type {
             }
         }
 
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
         impl ToJSON for $ty {
             fn to_json(&self) -> Option<Value> {
                 Some(Value::String(self.0.clone()))
@@ -262,8 +268,9 @@ param_schema!(LimitParam, {
 
 /// Where an order is in its life. `pending → processing | cancelled`,
 /// `processing → completed | cancelled`; `completed` and `cancelled` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
     Processing,
@@ -283,7 +290,7 @@ impl From<DomainStatus> for Status {
 }
 
 /// An order.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Order {
     /// Assigned by the service; never reused, even after a delete.
     #[oai(validator(minimum(value = "1")))]
@@ -404,7 +411,7 @@ pub enum StatusUpdate {
 }
 
 /// Counts per status; all four are always present.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct StatusCounts {
     /// Orders waiting to be processed.
     pub pending: i64,
@@ -417,7 +424,7 @@ pub struct StatusCounts {
 }
 
 /// Amounts per status, as decimal strings; all four are always present.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct StatusAmounts {
     /// Sum over pending orders.
     pub pending: AmountText,
@@ -430,7 +437,7 @@ pub struct StatusAmounts {
 }
 
 /// Figures over all orders, cancelled ones included.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Stats {
     /// How many orders there are.
     pub total_orders: i64,
@@ -468,7 +475,7 @@ impl From<domain::Stats> for Stats {
 }
 
 /// Service information.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ServiceInfo {
     /// Always `commandes`.
     pub service: String,
@@ -483,12 +490,13 @@ pub struct ServiceInfo {
 }
 
 /// A probe's answer.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ProbeStatus {
     /// `ok`, or `unavailable`.
     pub status: String,
     /// Why the service is not ready (only when unavailable).
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 

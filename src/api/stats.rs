@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use super::json::JsonOut;
 use poem::Request;
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::auth::BearerAuth;
@@ -22,7 +22,7 @@ pub struct StatsApi {
 pub enum StatsResponse {
     /// Figures over all orders.
     #[oai(status = 200)]
-    Ok(Json<Stats>),
+    Ok(JsonOut<Stats>),
 }
 
 #[OpenApi(tag = "ApiTags::Stats")]
@@ -35,6 +35,6 @@ impl StatsApi {
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
     async fn stats(&self, _auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
         no_query(request).map_err(ApiError::Validation)?;
-        Ok(StatsResponse::Ok(Json(self.store.stats().await?.into())))
+        Ok(StatsResponse::Ok(JsonOut(self.store.stats().await?.into())))
     }
 }

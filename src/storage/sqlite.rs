@@ -178,13 +178,13 @@ fn reader_loop(conn: Connection, jobs: Receiver<ReadJob>, busy: Arc<AtomicUsize>
 
 impl SqliteStore {
     /// Opens (creating if needed) the file at `path`, with one writer thread
-    /// and up to eight reader threads (`pool_size`).
+    /// and up to four reader threads (`pool_size`; more do not help a small machine).
     pub async fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteStore> {
         let path = path.to_path_buf();
         let opts = options.clone();
         let (writer, readers) = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
             let writer = open_writer(&path, &opts)?;
-            let readers = (0..opts.pool_size.clamp(1, 8))
+            let readers = (0..opts.pool_size.clamp(1, 4))
                 .map(|_| open_reader(&path, opts.busy_timeout))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((writer, readers))
