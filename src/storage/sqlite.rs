@@ -44,6 +44,11 @@ pub struct SqliteStore {
     in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
+/// Page cache per connection, in KiB. Small on purpose: the operating
+/// system caches the file for every connection at once, so a large private
+/// cache per connection mostly adds resident memory.
+const CACHE_KIB: u32 = 512;
+
 /// Most writes committed together.
 const MAX_BATCH: usize = 128;
 
@@ -85,7 +90,7 @@ fn open_writer(path: &Path, options: &StoreOptions) -> rusqlite::Result<Connecti
         super::SqliteSync::Normal => "normal",
     };
     conn.execute_batch(&format!(
-        "pragma synchronous = {sync}; pragma foreign_keys = on;"
+        "pragma synchronous = {sync}; pragma foreign_keys = on; pragma cache_size = -{CACHE_KIB};"
     ))?;
     Ok(conn)
 }
@@ -328,6 +333,7 @@ fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Conne
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(busy)?;
+    conn.execute_batch(&format!("pragma cache_size = -{CACHE_KIB};"))?;
     Ok(conn)
 }
 
