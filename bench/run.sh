@@ -154,7 +154,15 @@ run_pgbench() { # mode script label
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "postgres" "$3" "$tps" "avg $lat" "" "0" "" | tee -a "$RESULTS"
 }
 
-SCENARIOS="get_root get_by_id get_by_order_id list_pending customer create set_status stats mixed"
+SCENARIOS="get_root get_by_id get_by_order_id list_pending customer create set_status stats mixed keyset_deep skip_deep"
+# The deep page: order 200,000 of the default sort (or the middle of a
+# smaller set), reached once by offset to learn its cursor.
+DEEP=$(( ROWS >= 400000 ? 200000 : ROWS / 2 ))
+export BENCH_SKIP="$DEEP"
+deep_cursor() {
+  curl -s -D - -o /dev/null "http://127.0.0.1:8099/commandes?limit=20&skip=$((DEEP - 20))" -H "Authorization: Bearer $TOKEN" \
+    | awk -F'cursor=' 'tolower($0) ~ /^link:/ {split($2, a, ">"); print a[1]}'
+}
 echo "== runs: $DURATION s each, $CONNECTIONS connections, rounds alternate"
 printf 'backend\tscenario\treq/s\tp50\tp99\tnon-2xx\tpeak RSS MB\n'
 for round in $(seq 1 "$ROUNDS"); do
@@ -164,11 +172,13 @@ for round in $(seq 1 "$ROUNDS"); do
     run_pgbench prepared select.sql "pgbench -M prepared: select by id"
     run_pgbench extended insert.sql "pgbench -M extended: insert"
     start_service "$PG_URL"
+    export BENCH_CURSOR="$(deep_cursor)"
     for s in $SCENARIOS; do run_wrk postgres "$s" "$s"; done
     stop_service
   fi
   if [ "$ONLY" != postgres ]; then
     start_service "$SQLITE_URL"
+    export BENCH_CURSOR="$(deep_cursor)"
     for s in $SCENARIOS; do run_wrk sqlite "$s" "$s"; done
     stop_service
   fi
