@@ -4,7 +4,6 @@
 
 use std::marker::PhantomData;
 
-use poem::http::header;
 use poem::{Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
@@ -49,15 +48,9 @@ impl<D: Type> ParsePayload for JsonBody<D> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        // A declared oversize body was refused before routing (api::routes);
+        // this bounds what is actually read, chunked bodies included.
         let limit = request.data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::PayloadTooLarge { limit }.into());
-        }
         let bytes = body
             .take()
             .map_err(|_| ApiError::BadRequest("the request body was already read".into()))?

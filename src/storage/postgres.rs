@@ -120,6 +120,29 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// Reads and locks the order for the rest of the transaction, and checks
+/// `if_match` against it. The row lock makes read-decide-write one atomic
+/// step: a concurrent change waits here, then decides against what this one
+/// wrote.
+async fn lock_row(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: i64,
+    if_match: Option<&Precondition>,
+) -> Result<Order, StoreError> {
+    let row = tx
+        .query_typed_opt(
+            &format!("select {COLUMNS} from commandes where id = $1 for update"),
+            &[(&id, Type::INT8)],
+        )
+        .await
+        .map_err(map_error)?;
+    let current = row
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), row_to_order)?;
+    check_precondition(if_match, &current)?;
+    Ok(current)
+}
+
 /// `PreconditionFailed` unless `if_match` allows changing `current`.
 fn check_precondition(if_match: Option<&Precondition>, current: &Order) -> Result<(), StoreError> {
     match if_match {
@@ -505,19 +528,7 @@ impl Store for PostgresStore {
     ) -> Result<Updated, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
-        // The row lock makes read-decide-write one atomic step: a concurrent
-        // change waits here and then decides against what this one wrote.
-        let row = tx
-            .query_typed_opt(
-                &format!("select {COLUMNS} from commandes where id = $1 for update"),
-                &[(&id, Type::INT8)],
-            )
-            .await
-            .map_err(map_error)?;
-        let current = row
-            .as_ref()
-            .map_or(Err(StoreError::NotFound), row_to_order)?;
-        check_precondition(if_match, &current)?;
+        let current = lock_row(&tx, id, if_match).await?;
         let next = match current.apply(patch, now()) {
             Ok(Some(next)) => next,
             Ok(None) => {
@@ -580,17 +591,7 @@ impl Store for PostgresStore {
             };
         };
         let tx = client.transaction().await.map_err(map_error)?;
-        let row = tx
-            .query_typed_opt(
-                &format!("select {COLUMNS} from commandes where id = $1 for update"),
-                &[(&id, Type::INT8)],
-            )
-            .await
-            .map_err(map_error)?;
-        let current = row
-            .as_ref()
-            .map_or(Err(StoreError::NotFound), row_to_order)?;
-        check_precondition(Some(if_match), &current)?;
+        lock_row(&tx, id, Some(if_match)).await?;
         tx.execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
             .await
             .map_err(map_error)?;
