@@ -24,5 +24,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hex;
 pub mod storage;
 pub mod telemetry;

@@ -60,13 +60,13 @@ impl Tokens {
         }
         bool::from(found).then(|| Caller {
             token_id: token_id(&presented),
-            scope: presented[..16].iter().map(|b| format!("{b:02x}")).collect(),
+            scope: crate::hex::encode(&presented[..16]),
         })
     }
 }
 
 fn token_id(digest: &[u8; 32]) -> String {
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&digest[..4])
 }
 
 /// The token id of the bearer token a request presents (valid or not), for
@@ -78,7 +78,7 @@ pub fn presented_token_id(request: &Request) -> Option<String> {
 /// A random token for a service started without one: 32 bytes, hex.
 pub fn generate_token() -> String {
     let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&bytes)
 }
 
 /// Who is calling: safe to log.

@@ -42,7 +42,7 @@ fn accept_request_id(value: Option<&HeaderValue>) -> String {
 
 fn new_request_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&bytes)
 }
 
 /// Routes whose requests are not logged (probes and scrapes are frequent
@@ -86,6 +86,11 @@ impl RouteNames {
     }
 }
 
+/// Whether request lines are off (the log level is above `info`).
+fn quiet_level() -> bool {
+    !tracing::enabled!(target: "commandes::api::observe", tracing::Level::INFO)
+}
+
 /// Wraps the whole app; `ep` already turns every error into a response.
 pub async fn observe<E: Endpoint>(
     ep: E,
@@ -94,7 +99,12 @@ pub async fn observe<E: Endpoint>(
 ) -> poem::Result<Response> {
     let request_id = accept_request_id(req.headers().get(REQUEST_ID_HEADER));
     let method = req.method().to_string();
-    let token_id = super::auth::presented_token_id(&req).unwrap_or_default();
+    // Hashing the token again only pays when the line will be written.
+    let token_id = if quiet_level() {
+        String::new()
+    } else {
+        super::auth::presented_token_id(&req).unwrap_or_default()
+    };
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
     let in_flight = metrics::gauge!(HTTP_IN_FLIGHT);

@@ -88,7 +88,7 @@ impl Cursor {
         };
         let dir = if self.sort.descending { 'd' } else { 'a' };
         let text = format!("1{key}{dir}:{}:{}", self.value, self.id);
-        text.bytes().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(text.as_bytes())
     }
 
     /// Reads a token made by [`Cursor::encode`].

@@ -62,7 +62,7 @@ pub fn fingerprint(order: &NewOrder) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 #[cfg(test)]
