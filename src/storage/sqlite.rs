@@ -20,9 +20,11 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 use super::migrations::{self, Migration};
 use super::{
-    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo,
-    StoreOptions, Updated,
+    Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
+    MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
+
+mod bulk;
 use crate::domain::{
     format_time, now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
     OrderPatch, Precondition, SortKey, Stats, Status,
@@ -670,6 +672,26 @@ impl Store for SqliteStore {
         if let Some(pool) = &self.readers {
             pool.idle.lock().expect("reader pool lock").clear();
         }
+    }
+
+    async fn import(
+        &self,
+        mut rows: tokio::sync::mpsc::Receiver<ImportBatch>,
+        options: &ImportOptions,
+    ) -> Result<ImportOutcome, StoreError> {
+        let options = options.clone();
+        self.write(move |conn| bulk::import(conn, &mut rows, &options))
+            .await
+    }
+
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        out: tokio::sync::mpsc::Sender<Vec<Order>>,
+    ) -> Result<u64, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| bulk::export(conn, &filter, &out))
+            .await
     }
 }
 
