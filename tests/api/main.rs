@@ -20,5 +20,6 @@ mod scale_out;
 mod smoke;
 mod stats;
 mod status;
+mod transfer;
 mod update;
 mod validation;
