@@ -290,6 +290,24 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, &'static str> {
     Ok(time)
 }
 
+/// Appends `t` as [`super::format_time`] writes it (UTC, microseconds,
+/// `Z`), without going through a format string: bulk paths format two
+/// times per order.
+pub fn write_time(out: &mut String, t: &DateTime<Utc>) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1000
+    );
+}
+
 /// Where each field is in the rows of a CSV file, read from its header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Columns {

@@ -13,10 +13,9 @@
 use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::Value;
 
-use crate::domain::record::{Columns, FIELDS};
+use crate::domain::record::{write_time, Columns, FIELDS};
 use crate::domain::{FieldError, Order, OrderRecord, ValidationErrors};
 
 /// The longest record (a line, or a JSON-array element) read; a real order
@@ -521,23 +520,6 @@ fn expect_end<R: BufRead>(input: &mut Bytes<R>) -> Result<(), Fatal> {
     }
 }
 
-/// Formats a time as [`crate::domain::format_time`] does, without going
-/// through a format string (an export formats two per order).
-fn write_time(out: &mut String, t: &DateTime<Utc>) {
-    use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1000
-    );
-}
-
 /// The text of each field of an order, in [`FIELDS`] order, reusing one
 /// buffer.
 struct Cells {
@@ -676,6 +658,8 @@ impl<W: Write> OrderWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
+
     use crate::domain::format_time;
     use crate::domain::generate::{Generator, Spec};
 

@@ -11,16 +11,17 @@
 //! closed inside the import's transaction, the only time the pooler keeps
 //! the server connection ours, so no statement outlives it. Everything else
 //! goes through `query_typed` / `execute_typed` / simple queries as in the
-//! rest of the backend. An export is a read-only `REPEATABLE READ`
-//! transaction (one snapshot) of keyset pages by id: no cursor, no named
-//! statement.
+//! rest of the backend. An export is one `query_typed_raw` (an unnamed
+//! statement, one snapshot) whose rows are streamed as they arrive: the
+//! driver reads the socket only as fast as rows are taken, so memory stays
+//! flat without a cursor.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::{IsolationLevel, Transaction};
+use tokio_postgres::Transaction;
 
 use super::{is_unique_violation, map_error, row_to_order, Param, COLUMNS};
 use crate::domain::{Amount, Order};
@@ -65,6 +66,7 @@ pub(super) async fn import(
     rows: &mut mpsc::Receiver<ImportBatch>,
     options: &ImportOptions,
 ) -> Result<ImportOutcome, StoreError> {
+    let started = std::time::Instant::now();
     let tx = client.transaction().await.map_err(map_error)?;
     // Room for the sorts and hashes of the conflict checks.
     tx.batch_execute(&format!("set local work_mem = '64MB'; {STAGE}"))
@@ -120,6 +122,11 @@ pub(super) async fn import(
     writer.as_mut().finish().await.map_err(map_error)?;
     // Closed here, inside the transaction (see the module comment).
     drop(copy);
+    tracing::debug!(
+        rows = outcome.staged,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import staged"
+    );
     tx.batch_execute("analyze commandes_import_stage")
         .await
         .map_err(map_error)?;
@@ -202,7 +209,15 @@ pub(super) async fn import(
                 .map_err(map_error)?;
         }
     }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import written"
+    );
     tx.commit().await.map_err(map_error)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import committed"
+    );
     outcome.committed = true;
     Ok(outcome)
 }
@@ -411,8 +426,8 @@ fn sorted(mut all: Vec<RowProblem>, limit: i64) -> Vec<RowProblem> {
     all
 }
 
-/// How many orders one page of an export holds.
-const EXPORT_PAGE: i64 = 10_000;
+/// How many orders go in one batch of an export.
+const EXPORT_BATCH: usize = 1000;
 
 /// The values an export binds.
 struct ExportArgs {
@@ -422,14 +437,13 @@ struct ExportArgs {
     max: Option<Decimal>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    page: i64,
 }
 
 impl ExportArgs {
-    /// The page query and its parameters; `$1` is the last id seen.
-    fn sql<'a>(&'a self, after: &'a i64) -> (String, Vec<Param<'a>>) {
-        let mut clauses = vec!["id > $1".to_string()];
-        let mut params: Vec<Param<'a>> = vec![(after, Type::INT8)];
+    /// The query and its parameters.
+    fn sql<'a>(&'a self) -> (String, Vec<Param<'a>>) {
+        let mut clauses = Vec::new();
+        let mut params: Vec<Param<'a>> = Vec::new();
         let mut push = |column: &str, op: &str, param: Param<'a>| {
             params.push(param);
             clauses.push(format!("{column} {op} ${}", params.len()));
@@ -452,12 +466,12 @@ impl ExportArgs {
         if let Some(t) = &self.to {
             push("created_at", "<=", (t, Type::TIMESTAMPTZ));
         }
-        params.push((&self.page, Type::INT8));
-        let sql = format!(
-            "select {COLUMNS} from commandes where {} order by id limit ${}",
-            clauses.join(" and "),
-            params.len()
-        );
+        let mut sql = format!("select {COLUMNS} from commandes");
+        if !clauses.is_empty() {
+            sql.push_str(" where ");
+            sql.push_str(&clauses.join(" and "));
+        }
+        sql.push_str(" order by id");
         (sql, params)
     }
 }
@@ -467,6 +481,8 @@ pub(super) async fn export(
     filter: &ExportFilter,
     out: &mpsc::Sender<Vec<Order>>,
 ) -> Result<u64, StoreError> {
+    use futures_util::StreamExt;
+
     let args = ExportArgs {
         status: filter.status.map(|s| s.as_str()),
         customer_id: filter.customer_id.clone(),
@@ -474,34 +490,30 @@ pub(super) async fn export(
         max: filter.max_amount.map(Amount::to_decimal),
         from: filter.created_from,
         to: filter.created_to,
-        page: EXPORT_PAGE,
     };
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    let (sql, params) = args.sql();
+    let rows = client
+        .query_typed_raw(&sql, params)
         .await
         .map_err(map_error)?;
-    let mut after = 0i64;
+    let mut rows = std::pin::pin!(rows);
+    let mut batch = Vec::with_capacity(EXPORT_BATCH);
     let mut sent = 0u64;
-    loop {
-        let rows = {
-            let (sql, params) = args.sql(&after);
-            tx.query_typed(&sql, &params).await.map_err(map_error)?
-        };
-        let batch = rows
-            .iter()
-            .map(row_to_order)
-            .collect::<Result<Vec<_>, _>>()?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        let full = batch.len() as i64 == EXPORT_PAGE;
-        sent += batch.len() as u64;
-        if out.send(batch).await.is_err() || !full {
-            break;
+    while let Some(row) = rows.next().await {
+        batch.push(row_to_order(&row.map_err(map_error)?)?);
+        if batch.len() == EXPORT_BATCH {
+            sent += batch.len() as u64;
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH));
+            if out.send(full).await.is_err() {
+                // Dropping the stream ends the query; the connection is
+                // then discarded by the pool's recycling check if needed.
+                return Ok(sent);
+            }
         }
     }
-    tx.commit().await.map_err(map_error)?;
+    if !batch.is_empty() {
+        sent += batch.len() as u64;
+        let _ = out.send(batch).await;
+    }
     Ok(sent)
 }

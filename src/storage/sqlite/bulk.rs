@@ -14,14 +14,17 @@ use tokio::sync::mpsc;
 
 use super::{map_error, row_to_order, COLUMNS};
 use crate::domain::format_time;
+use crate::domain::record::write_time;
 use crate::domain::Order;
 use crate::storage::{
     ExportFilter, ImportBatch, ImportOptions, ImportOutcome, OnConflict, RowProblem, StoreError,
 };
 
-/// Pages of cache while importing (negative: KiB), so that the indexes
-/// being filled mostly stay in memory.
+/// Cache while importing (KiB), so that the indexes being filled mostly
+/// stay in memory. The staging table is only appended to and read in
+/// order, so the temporary database keeps a small cache.
 const IMPORT_CACHE_KIB: i64 = 32 * 1024;
+const STAGE_CACHE_KIB: i64 = 4 * 1024;
 
 const STAGE: &str = "create temp table commandes_import_stage (
     file        integer not null,
@@ -71,20 +74,31 @@ fn import_in_transaction(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_error)?;
     tx.execute_batch(&format!(
-        "pragma temp.cache_size = -{IMPORT_CACHE_KIB}; drop table if exists temp.commandes_import_stage; {STAGE}"
+        "pragma temp.cache_size = -{STAGE_CACHE_KIB}; drop table if exists temp.commandes_import_stage; {STAGE}"
     ))
     .map_err(map_error)?;
+    let started = std::time::Instant::now();
     let mut outcome = ImportOutcome::default();
     let mut commit = false;
     {
         let mut stage = tx
             .prepare("insert into temp.commandes_import_stage values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
             .map_err(map_error)?;
+        let (mut created, mut updated) = (String::new(), String::new());
+        let time = |buf: &mut String, t: &Option<chrono::DateTime<chrono::Utc>>| {
+            buf.clear();
+            t.as_ref().map(|t| {
+                write_time(buf, t);
+                buf.len()
+            })
+        };
         while let Some(message) = rows.blocking_recv() {
             match message {
                 ImportBatch::Rows(batch) => {
                     for row in batch {
                         let r = &row.record;
+                        let c = time(&mut created, &r.created_at).map(|_| created.as_str());
+                        let u = time(&mut updated, &r.updated_at).map(|_| updated.as_str());
                         stage
                             .execute(params![
                                 row.file,
@@ -94,8 +108,8 @@ fn import_in_transaction(
                                 r.order.customer_id,
                                 r.order.status.as_str(),
                                 r.order.total_amount.cents(),
-                                r.created_at.as_ref().map(format_time),
-                                r.updated_at.as_ref().map(format_time),
+                                c,
+                                u,
                             ])
                             .map_err(map_error)?;
                         outcome.staged += 1;
@@ -112,6 +126,11 @@ fn import_in_transaction(
     if !commit {
         return Ok(outcome); // dropping `tx` rolls back
     }
+    tracing::debug!(
+        rows = outcome.staged,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import staged"
+    );
     let now = format_time(&options.now);
     match options.on_conflict {
         OnConflict::Fail => {
@@ -181,9 +200,17 @@ fn import_in_transaction(
             outcome.inserted = insert_staged(&tx, "insert into", &now).map_err(map_error)?;
         }
     }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import written"
+    );
     tx.execute_batch("drop table temp.commandes_import_stage")
         .map_err(map_error)?;
     tx.commit().map_err(map_error)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import committed"
+    );
     outcome.committed = true;
     Ok(outcome)
 }
