@@ -155,8 +155,11 @@ async fn round_trips_are_byte_identical(db: Db) {
     assert_eq!(db.count().await, 3000);
 }
 
+/// Rewrites one line of a file.
+type Change<'a> = (usize, &'a dyn Fn(&str) -> String);
+
 /// A CSV with some lines (1-based: the header is line 1) rewritten.
-fn corrupt(csv: &[u8], changes: &[(usize, &dyn Fn(&str) -> String)]) -> Vec<u8> {
+fn corrupt(csv: &[u8], changes: &[Change<'_>]) -> Vec<u8> {
     let text = std::str::from_utf8(csv).unwrap();
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.lines().enumerate() {
