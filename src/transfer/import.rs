@@ -257,6 +257,7 @@ pub async fn import(store: &dyn Store, args: &ImportArgs) -> anyhow::Result<Impo
                 out.fatal = true;
             }
         }
+        counters.read_all.store(true, Ordering::Relaxed);
         let good = !out.fatal && (reader_args.skip_invalid || out.problems.is_empty());
         if good && !batch.is_empty() {
             let _ = tx.blocking_send(ImportBatch::Rows(batch));
@@ -350,6 +351,7 @@ pub async fn import_rows(
         if !batch.is_empty() {
             let _ = tx.blocking_send(ImportBatch::Rows(batch));
         }
+        counters.read_all.store(true, Ordering::Relaxed);
         let _ = tx.blocking_send(ImportBatch::Commit);
     });
     let options = ImportOptions {

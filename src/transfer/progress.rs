@@ -19,6 +19,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Counters {
     pub rows: AtomicU64,
     pub bytes: AtomicU64,
+    /// Every row is read; the database is still writing them.
+    pub read_all: AtomicBool,
 }
 
 /// A running progress display; [`Progress::finish`] stops it.
@@ -112,10 +114,14 @@ fn bar(label: &'static str, total: Option<u64>, counters: &Counters, stop: &Atom
         } else {
             bar.tick();
         }
-        bar.set_message(format!(
-            "{rows} rows, {} rows/s",
-            rate(rows, started.elapsed())
-        ));
+        if counters.read_all.load(Ordering::Relaxed) {
+            bar.set_message(format!("{rows} rows read; the database is writing them"));
+        } else {
+            bar.set_message(format!(
+                "{rows} rows, {} rows/s",
+                rate(rows, started.elapsed())
+            ));
+        }
         std::thread::park_timeout(Duration::from_millis(100));
     }
     bar.finish_and_clear();
@@ -134,6 +140,13 @@ fn log_lines(label: &'static str, total: Option<u64>, counters: &Counters, stop:
         }
         next += LOG_EVERY;
         let rows = counters.rows.load(Ordering::Relaxed);
+        if counters.read_all.load(Ordering::Relaxed) {
+            tracing::info!(
+                rows,
+                "{label}: every row read; the database is writing them"
+            );
+            continue;
+        }
         let bytes = counters.bytes.load(Ordering::Relaxed);
         let rows_per_sec = rate(rows, started.elapsed());
         match total {
