@@ -16,6 +16,8 @@
 //!   RFC 9457 problem responses.
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
 //!   start-up and shutdown.
+//! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
+//!   file formats, progress and reports around the stores' bulk methods.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -27,3 +29,4 @@ pub mod error;
 pub mod hex;
 pub mod storage;
 pub mod telemetry;
+pub mod transfer;

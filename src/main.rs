@@ -5,9 +5,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use commandes::cli::{Cli, Command};
+use commandes::cli::{self as cli, Cli, Command};
 use commandes::config::Settings;
-use commandes::storage::{self, DatabaseUrl};
+use commandes::domain::generate::Spec;
+use commandes::domain::{ListFilter, ListScope};
+use commandes::storage::{self, DatabaseUrl, ExportFilter, Store};
+use commandes::transfer::{self, Format};
 use commandes::{api, app};
 use tracing_subscriber::EnvFilter;
 
@@ -57,6 +60,10 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::Check => check(settings).await,
         Command::Openapi => openapi().await,
+        Command::Import(args) => import(settings, args).await,
+        Command::Export(args) => export(settings, args).await,
+        Command::Copy(args) => copy(settings, args).await,
+        Command::Generate(args) => generate(settings, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,5 +187,204 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
 async fn openapi() -> anyhow::Result<()> {
     let store = storage::open("sqlite::memory:", &Default::default()).await?;
     println!("{}", api::spec_json(store));
+    Ok(())
+}
+
+/// Opens the store at `url` for a data command; `migrate` creates the
+/// schema (and a SQLite file), otherwise the database must already exist.
+async fn open_for_transfer(
+    settings: &Settings,
+    url: &str,
+    migrate: bool,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if !migrate {
+        if let Ok(DatabaseUrl::SqliteFile(path)) = DatabaseUrl::parse(url) {
+            if !path.exists() {
+                anyhow::bail!("no SQLite database at {}", path.display());
+            }
+        }
+    }
+    let mut options = app::store_options(settings);
+    options.pool_size = options.pool_size.min(2);
+    let store = storage::open(url, &options).await?;
+    if migrate {
+        store.migrate().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot migrate {}: {}",
+                storage::redact_url(url),
+                commandes::error::error_chain(&e)
+            )
+        })?;
+    }
+    Ok(store)
+}
+
+/// The format a file name asks for, else `fallback`.
+fn format_for(
+    explicit: Option<Format>,
+    path: Option<&std::path::Path>,
+    fallback: Format,
+) -> Format {
+    explicit
+        .or_else(|| path.and_then(Format::from_path))
+        .unwrap_or(fallback)
+}
+
+async fn import(settings: Settings, args: cli::ImportArgs) -> anyhow::Result<()> {
+    let store = open_for_transfer(&settings, &settings.database.url, true).await?;
+    let import_args = transfer::import::ImportArgs {
+        inputs: args
+            .files
+            .iter()
+            .map(|f| transfer::import::Input::parse(f))
+            .collect(),
+        format: args.format,
+        on_conflict: args.on_conflict.into(),
+        skip_invalid: args.skip_invalid,
+        rejects: args.rejects,
+        max_problems: args.max_errors.max(1),
+        new_ids: args.new_ids,
+        progress: !args.no_progress,
+    };
+    let report = transfer::import::import(store.as_ref(), &import_args).await;
+    store.close().await;
+    let report = report?;
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    if report.more_problems {
+        eprintln!(
+            "… and more (only the first {} are listed)",
+            import_args.max_problems
+        );
+    }
+    println!("{}", report.summary);
+    if !report.committed {
+        anyhow::bail!(
+            "import refused: {} problem{} listed above; nothing was written",
+            report.problems.len(),
+            if report.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+async fn export(settings: Settings, args: cli::ExportArgs) -> anyhow::Result<()> {
+    let filter = ListFilter::from_query(&args.query_pairs(), ListScope::All)
+        .map_err(|e| anyhow::anyhow!("bad filter: {}", e.summary().replace('_', "-")))?;
+    let store = open_for_transfer(&settings, &settings.database.url, false).await?;
+    let export_args = transfer::export::ExportArgs {
+        format: format_for(args.format, args.output.as_deref(), Format::Csv),
+        output: args.output,
+        filter: ExportFilter::from(&filter),
+        progress: !args.no_progress,
+    };
+    let report = transfer::export::export(store.as_ref(), &export_args).await;
+    store.close().await;
+    let report = report?;
+    // stdout may be the data: the figures go to stderr.
+    let secs = report.elapsed.as_secs_f64();
+    eprintln!(
+        "exported {} orders in {secs:.2} s ({} rows/s)",
+        report.rows,
+        if secs > 0.0 {
+            (report.rows as f64 / secs) as u64
+        } else {
+            0
+        }
+    );
+    Ok(())
+}
+
+async fn copy(settings: Settings, args: cli::CopyArgs) -> anyhow::Result<()> {
+    let source = open_for_transfer(&settings, &args.from, false).await?;
+    let target = open_for_transfer(&settings, &args.to, true).await?;
+    let report = transfer::copy::copy(source.as_ref(), target.as_ref(), !args.no_progress).await;
+    source.close().await;
+    target.close().await;
+    let report = report?;
+    let secs = report.elapsed.as_secs_f64();
+    println!("from:     {}", storage::redact_url(&args.from));
+    println!("to:       {}", storage::redact_url(&args.to));
+    println!("copied:   {} orders in {secs:.2} s", report.copied);
+    println!(
+        "source:   {} orders, sha256 {}",
+        report.source.0, report.source.1
+    );
+    println!(
+        "target:   {} orders, sha256 {}",
+        report.target.0, report.target.1
+    );
+    if !report.verified() {
+        anyhow::bail!("verification failed: the target differs from the source");
+    }
+    println!("verified: identical");
+    Ok(())
+}
+
+async fn generate(settings: Settings, args: cli::GenerateArgs) -> anyhow::Result<()> {
+    let end = commandes::domain::record::parse_time(&args.end)
+        .map_err(|e| anyhow::anyhow!("--end {e}"))?;
+    let mut spec = Spec::new(args.count, args.seed, end);
+    if let Some(c) = args.customers {
+        spec.customers = c.max(1);
+    }
+    if args.first_id < 1 {
+        anyhow::bail!("--first-id must be at least 1");
+    }
+    spec.first_id = args.first_id;
+    let started = std::time::Instant::now();
+    if let Some(url) = &args.to {
+        let store = open_for_transfer(&settings, url, true).await?;
+        let outcome = transfer::generate::into_store(
+            store.as_ref(),
+            spec,
+            args.on_conflict.into(),
+            !args.no_progress,
+        )
+        .await;
+        store.close().await;
+        let outcome = outcome?;
+        let names = ["generated".to_string()];
+        for p in &outcome.problems {
+            eprintln!("{}", transfer::import::render_store_problem(&names, p));
+        }
+        let summary = transfer::progress::Summary {
+            read: outcome.staged,
+            inserted: outcome.inserted,
+            updated: outcome.updated,
+            skipped: outcome.skipped(),
+            rejected: 0,
+            elapsed: started.elapsed(),
+        };
+        println!("{summary}");
+        if !outcome.committed {
+            anyhow::bail!("the database refused the generated orders; nothing was written");
+        }
+        return Ok(());
+    }
+    let format = format_for(args.format, args.output.as_deref(), Format::Csv);
+    let output = args.output.clone();
+    let written = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        match &output {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+                Ok(transfer::generate::write(
+                    spec,
+                    format,
+                    std::io::BufWriter::with_capacity(256 * 1024, file),
+                )?)
+            }
+            None => Ok(transfer::generate::write(
+                spec,
+                format,
+                std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock()),
+            )?),
+        }
+    })
+    .await??;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("generated {written} orders in {secs:.2} s");
     Ok(())
 }

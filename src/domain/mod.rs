@@ -7,9 +7,11 @@
 pub mod amount;
 pub mod demo;
 pub mod filter;
+pub mod generate;
 pub mod idempotency;
 pub mod order;
 pub mod precondition;
+pub mod record;
 pub mod stats;
 pub mod status;
 pub mod validation;
@@ -21,6 +23,7 @@ pub use order::{
     format_time, now, HistoricalOrder, IllegalTransition, NewOrder, Order, OrderPatch,
 };
 pub use precondition::Precondition;
+pub use record::OrderRecord;
 pub use stats::Stats;
 pub use status::Status;
 pub use validation::{check_text, FieldError, ValidationErrors};

@@ -86,7 +86,11 @@ pub fn check_text(value: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn text_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Option<String> {
+pub(super) fn text_field(
+    name: &str,
+    value: &Value,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
     match value {
         Value::String(s) => match check_text(s) {
             Ok(()) => Some(s.clone()),
@@ -102,7 +106,11 @@ fn text_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Optio
     }
 }
 
-fn status_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Option<Status> {
+pub(super) fn status_field(
+    name: &str,
+    value: &Value,
+    errors: &mut ValidationErrors,
+) -> Option<Status> {
     match value.as_str().map(str::parse::<Status>) {
         Some(Ok(status)) => Some(status),
         _ => {
@@ -115,7 +123,11 @@ fn status_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Opt
     }
 }
 
-fn amount_field(name: &str, value: &Value, errors: &mut ValidationErrors) -> Option<Amount> {
+pub(super) fn amount_field(
+    name: &str,
+    value: &Value,
+    errors: &mut ValidationErrors,
+) -> Option<Amount> {
     let parsed = match value {
         Value::String(s) => Amount::parse_str(s),
         // `arbitrary_precision` keeps the literal, so no float is involved.

@@ -11,7 +11,10 @@ use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
 
-use super::{Backend, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo, Updated};
+use super::{
+    Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
+    PoolStatus, Store, StoreError, StoreInfo, Updated,
+};
 use crate::domain::{
     HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats,
 };
@@ -142,5 +145,21 @@ impl Store for MeteredStore {
 
     async fn close(&self) {
         self.inner.close().await;
+    }
+
+    async fn import(
+        &self,
+        rows: tokio::sync::mpsc::Receiver<ImportBatch>,
+        options: &ImportOptions,
+    ) -> Result<ImportOutcome, StoreError> {
+        timed("import", self.inner.import(rows, options)).await
+    }
+
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        out: tokio::sync::mpsc::Sender<Vec<Order>>,
+    ) -> Result<u64, StoreError> {
+        timed("export", self.inner.export(filter, out)).await
     }
 }

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats,
-    Status,
+    Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, OrderRecord,
+    Precondition, Stats, Status,
 };
 
 pub mod metered;
@@ -198,6 +198,143 @@ pub trait Store: Send + Sync {
 
     /// Releases connections; the store answers `Unavailable` afterwards.
     async fn close(&self);
+
+    /// Imports the rows sent on `rows`, all in one transaction: they are
+    /// staged as they arrive (memory stays flat), then written with
+    /// `options.on_conflict` deciding about `order_id`s and ids already
+    /// taken. Nothing is written unless the sender ends with
+    /// [`ImportBatch::Commit`] and no row conflicts in a way the mode
+    /// refuses; those rows come back in [`ImportOutcome::problems`].
+    async fn import(
+        &self,
+        rows: tokio::sync::mpsc::Receiver<ImportBatch>,
+        options: &ImportOptions,
+    ) -> Result<ImportOutcome, StoreError>;
+
+    /// Sends every order `filter` admits on `out`, by ascending id, in
+    /// batches, all from one snapshot; returns how many were sent. Stops
+    /// early (without an error) when `out` is closed.
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        out: tokio::sync::mpsc::Sender<Vec<Order>>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// One valid row of an import, and where it came from (for reports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    /// The index of the input file (0 for the first).
+    pub file: u32,
+    /// The line the row starts on (1-based).
+    pub line: u64,
+    pub record: OrderRecord,
+}
+
+/// What an import's producer sends: rows, then its verdict. A channel that
+/// closes without a verdict counts as `Abort`.
+#[derive(Debug)]
+pub enum ImportBatch {
+    Rows(Vec<ImportRow>),
+    /// Every row was read: write them (if no conflict forbids it).
+    Commit,
+    /// Something was wrong upstream: write nothing.
+    Abort,
+}
+
+/// What to do with a row whose `order_id` (or `id`) is already taken, in
+/// the database or by an earlier row of the same import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnConflict {
+    /// Refuse the whole import, listing every such row.
+    #[default]
+    Fail,
+    /// Keep what is there (the first row wins within the import).
+    Skip,
+    /// Replace the stored order's fields (the last row wins); its `id`
+    /// never changes. A row whose `id` belongs to another order is refused.
+    Update,
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub on_conflict: OnConflict,
+    /// The most problems reported.
+    pub max_problems: usize,
+    /// The time given to rows without timestamps (and to updated orders
+    /// whose row has no `updated_at`).
+    pub now: DateTime<Utc>,
+}
+
+/// A row the store refused, or a failure of the whole import (`at` is
+/// `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProblem {
+    /// The file index and line of the row.
+    pub at: Option<(u32, u64)>,
+    pub field: String,
+    pub message: String,
+    /// The earlier row a repeat refers to (file index and line).
+    pub related: Option<(u32, u64)>,
+}
+
+impl RowProblem {
+    /// Names the earlier row this one repeats.
+    pub fn related(mut self, file: i64, line: i64) -> RowProblem {
+        self.related = Some((file as u32, line as u64));
+        self
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Rows received.
+    pub staged: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    /// Whether the transaction was committed.
+    pub committed: bool,
+    /// Rows refused by `on_conflict` (then nothing was written).
+    pub problems: Vec<RowProblem>,
+}
+
+impl ImportOutcome {
+    /// Rows neither inserted nor updated: skipped conflicts, rows equal to
+    /// the stored order, later duplicates within the import.
+    pub fn skipped(&self) -> u64 {
+        if self.committed {
+            self.staged - self.inserted - self.updated
+        } else {
+            0
+        }
+    }
+}
+
+/// Which orders an export takes: the filters of `GET /commandes` (all
+/// bounds inclusive), without paging; the order is always by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    pub status: Option<Status>,
+    pub customer_id: Option<String>,
+    pub min_amount: Option<Amount>,
+    pub max_amount: Option<Amount>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+impl From<&ListFilter> for ExportFilter {
+    fn from(f: &ListFilter) -> ExportFilter {
+        ExportFilter {
+            status: f.status,
+            customer_id: f.customer_id.clone(),
+            min_amount: f.min_amount,
+            max_amount: f.max_amount,
+            created_from: f.created_from,
+            created_to: f.created_to,
+        }
+    }
 }
 
 /// How to open a store.

@@ -21,9 +21,11 @@ use tokio_postgres::{NoTls, Row};
 
 use super::migrations::{self, Migration};
 use super::{
-    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo,
-    StoreOptions, Updated,
+    Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
+    MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
+
+mod bulk;
 use crate::domain::{
     now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     Precondition, SortKey, Stats, Status,
@@ -666,5 +668,23 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.pool.close();
+    }
+
+    async fn import(
+        &self,
+        mut rows: tokio::sync::mpsc::Receiver<ImportBatch>,
+        options: &ImportOptions,
+    ) -> Result<ImportOutcome, StoreError> {
+        let mut client = self.client().await?;
+        bulk::import(&mut client, &mut rows, options).await
+    }
+
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        out: tokio::sync::mpsc::Sender<Vec<Order>>,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        bulk::export(&mut client, filter, &out).await
     }
 }

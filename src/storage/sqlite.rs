@@ -21,9 +21,11 @@ use tokio::sync::oneshot;
 
 use super::migrations::{self, Migration};
 use super::{
-    Backend, Conflict, Created, MigrationReport, PoolStatus, Store, StoreError, StoreInfo,
-    StoreOptions, Updated,
+    Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
+    MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
+
+mod bulk;
 use crate::domain::{
     format_time, now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
     OrderPatch, Precondition, SortKey, Stats, Status,
@@ -892,6 +894,28 @@ impl Store for SqliteStore {
                 let _ = reads.send(ReadJob::Exit);
             }
         }
+    }
+
+    async fn import(
+        &self,
+        mut rows: tokio::sync::mpsc::Receiver<ImportBatch>,
+        options: &ImportOptions,
+    ) -> Result<ImportOutcome, StoreError> {
+        let options = options.clone();
+        // The import is its own transaction, so it runs alone on the writer
+        // thread rather than in a group-committed batch.
+        self.write_exclusive(move |conn| bulk::import(conn, &mut rows, &options))
+            .await
+    }
+
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        out: tokio::sync::mpsc::Sender<Vec<Order>>,
+    ) -> Result<u64, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| bulk::export(conn, &filter, &out))
+            .await
     }
 }
 
