@@ -41,6 +41,11 @@ where t.status = a.status and t.shard = a.shard;
 create or replace function commandes_stats_track() returns trigger
 language plpgsql as $$
 begin
+    -- A bulk import sets this for its own transaction and recounts once at
+    -- the end, instead of a counter update per imported row.
+    if current_setting('commandes.bulk', true) = 'on' then
+        return null;
+    end if;
     if tg_op in ('UPDATE', 'DELETE') then
         update commandes_stats
         set order_count = order_count - 1, total_amount = total_amount - old.total_amount

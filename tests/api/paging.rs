@@ -189,4 +189,41 @@ crate::both_backends!(
     a_cursor_survives_deletes_before_it,
     a_bad_cursor_is_a_422,
     stats_stay_exact_through_every_kind_of_change,
+    stats_are_exact_after_an_import,
 );
+
+/// A bulk import (which counts once, not per row) leaves `/stats` exact too.
+async fn stats_are_exact_after_an_import(app: TestApp) {
+    app.create("LIVE-1", "C", "1.00", "pending").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.ndjson");
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            let status = ["pending", "processing", "completed", "cancelled"][i % 4];
+            json!({"order_id": format!("IMP-{i}"), "customer_id": "C", "status": status,
+                   "total_amount": format!("{i}.25")})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = crate::process::commandes(dir.path())
+        .args([
+            "--database-url",
+            &app.database_url,
+            "import",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = app.get("/stats").await.json().await.unwrap();
+    assert_eq!(stats["total_orders"], 51);
+    assert_eq!(stats["by_status"]["pending"], 14);
+    assert_eq!(stats["by_status"]["cancelled"], 12);
+    // 1.00 + the sum of i.25 for i in 0..50
+    assert_eq!(stats["total_amount"], "1238.50");
+}

@@ -61,6 +61,20 @@ const STAGED_VALUES: &str = "order_id, customer_id, status,
 
 const INSERT_COLUMNS: &str = "order_id, customer_id, status, total_amount, created_at, updated_at";
 
+/// Sets the `/stats` counters from the table itself, inside the import's
+/// transaction. The exclusive lock first waits for writers that already
+/// counted their change, then holds off new ones until the commit, so no
+/// concurrent change is counted twice or lost.
+const RECOUNT_STATS: &str = "
+    lock table commandes_stats in exclusive mode;
+    update commandes_stats s
+    set order_count = coalesce(a.n, 0), total_amount = coalesce(a.total, 0)
+    from commandes_stats k
+    left join (select status, (id % 16)::smallint as shard, count(*) as n, sum(total_amount) as total
+               from commandes group by 1, 2) a
+           on a.status = k.status and a.shard = k.shard
+    where s.status = k.status and s.shard = k.shard";
+
 pub(super) async fn import(
     client: &mut deadpool_postgres::Object,
     rows: &mut mpsc::Receiver<ImportBatch>,
@@ -69,9 +83,13 @@ pub(super) async fn import(
     let started = std::time::Instant::now();
     let tx = client.transaction().await.map_err(map_error)?;
     // Room for the sorts and hashes of the conflict checks.
-    tx.batch_execute(&format!("set local work_mem = '64MB'; {STAGE}"))
-        .await
-        .map_err(map_error)?;
+    // `commandes.bulk` turns the per-row counter trigger off for this
+    // transaction; `RECOUNT_STATS` sets the counters once before commit.
+    tx.batch_execute(&format!(
+        "set local work_mem = '64MB'; set local commandes.bulk = 'on'; {STAGE}"
+    ))
+    .await
+    .map_err(map_error)?;
     let mut outcome = ImportOutcome::default();
     let copy = tx
         .prepare("copy commandes_import_stage from stdin (format binary)")
@@ -213,6 +231,7 @@ pub(super) async fn import(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "import written"
     );
+    tx.batch_execute(RECOUNT_STATS).await.map_err(map_error)?;
     tx.commit().await.map_err(map_error)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
