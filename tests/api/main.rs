@@ -21,5 +21,6 @@ mod scale_out;
 mod smoke;
 mod stats;
 mod status;
+mod tls;
 mod update;
 mod validation;
