@@ -74,8 +74,8 @@ LABEL org.opencontainers.image.title="commandes" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
 # The binary needs only glibc and libgcc_s, which every Debian image has
-# (SQLite is bundled, there is no OpenSSL, the web assets are embedded). ca-certificates is for the day the service connects
-# to PostgreSQL over TLS; curl is only for the HEALTHCHECK below.
+# (SQLite is bundled, TLS is rustls, the web assets are embedded). ca-certificates holds the roots trusted for
+# PostgreSQL over TLS when no CA file is given; curl is only for the HEALTHCHECK below.
 # Versions are not pinned: the stage follows bookworm's security updates at
 # each rebuild, and pinned Debian versions stop existing when they are
 # superseded.

@@ -41,6 +41,8 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
         busy_timeout: Duration::from_millis(settings.database.busy_timeout_ms),
         sqlite_synchronous: settings.database.sqlite_synchronous,
+        ca_file: (!settings.database.ca_file.is_empty())
+            .then(|| settings.database.ca_file.clone().into()),
     }
 }
 

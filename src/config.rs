@@ -141,6 +141,9 @@ pub struct DatabaseSettings {
     /// SQLite: `full` (durable across power loss) or `normal` (faster).
     pub sqlite_synchronous: crate::storage::SqliteSync,
     pub demo_data: DemoData,
+    /// PostgreSQL: PEM file of the CAs trusted for the server's TLS
+    /// certificate (`sslrootcert` in the URL wins); empty: the system's roots.
+    pub ca_file: String,
 }
 
 /// Authentication.
@@ -192,6 +195,7 @@ impl Default for DatabaseSettings {
             busy_timeout_ms: 5000,
             sqlite_synchronous: crate::storage::SqliteSync::Full,
             demo_data: DemoData::Auto,
+            ca_file: String::new(),
         }
     }
 }
@@ -268,6 +272,9 @@ impl Settings {
         }
         if let Some(v) = env("COMMANDES_DATABASE_URL") {
             self.database.url = v;
+        }
+        if let Some(v) = env("COMMANDES_DATABASE_CA_FILE") {
+            self.database.ca_file = v.trim().to_string();
         }
         if let Some(v) = env("COMMANDES_API_TOKENS") {
             self.auth.tokens = list(&v);
@@ -414,6 +421,25 @@ mod tests {
         assert_eq!(s.database.url, "sqlite://b.db");
         assert_eq!(s.auth.tokens, ["t1", "t2"]);
         assert_eq!(s.server.port, 9100);
+    }
+
+    #[test]
+    fn the_database_ca_file_comes_from_the_environment() {
+        let s = Settings::load(
+            None,
+            env(&[("COMMANDES_DATABASE_CA_FILE", " /etc/commandes/ca.pem ")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.database.ca_file, "/etc/commandes/ca.pem");
+        assert_eq!(
+            crate::app::store_options(&s).ca_file,
+            Some("/etc/commandes/ca.pem".into())
+        );
+        assert_eq!(
+            crate::app::store_options(&Settings::default()).ca_file,
+            None
+        );
     }
 
     #[test]

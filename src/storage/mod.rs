@@ -22,6 +22,7 @@ pub mod metered;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+pub mod tls;
 
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +351,9 @@ pub struct StoreOptions {
     /// `NORMAL` (faster; a power loss may lose the last commits, a crash of
     /// the process loses nothing).
     pub sqlite_synchronous: SqliteSync,
+    /// PostgreSQL: PEM file of the CAs trusted for the server's certificate,
+    /// when the URL has no `sslrootcert` (see [`tls`]).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// SQLite's `synchronous` setting, as offered.
@@ -368,6 +372,7 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             sqlite_synchronous: SqliteSync::Full,
+            ca_file: None,
         }
     }
 }

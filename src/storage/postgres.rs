@@ -9,8 +9,6 @@
 //! original service's columns: `numeric(10,2)` amounts mapped to
 //! `rust_decimal`, `timestamptz` times mapped to `chrono`.
 
-use std::str::FromStr;
-
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -48,8 +46,11 @@ type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 impl PostgresStore {
     /// Builds the pool; connections are made on first use.
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {e}"))?;
+        // The libpq TLS parameters come out of the URL first: tokio-postgres
+        // refuses `verify-full` and `sslrootcert`.
+        let target = super::tls::prepare(url, options.ca_file.as_deref())?;
+        tracing::debug!(tls = %target.summary, "database connection");
+        let mut config = target.config;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -57,15 +58,15 @@ impl PostgresStore {
             config.application_name("commandes");
         }
         config.keepalives(true);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // `Fast` sends nothing on checkout; a dead connection shows up
-                // as an error on its next query and is then dropped.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            // `Fast` sends nothing on checkout; a dead connection shows up
+            // as an error on its next query and is then dropped.
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match target.tls {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)

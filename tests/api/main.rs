@@ -21,6 +21,7 @@ mod scale_out;
 mod smoke;
 mod stats;
 mod status;
+mod tls;
 mod transfer;
 mod update;
 mod validation;

@@ -409,7 +409,7 @@ pub fn postgres_server() -> Option<&'static str> {
 }
 
 /// Finds `initdb` and `pg_ctl`: on PATH, or where Debian puts them.
-fn server_binaries() -> Option<PathBuf> {
+pub fn server_binaries() -> Option<PathBuf> {
     let on_path = Command::new("pg_config")
         .arg("--bindir")
         .output()
