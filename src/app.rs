@@ -164,6 +164,7 @@ impl App {
             self.store.clone(),
             self.cleanup_interval,
         ));
+        let upkeep = tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
         // A connection with no traffic for this long is closed, so idle and
         // stalled clients do not hold sockets forever; each connection has
         // its own task, so a slow one never delays the others.
@@ -172,6 +173,7 @@ impl App {
             .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
             .await;
         cleanup.abort();
+        upkeep.abort();
         self.store.close().await;
         served?;
         tracing::info!("stopped");

@@ -42,6 +42,17 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Folds the latency samples recorded since the last call into their
+/// buckets. The exporter keeps raw samples until then, so without this a
+/// process that is never scraped would grow by every request it serves.
+pub async fn upkeep(every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        prometheus().run_upkeep();
+    }
+}
+
 fn describe() {
     use crate::storage::metered::{ORDERS_CREATED, QUERY_SECONDS, STATUS_CHANGES};
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
