@@ -247,7 +247,7 @@ param_schema!(SortParam, {
 });
 param_schema!(CursorParam, {
     let mut s = MetaSchema::new("string");
-    s.pattern = Some("^[0-9a-f]+$".into());
+    s.pattern = Some(crate::domain::filter::CURSOR_PATTERN.into());
     s.max_length = Some(200);
     s.description = Some("An opaque token from a `Link: rel=\"next\"` header");
     s

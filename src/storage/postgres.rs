@@ -278,11 +278,11 @@ impl ListArgs {
             to: f.created_to,
             cursor_time: f
                 .cursor
-                .filter(|c| matches!(c.sort.key, SortKey::CreatedAt | SortKey::UpdatedAt))
+                .filter(|_| matches!(f.sort.key, SortKey::CreatedAt | SortKey::UpdatedAt))
                 .and_then(|c| DateTime::from_timestamp_micros(c.value)),
             cursor_amount: f
                 .cursor
-                .filter(|c| c.sort.key == SortKey::TotalAmount)
+                .filter(|_| f.sort.key == SortKey::TotalAmount)
                 .map(|c| Decimal::new(c.value, 2)),
             cursor_id: f.cursor.map(|c| c.id),
             limit: f.limit.into(),
