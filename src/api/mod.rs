@@ -78,16 +78,16 @@ pub fn openapi_service(
 /// The OpenAPI document as JSON (what `/openapi.json` serves and
 /// `commandes openapi` prints). No store is touched to build it.
 pub fn spec_json(store: Arc<dyn Store>) -> String {
-    finish_spec(&openapi_service(store, Duration::from_secs(86_400)).spec())
+    let doc = finished_spec(&openapi_service(store, Duration::from_secs(86_400)).spec());
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 /// Adds what the derive macros cannot say: request bodies refuse unknown
 /// fields (`additionalProperties: false`, as the service does), and a patch
 /// needs at least one field.
-fn finish_spec(spec: &str) -> String {
-    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(spec) else {
-        return spec.to_string();
-    };
+fn finished_spec(spec: &str) -> serde_json::Value {
+    // poem-openapi writes the document itself, so it always parses.
+    let mut doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
     let schemas = &mut doc["components"]["schemas"];
     for name in ["NewOrder", "OrderPatch", "StatusObject"] {
         if let Some(schema) = schemas.get_mut(name).and_then(|s| s.as_object_mut()) {
@@ -100,7 +100,7 @@ fn finish_spec(spec: &str) -> String {
     {
         patch.insert("minProperties".into(), 1.into());
     }
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_string())
+    doc
 }
 
 /// The methods each route template accepts, for the `Allow` header of a 405.
@@ -124,8 +124,7 @@ impl AllowedMethods {
             .join("/")
     }
 
-    fn from_spec(spec: &str) -> AllowedMethods {
-        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    fn from_spec(doc: &serde_json::Value) -> AllowedMethods {
         let mut map = std::collections::HashMap::new();
         for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
             let methods: Vec<String> = ops
@@ -163,9 +162,10 @@ pub struct HttpSettings {
 /// size limit; panics caught as 500s.
 pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Output = Response> {
     let api = openapi_service(store.clone(), settings.idempotency_ttl);
-    let spec = finish_spec(&api.spec());
-    let allowed = Arc::new(AllowedMethods::from_spec(&spec));
-    let routes = Arc::new(observe::RouteNames::from_spec(&spec));
+    let doc = finished_spec(&api.spec());
+    let allowed = Arc::new(AllowedMethods::from_spec(&doc));
+    let routes = Arc::new(observe::RouteNames::from_spec(&doc));
+    let spec = serde_json::to_string_pretty(&doc).unwrap_or_default();
     let limit = settings.max_body_bytes;
     let cors = cors(&settings.cors);
     Route::new()

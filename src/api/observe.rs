@@ -57,9 +57,8 @@ fn quiet(route: &str) -> bool {
 pub struct RouteNames(HashMap<String, String>);
 
 impl RouteNames {
-    pub fn from_spec(spec: &str) -> RouteNames {
+    pub fn from_spec(doc: &serde_json::Value) -> RouteNames {
         let mut names = HashMap::new();
-        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
         if let Some(paths) = doc["paths"].as_object() {
             for (path, operations) in paths {
                 for operation in operations.as_object().into_iter().flat_map(|o| o.values()) {

@@ -252,48 +252,33 @@ async fn apply_migrations(
     })
 }
 
-/// The values a list query binds, kept alive while the query runs.
-struct ListArgs {
+/// The filter values a list or an export binds, kept alive while the query
+/// runs; both build their `where` from here.
+pub(super) struct FilterArgs {
     status: Option<&'static str>,
     customer_id: Option<String>,
     min: Option<Decimal>,
     max: Option<Decimal>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    cursor_time: Option<DateTime<Utc>>,
-    cursor_amount: Option<Decimal>,
-    cursor_id: Option<i64>,
-    limit: i64,
-    skip: i64,
 }
 
-impl ListArgs {
-    fn new(f: &ListFilter) -> ListArgs {
-        ListArgs {
+impl FilterArgs {
+    pub(super) fn new(f: &super::ExportFilter) -> FilterArgs {
+        FilterArgs {
             status: f.status.map(Status::as_str),
             customer_id: f.customer_id.clone(),
             min: f.min_amount.map(Amount::to_decimal),
             max: f.max_amount.map(Amount::to_decimal),
             from: f.created_from,
             to: f.created_to,
-            cursor_time: f
-                .cursor
-                .filter(|_| matches!(f.sort.key, SortKey::CreatedAt | SortKey::UpdatedAt))
-                .and_then(|c| DateTime::from_timestamp_micros(c.value)),
-            cursor_amount: f
-                .cursor
-                .filter(|_| f.sort.key == SortKey::TotalAmount)
-                .map(|c| Decimal::new(c.value, 2)),
-            cursor_id: f.cursor.map(|c| c.id),
-            limit: f.limit.into(),
-            skip: f.skip as i64,
         }
     }
 
-    /// The SQL and its parameters, numbered in the order they are bound.
-    fn sql<'a>(&'a self, filter: &ListFilter) -> (String, Vec<Param<'a>>) {
+    /// The `where` conditions, numbering their parameters after those
+    /// already in `params`.
+    pub(super) fn clauses<'a>(&'a self, params: &mut Vec<Param<'a>>) -> Vec<String> {
         let mut clauses = Vec::new();
-        let mut params: Vec<Param<'a>> = Vec::new();
         let mut push = |column: &str, op: &str, param: Param<'a>| {
             params.push(param);
             clauses.push(format!("{column} {op} ${}", params.len()));
@@ -316,6 +301,42 @@ impl ListArgs {
         if let Some(t) = &self.to {
             push("created_at", "<=", (t, Type::TIMESTAMPTZ));
         }
+        clauses
+    }
+}
+
+/// The values a list query binds, kept alive while the query runs.
+struct ListArgs {
+    filter: FilterArgs,
+    cursor_time: Option<DateTime<Utc>>,
+    cursor_amount: Option<Decimal>,
+    cursor_id: Option<i64>,
+    limit: i64,
+    skip: i64,
+}
+
+impl ListArgs {
+    fn new(f: &ListFilter) -> ListArgs {
+        ListArgs {
+            filter: FilterArgs::new(&super::ExportFilter::from(f)),
+            cursor_time: f
+                .cursor
+                .filter(|_| matches!(f.sort.key, SortKey::CreatedAt | SortKey::UpdatedAt))
+                .and_then(|c| DateTime::from_timestamp_micros(c.value)),
+            cursor_amount: f
+                .cursor
+                .filter(|_| f.sort.key == SortKey::TotalAmount)
+                .map(|c| Decimal::new(c.value, 2)),
+            cursor_id: f.cursor.map(|c| c.id),
+            limit: f.limit.into(),
+            skip: f.skip as i64,
+        }
+    }
+
+    /// The SQL and its parameters, numbered in the order they are bound.
+    fn sql<'a>(&'a self, filter: &ListFilter) -> (String, Vec<Param<'a>>) {
+        let mut params: Vec<Param<'a>> = Vec::new();
+        let mut clauses = self.filter.clauses(&mut params);
         let column = match filter.sort.key {
             SortKey::CreatedAt => "created_at",
             SortKey::UpdatedAt => "updated_at",

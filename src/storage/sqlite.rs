@@ -187,6 +187,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the file at `path`, with one writer thread
     /// and up to four reader threads (`pool_size`; more do not help a small machine).
     pub async fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteStore> {
+        let shown = path.display().to_string();
         let path = path.to_path_buf();
         let opts = options.clone();
         let (writer, readers) = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
@@ -197,9 +198,7 @@ impl SqliteStore {
             Ok((writer, readers))
         })
         .await?
-        .map_err(|e| {
-            anyhow::anyhow!("cannot open SQLite database {}: {e}", options_path_hint(&e))
-        })?;
+        .map_err(|e| anyhow::anyhow!("cannot open SQLite database {shown}: {e}"))?;
         let (writes, write_jobs) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -321,10 +320,6 @@ impl SqliteStore {
 
 fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
-}
-
-fn options_path_hint(e: &rusqlite::Error) -> String {
-    e.to_string()
 }
 
 fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Connection> {

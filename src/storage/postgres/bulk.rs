@@ -17,14 +17,13 @@
 //! flat without a cursor.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
-use super::{is_unique_violation, map_error, row_to_order, Param, COLUMNS};
-use crate::domain::{Amount, Order};
+use super::{is_unique_violation, map_error, row_to_order, FilterArgs, COLUMNS};
+use crate::domain::Order;
 use crate::storage::{
     ExportFilter, ImportBatch, ImportOptions, ImportOutcome, OnConflict, RowProblem, StoreError,
 };
@@ -448,53 +447,6 @@ fn sorted(mut all: Vec<RowProblem>, limit: i64) -> Vec<RowProblem> {
 /// How many orders go in one batch of an export.
 const EXPORT_BATCH: usize = 1000;
 
-/// The values an export binds.
-struct ExportArgs {
-    status: Option<&'static str>,
-    customer_id: Option<String>,
-    min: Option<Decimal>,
-    max: Option<Decimal>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-}
-
-impl ExportArgs {
-    /// The query and its parameters.
-    fn sql<'a>(&'a self) -> (String, Vec<Param<'a>>) {
-        let mut clauses = Vec::new();
-        let mut params: Vec<Param<'a>> = Vec::new();
-        let mut push = |column: &str, op: &str, param: Param<'a>| {
-            params.push(param);
-            clauses.push(format!("{column} {op} ${}", params.len()));
-        };
-        if let Some(s) = &self.status {
-            push("status", "=", (s, Type::VARCHAR));
-        }
-        if let Some(c) = &self.customer_id {
-            push("customer_id", "=", (c, Type::VARCHAR));
-        }
-        if let Some(a) = &self.min {
-            push("total_amount", ">=", (a, Type::NUMERIC));
-        }
-        if let Some(a) = &self.max {
-            push("total_amount", "<=", (a, Type::NUMERIC));
-        }
-        if let Some(t) = &self.from {
-            push("created_at", ">=", (t, Type::TIMESTAMPTZ));
-        }
-        if let Some(t) = &self.to {
-            push("created_at", "<=", (t, Type::TIMESTAMPTZ));
-        }
-        let mut sql = format!("select {COLUMNS} from commandes");
-        if !clauses.is_empty() {
-            sql.push_str(" where ");
-            sql.push_str(&clauses.join(" and "));
-        }
-        sql.push_str(" order by id");
-        (sql, params)
-    }
-}
-
 pub(super) async fn export(
     client: &mut deadpool_postgres::Object,
     filter: &ExportFilter,
@@ -502,15 +454,15 @@ pub(super) async fn export(
 ) -> Result<u64, StoreError> {
     use futures_util::StreamExt;
 
-    let args = ExportArgs {
-        status: filter.status.map(|s| s.as_str()),
-        customer_id: filter.customer_id.clone(),
-        min: filter.min_amount.map(Amount::to_decimal),
-        max: filter.max_amount.map(Amount::to_decimal),
-        from: filter.created_from,
-        to: filter.created_to,
-    };
-    let (sql, params) = args.sql();
+    let args = FilterArgs::new(filter);
+    let mut params = Vec::new();
+    let clauses = args.clauses(&mut params);
+    let mut sql = format!("select {COLUMNS} from commandes");
+    if !clauses.is_empty() {
+        sql.push_str(" where ");
+        sql.push_str(&clauses.join(" and "));
+    }
+    sql.push_str(" order by id");
     let rows = client
         .query_typed_raw(&sql, params)
         .await
