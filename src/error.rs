@@ -71,6 +71,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The caller is known but may not do this (its scopes or its customer).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -106,6 +109,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DuplicateOrderId(_)
@@ -140,7 +144,9 @@ impl ApiError {
             request_id: crate::api::observe::current_request_id(),
         };
         problem.detail = match self {
-            ApiError::BadRequest(detail) | ApiError::NotFound(detail) => detail.clone(),
+            ApiError::BadRequest(detail)
+            | ApiError::Forbidden(detail)
+            | ApiError::NotFound(detail) => detail.clone(),
             ApiError::Unauthorized => {
                 "a valid bearer token is required (Authorization: Bearer <token>)".into()
             }

@@ -91,6 +91,17 @@ pub struct Caller {
     pub scope: String,
 }
 
+impl Caller {
+    /// The store's view of this caller, in the current request.
+    pub fn actor(&self) -> crate::domain::Actor {
+        crate::domain::Actor {
+            who: format!("token:{}", self.token_id),
+            request_id: super::observe::current_request_id().unwrap_or_default(),
+            owner: None,
+        }
+    }
+}
+
 /// Reads `Authorization: Bearer <token>` (scheme name in any case).
 fn bearer(request: &Request) -> Option<&str> {
     let value = request

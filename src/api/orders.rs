@@ -162,7 +162,7 @@ impl OrdersApi {
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// Only orders in this status.
         #[oai(name = "status")]
@@ -198,7 +198,11 @@ impl OrdersApi {
     ) -> Result<ListResponse, ApiError> {
         let filter =
             query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::All))?;
-        Ok(page(request, &filter, self.store.list(&filter).await?))
+        Ok(page(
+            request,
+            &filter,
+            self.store.list(&filter, &auth.0.actor()).await?,
+        ))
     }
 
     /// Create an order
@@ -237,7 +241,10 @@ impl OrdersApi {
         };
         problems.finish()?;
         let new = new.expect("checked");
-        let created = self.store.create(&new, key.as_ref()).await?;
+        let created = self
+            .store
+            .create(&new, key.as_ref(), &auth.0.actor())
+            .await?;
         let order = created.order;
         let location = format!("/commandes/{}", order.id);
         let etag = order.etag();
@@ -257,7 +264,7 @@ impl OrdersApi {
     #[oai(path = "/commandes/:id", method = "get", operation_id = "get_order")]
     async fn get(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// The order's numeric id (digits only).
         id: Path<IdText>,
@@ -270,7 +277,7 @@ impl OrdersApi {
         problems.check(no_query(request));
         problems.finish()?;
         Ok(read_response(
-            self.store.get(existing(id)?).await?,
+            self.store.get(existing(id)?, &auth.0.actor()).await?,
             if_none_match.0,
         ))
     }
@@ -286,7 +293,7 @@ impl OrdersApi {
     )]
     async fn get_by_order_id(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// The business identifier, percent-encoded.
         order_id: Path<String>,
@@ -301,7 +308,9 @@ impl OrdersApi {
             return Err(ApiError::order_not_found());
         }
         Ok(read_response(
-            self.store.get_by_order_id(&order_id.0).await?,
+            self.store
+                .get_by_order_id(&order_id.0, &auth.0.actor())
+                .await?,
             if_none_match.0,
         ))
     }
@@ -318,7 +327,7 @@ impl OrdersApi {
     #[allow(clippy::too_many_arguments)]
     async fn by_customer(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// The customer, percent-encoded.
         customer_id: Path<String>,
@@ -358,7 +367,11 @@ impl OrdersApi {
             return Ok(ListResponse::Ok(JsonOut(Vec::new()), None));
         }
         filter.customer_id = Some(customer_id.0);
-        Ok(page(request, &filter, self.store.list(&filter).await?))
+        Ok(page(
+            request,
+            &filter,
+            self.store.list(&filter, &auth.0.actor()).await?,
+        ))
     }
 
     /// List the orders in a status
@@ -372,7 +385,7 @@ impl OrdersApi {
     #[allow(clippy::too_many_arguments)]
     async fn by_status(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// One of the four statuses.
         status: Path<StatusText>,
@@ -419,7 +432,11 @@ impl OrdersApi {
         problems.finish()?;
         let (status, mut filter) = (status.expect("checked"), filter.expect("checked"));
         filter.status = Some(status);
-        Ok(page(request, &filter, self.store.list(&filter).await?))
+        Ok(page(
+            request,
+            &filter,
+            self.store.list(&filter, &auth.0.actor()).await?,
+        ))
     }
 
     /// Change an order
@@ -434,7 +451,7 @@ impl OrdersApi {
     #[oai(path = "/commandes/:id", method = "put", operation_id = "update_order")]
     async fn update(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
@@ -452,7 +469,7 @@ impl OrdersApi {
         let if_match = precondition(if_match.0);
         Ok(changed_response(
             self.store
-                .update(id, &patch, if_match.as_ref())
+                .update(id, &patch, if_match.as_ref(), &auth.0.actor())
                 .await?
                 .order,
         ))
@@ -468,7 +485,7 @@ impl OrdersApi {
     )]
     async fn delete(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
@@ -482,7 +499,9 @@ impl OrdersApi {
         problems.finish()?;
         let id = existing(id)?;
         let if_match = precondition(if_match.0);
-        self.store.delete(id, if_match.as_ref()).await?;
+        self.store
+            .delete(id, if_match.as_ref(), &auth.0.actor())
+            .await?;
         Ok(DeleteResponse::Deleted)
     }
 
@@ -500,7 +519,7 @@ impl OrdersApi {
     )]
     async fn set_status(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
@@ -518,7 +537,7 @@ impl OrdersApi {
         let if_match = precondition(if_match.0);
         Ok(changed_response(
             self.store
-                .set_status(id, status, if_match.as_ref())
+                .set_status(id, status, if_match.as_ref(), &auth.0.actor())
                 .await?
                 .order,
         ))

@@ -33,8 +33,10 @@ impl StatsApi {
     /// amounts per status (all four always present), the total and the
     /// average amount.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
-    async fn stats(&self, _auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
+    async fn stats(&self, auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
         no_query(request).map_err(ApiError::Validation)?;
-        Ok(StatsResponse::Ok(JsonOut(self.store.stats().await?.into())))
+        Ok(StatsResponse::Ok(JsonOut(
+            self.store.stats(&auth.0.actor()).await?.into(),
+        )))
     }
 }

@@ -4,8 +4,10 @@
 //! here once; the API parses into these types and the stores only ever see
 //! valid values.
 
+pub mod actor;
 pub mod amount;
 pub mod demo;
+pub mod event;
 pub mod filter;
 pub mod generate;
 pub mod idempotency;
@@ -16,6 +18,7 @@ pub mod stats;
 pub mod status;
 pub mod validation;
 
+pub use actor::Actor;
 pub use amount::{Amount, AmountError};
 pub use filter::{ListFilter, ListScope, Sort, SortKey};
 pub use idempotency::IdempotencyKey;

@@ -16,7 +16,8 @@ use super::{
     PoolStatus, Store, StoreError, StoreInfo, Updated,
 };
 use crate::domain::{
-    HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition, Stats,
+    Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition,
+    Stats,
 };
 
 /// Latency of store operations, by operation and outcome.
@@ -75,8 +76,9 @@ impl Store for MeteredStore {
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
+        actor: &Actor,
     ) -> Result<Created, StoreError> {
-        let result = timed("create", self.inner.create(order, key)).await;
+        let result = timed("create", self.inner.create(order, key, actor)).await;
         if let Ok(Created {
             order,
             replayed: false,
@@ -95,16 +97,20 @@ impl Store for MeteredStore {
         timed("insert_historical", self.inner.insert_historical(orders)).await
     }
 
-    async fn get(&self, id: i64) -> Result<Order, StoreError> {
-        timed("get", self.inner.get(id)).await
+    async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError> {
+        timed("get", self.inner.get(id, actor)).await
     }
 
-    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
-        timed("get_by_order_id", self.inner.get_by_order_id(order_id)).await
+    async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError> {
+        timed(
+            "get_by_order_id",
+            self.inner.get_by_order_id(order_id, actor),
+        )
+        .await
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError> {
-        timed("list", self.inner.list(filter)).await
+    async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError> {
+        timed("list", self.inner.list(filter, actor)).await
     }
 
     async fn update(
@@ -112,8 +118,9 @@ impl Store for MeteredStore {
         id: i64,
         patch: &OrderPatch,
         if_match: Option<&Precondition>,
+        actor: &Actor,
     ) -> Result<Updated, StoreError> {
-        let result = timed("update", self.inner.update(id, patch, if_match)).await;
+        let result = timed("update", self.inner.update(id, patch, if_match, actor)).await;
         if let Ok(Updated {
             order,
             previous: Some(before),
@@ -127,12 +134,17 @@ impl Store for MeteredStore {
         result
     }
 
-    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
-        timed("delete", self.inner.delete(id, if_match)).await
+    async fn delete(
+        &self,
+        id: i64,
+        if_match: Option<&Precondition>,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        timed("delete", self.inner.delete(id, if_match, actor)).await
     }
 
-    async fn stats(&self) -> Result<Stats, StoreError> {
-        timed("stats", self.inner.stats()).await
+    async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
+        timed("stats", self.inner.stats(actor)).await
     }
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, OrderRecord,
-    Precondition, Stats, Status,
+    Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
+    OrderRecord, Precondition, Stats, Status,
 };
 
 pub mod metered;
@@ -149,6 +149,7 @@ pub trait Store: Send + Sync {
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
+        actor: &Actor,
     ) -> Result<Created, StoreError>;
 
     /// Deletes idempotency keys that expired before `now`, a batch at a
@@ -158,11 +159,13 @@ pub trait Store: Send + Sync {
     /// Inserts orders with their own timestamps, all or none (demo data).
     async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError>;
 
-    async fn get(&self, id: i64) -> Result<Order, StoreError>;
+    /// The order `id`, if `actor` may see it (`NotFound` otherwise).
+    async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError>;
 
-    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError>;
+    async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError>;
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError>;
+    /// The orders `filter` admits among those `actor` may see.
+    async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError>;
 
     /// Applies `patch` atomically: the current row is read and written in one
     /// transaction, `if_match` is checked against it (`PreconditionFailed`),
@@ -172,6 +175,7 @@ pub trait Store: Send + Sync {
         id: i64,
         patch: &OrderPatch,
         if_match: Option<&Precondition>,
+        actor: &Actor,
     ) -> Result<Updated, StoreError>;
 
     /// Sets the status (a patch of the status alone).
@@ -180,14 +184,22 @@ pub trait Store: Send + Sync {
         id: i64,
         status: Status,
         if_match: Option<&Precondition>,
+        actor: &Actor,
     ) -> Result<Updated, StoreError> {
-        self.update(id, &OrderPatch::status(status), if_match).await
+        self.update(id, &OrderPatch::status(status), if_match, actor)
+            .await
     }
 
     /// Deletes an order, if `if_match` (checked in the same transaction) allows.
-    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError>;
+    async fn delete(
+        &self,
+        id: i64,
+        if_match: Option<&Precondition>,
+        actor: &Actor,
+    ) -> Result<(), StoreError>;
 
-    async fn stats(&self) -> Result<Stats, StoreError>;
+    /// Figures over the orders `actor` may see.
+    async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError>;
 
     /// Backend, server version, schema version and order count.
     async fn info(&self) -> Result<StoreInfo, StoreError>;

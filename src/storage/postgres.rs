@@ -25,7 +25,7 @@ use super::{
 
 mod bulk;
 use crate::domain::{
-    now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
+    now, Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     Precondition, SortKey, Stats, Status,
 };
 
@@ -409,6 +409,7 @@ impl Store for PostgresStore {
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
+        _actor: &Actor,
     ) -> Result<Created, StoreError> {
         let mut client = self.client().await?;
         let t = now();
@@ -512,7 +513,7 @@ impl Store for PostgresStore {
         Ok(orders.len() as u64)
     }
 
-    async fn get(&self, id: i64) -> Result<Order, StoreError> {
+    async fn get(&self, id: i64, _actor: &Actor) -> Result<Order, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_typed_opt(
@@ -524,7 +525,7 @@ impl Store for PostgresStore {
         row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
 
-    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
+    async fn get_by_order_id(&self, order_id: &str, _actor: &Actor) -> Result<Order, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_typed_opt(
@@ -536,7 +537,7 @@ impl Store for PostgresStore {
         row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError> {
+    async fn list(&self, filter: &ListFilter, _actor: &Actor) -> Result<Vec<Order>, StoreError> {
         let args = ListArgs::new(filter);
         let (sql, params) = args.sql(filter);
         let client = self.client().await?;
@@ -549,6 +550,7 @@ impl Store for PostgresStore {
         id: i64,
         patch: &OrderPatch,
         if_match: Option<&Precondition>,
+        _actor: &Actor,
     ) -> Result<Updated, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
@@ -601,7 +603,12 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        id: i64,
+        if_match: Option<&Precondition>,
+        _actor: &Actor,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let Some(if_match) = if_match else {
             let n = client
@@ -622,7 +629,7 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(map_error)
     }
 
-    async fn stats(&self) -> Result<Stats, StoreError> {
+    async fn stats(&self, _actor: &Actor) -> Result<Stats, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query_typed(

@@ -27,7 +27,7 @@ use super::{
 
 mod bulk;
 use crate::domain::{
-    format_time, now, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
+    format_time, now, Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
     OrderPatch, Precondition, SortKey, Stats, Status,
 };
 
@@ -636,6 +636,7 @@ impl Store for SqliteStore {
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
+        _actor: &Actor,
     ) -> Result<Created, StoreError> {
         let order = order.clone();
         let Some(key) = key.cloned() else {
@@ -714,11 +715,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get(&self, id: i64) -> Result<Order, StoreError> {
+    async fn get(&self, id: i64, _actor: &Actor) -> Result<Order, StoreError> {
         self.read(move |conn| select_by_id(conn, id)).await
     }
 
-    async fn get_by_order_id(&self, order_id: &str) -> Result<Order, StoreError> {
+    async fn get_by_order_id(&self, order_id: &str, _actor: &Actor) -> Result<Order, StoreError> {
         let order_id = order_id.to_string();
         self.read(move |conn| {
             conn.prepare_cached(&format!(
@@ -731,7 +732,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Order>, StoreError> {
+    async fn list(&self, filter: &ListFilter, _actor: &Actor) -> Result<Vec<Order>, StoreError> {
         let (sql, args) = list_sql(filter);
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(map_error)?;
@@ -749,6 +750,7 @@ impl Store for SqliteStore {
         id: i64,
         patch: &OrderPatch,
         if_match: Option<&Precondition>,
+        _actor: &Actor,
     ) -> Result<Updated, StoreError> {
         let patch = patch.clone();
         let if_match = if_match.cloned();
@@ -801,7 +803,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete(&self, id: i64, if_match: Option<&Precondition>) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        id: i64,
+        if_match: Option<&Precondition>,
+        _actor: &Actor,
+    ) -> Result<(), StoreError> {
         let if_match = if_match.cloned();
         self.write(move |conn| {
             // Already inside the batch's transaction, under this job's savepoint.
@@ -819,7 +826,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn stats(&self) -> Result<Stats, StoreError> {
+    async fn stats(&self, _actor: &Actor) -> Result<Stats, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
                 // Kept by triggers (migration 0003): four rows, no scan.
