@@ -16,8 +16,9 @@ use chrono::{NaiveTime, Utc};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::Server;
 
+use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
 use crate::api::{self, HttpSettings, Tokens};
-use crate::config::{DemoData, Settings};
+use crate::config::{AuthSettings, DemoData, Settings};
 use crate::domain::demo::demo_orders;
 use crate::storage::{self, Backend, Store, StoreOptions};
 
@@ -30,6 +31,8 @@ pub struct App {
     shutdown_timeout: Duration,
     cleanup_interval: Duration,
     idle_timeout: Duration,
+    /// The JWKS refreshed in the background, and how often.
+    jwks: Option<(Arc<jwks::Jwks>, Duration)>,
     /// The token generated at start-up when none was configured.
     pub generated_token: Option<String>,
 }
@@ -106,14 +109,17 @@ async fn purge_expired_keys(store: Arc<dyn Store>, every: Duration) {
 pub async fn build(settings: &Settings) -> anyhow::Result<App> {
     let store = open_store(settings).await?;
     let mut generated_token = None;
-    let tokens = if settings.auth.tokens.is_empty() {
+    let mut auth = authenticator(&settings.auth).await?;
+    if settings.auth.nothing_configured() {
         let token = api::auth::generate_token();
-        let tokens = Tokens::new([token.as_str()]);
+        auth.tokens = Tokens::new([token.as_str()]);
         generated_token = Some(token);
-        tokens
-    } else {
-        Tokens::new(&settings.auth.tokens)
-    };
+    }
+    let jwks = auth
+        .jwt
+        .as_ref()
+        .and_then(|j| j.jwks())
+        .map(|j| (j, Duration::from_secs(settings.auth.jwks_refresh_secs)));
     let address = format!("{}:{}", settings.server.host, settings.server.port);
     let acceptor = TcpListener::bind(address.clone())
         .into_acceptor()
@@ -129,7 +135,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         addr,
         store,
         http: HttpSettings {
-            tokens,
+            auth,
             max_body_bytes: settings.server.max_body_bytes,
             metrics_token: (!settings.metrics.token.is_empty())
                 .then(|| Tokens::new([&settings.metrics.token])),
@@ -139,8 +145,61 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        jwks,
         generated_token,
     })
+}
+
+/// The static tokens and the JWT verifier the settings describe. A JWKS
+/// file must be readable at start-up; a JWKS URL that does not answer is
+/// logged and retried in the background, and the service starts anyway.
+pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authenticator> {
+    let mut auth = Authenticator {
+        tokens: Tokens::new(&settings.tokens),
+        read_tokens: Tokens::new(&settings.read_tokens),
+        jwt: None,
+    };
+    if !settings.jwt_enabled() {
+        return Ok(auth);
+    }
+    let timeout = Duration::from_secs(settings.jwks_timeout_secs);
+    let source = if !settings.jwks_url.is_empty() {
+        Some(jwks::Source::Url(settings.jwks_url.clone()))
+    } else if !settings.jwks_file.is_empty() {
+        Some(jwks::Source::File(settings.jwks_file.clone().into()))
+    } else {
+        None
+    };
+    let keys = match source {
+        Some(source) => {
+            let keys = Arc::new(jwks::Jwks::new(source.clone(), timeout)?);
+            match keys.refresh().await {
+                Ok(n) => tracing::info!(source = %source, keys = n, "JWKS loaded"),
+                Err(reason) if matches!(source, jwks::Source::File(_)) => {
+                    anyhow::bail!("cannot load the JWKS file: {reason}")
+                }
+                Err(reason) => tracing::warn!(
+                    source = %source, %reason,
+                    "cannot fetch the JWKS; starting anyway, JWTs are refused until it answers"
+                ),
+            }
+            Some(keys)
+        }
+        None => None,
+    };
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    auth.jwt = Some(Arc::new(JwtVerifier::new(api::auth::jwt::JwtConfig {
+        secret: text(&settings.jwt_secret).map(String::into_bytes),
+        jwks: keys,
+        issuer: text(&settings.jwt_issuer),
+        audience: text(&settings.jwt_audience),
+        leeway_secs: settings.clock_skew_secs,
+        authenticated: Scopes::of(&settings.authenticated_scopes),
+        anon: Scopes::of(&settings.anon_scopes),
+        anonymous_users_as_authenticated: settings.anonymous_users_as_authenticated,
+        customer_claim: text(&settings.customer_claim),
+    })?));
+    Ok(auth)
 }
 
 impl App {
@@ -165,6 +224,7 @@ impl App {
             self.cleanup_interval,
         ));
         let upkeep = tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
+        let refresher = self.jwks.map(|(keys, every)| keys.spawn_refresher(every));
         // A connection with no traffic for this long is closed, so idle and
         // stalled clients do not hold sockets forever; each connection has
         // its own task, so a slow one never delays the others.
@@ -174,6 +234,9 @@ impl App {
             .await;
         cleanup.abort();
         upkeep.abort();
+        if let Some(r) = refresher {
+            r.abort();
+        }
         self.store.close().await;
         served?;
         tracing::info!("stopped");

@@ -13,6 +13,8 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::api::auth::Scope;
+
 /// Every setting of the service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -146,21 +148,111 @@ pub struct DatabaseSettings {
     pub ca_file: String,
 }
 
-/// Authentication.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Authentication: static tokens, JWTs, and what each may do.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// Accepted bearer tokens; none means a random one is made at start-up.
+    /// Accepted read-write bearer tokens; with no token, secret or JWKS at
+    /// all, a random one is made at start-up.
     pub tokens: Vec<String>,
+    /// Accepted read-only bearer tokens (403 on every change).
+    pub read_tokens: Vec<String>,
+    /// HS256 secret for JWTs (Supabase's legacy JWT secret), used as its
+    /// bytes; empty: no HS256.
+    pub jwt_secret: String,
+    /// Where the ES256/RS256 public keys are (a JWKS); empty: none.
+    pub jwks_url: String,
+    /// A JWKS file instead of a URL.
+    pub jwks_file: String,
+    /// The required `iss`; empty: not checked.
+    pub jwt_issuer: String,
+    /// The required `aud`; empty: not checked.
+    pub jwt_audience: String,
+    /// The claim naming the customer whose orders a JWT may touch; empty:
+    /// no restriction.
+    pub customer_claim: String,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+    /// What an `authenticated` JWT may do.
+    pub authenticated_scopes: Vec<Scope>,
+    /// What an `anon` JWT may do.
+    pub anon_scopes: Vec<Scope>,
+    /// Whether Supabase anonymous users (`is_anonymous: true`) count as
+    /// `authenticated`; otherwise they are `anon`.
+    pub anonymous_users_as_authenticated: bool,
+    /// Seconds between background refreshes of the JWKS.
+    pub jwks_refresh_secs: u64,
+    /// Longest wait for the JWKS URL, in seconds.
+    pub jwks_timeout_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            tokens: Vec::new(),
+            read_tokens: Vec::new(),
+            jwt_secret: String::new(),
+            jwks_url: String::new(),
+            jwks_file: String::new(),
+            jwt_issuer: String::new(),
+            jwt_audience: "authenticated".into(),
+            customer_claim: String::new(),
+            clock_skew_secs: 30,
+            authenticated_scopes: vec![Scope::Read, Scope::Write],
+            anon_scopes: Vec::new(),
+            anonymous_users_as_authenticated: false,
+            jwks_refresh_secs: 300,
+            jwks_timeout_secs: 5,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Whether any JWT can be checked.
+    pub fn jwt_enabled(&self) -> bool {
+        !self.jwt_secret.is_empty() || !self.jwks_url.is_empty() || !self.jwks_file.is_empty()
+    }
+
+    /// Whether no caller at all could get in (then a token is generated).
+    pub fn nothing_configured(&self) -> bool {
+        self.tokens.is_empty() && self.read_tokens.is_empty() && !self.jwt_enabled()
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "AuthSettings {{ tokens: <{} redacted> }}",
-            self.tokens.len()
-        )
+        f.debug_struct("AuthSettings")
+            .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
+            .field(
+                "read_tokens",
+                &format_args!("<{} redacted>", self.read_tokens.len()),
+            )
+            .field(
+                "jwt_secret",
+                &format_args!(
+                    "<{}>",
+                    if self.jwt_secret.is_empty() {
+                        "unset"
+                    } else {
+                        "redacted"
+                    }
+                ),
+            )
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_file", &self.jwks_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("customer_claim", &self.customer_claim)
+            .field("clock_skew_secs", &self.clock_skew_secs)
+            .field("authenticated_scopes", &self.authenticated_scopes)
+            .field("anon_scopes", &self.anon_scopes)
+            .field(
+                "anonymous_users_as_authenticated",
+                &self.anonymous_users_as_authenticated,
+            )
+            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
+            .field("jwks_timeout_secs", &self.jwks_timeout_secs)
+            .finish()
     }
 }
 
@@ -279,6 +371,30 @@ impl Settings {
         if let Some(v) = env("COMMANDES_API_TOKENS") {
             self.auth.tokens = list(&v);
         }
+        if let Some(v) = env("COMMANDES_READ_TOKENS") {
+            self.auth.read_tokens = list(&v);
+        }
+        if let Some(v) = env("COMMANDES_JWT_SECRET") {
+            self.auth.jwt_secret = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_JWKS_URL") {
+            self.auth.jwks_url = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_JWKS_FILE") {
+            self.auth.jwks_file = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_JWT_ISSUER") {
+            self.auth.jwt_issuer = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_JWT_AUDIENCE") {
+            self.auth.jwt_audience = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_CUSTOMER_CLAIM") {
+            self.auth.customer_claim = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_JWT_CLOCK_SKEW_SECS") {
+            self.auth.clock_skew_secs = number("COMMANDES_JWT_CLOCK_SKEW_SECS", &v)?;
+        }
         if let Some(v) = env("COMMANDES_HOST") {
             self.server.host = v;
         }
@@ -352,6 +468,32 @@ impl Settings {
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be at least 1");
         }
+        let auth = &self.auth;
+        if !auth.jwks_url.is_empty() && !auth.jwks_file.is_empty() {
+            bail!("set auth.jwks_url or auth.jwks_file, not both");
+        }
+        let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        if !auth.jwks_url.is_empty() && !url_ok(&auth.jwks_url) {
+            bail!("auth.jwks_url must be an https:// URL");
+        }
+        if !auth.jwt_secret.is_empty()
+            && auth.jwt_secret.len() < crate::api::auth::jwt::MIN_SECRET_BYTES
+        {
+            bail!(
+                "auth.jwt_secret must be at least {} bytes long",
+                crate::api::auth::jwt::MIN_SECRET_BYTES
+            );
+        }
+        if auth.jwks_timeout_secs == 0 || auth.jwks_refresh_secs == 0 {
+            bail!("auth.jwks_timeout_secs and auth.jwks_refresh_secs must be at least 1");
+        }
+        if auth
+            .tokens
+            .iter()
+            .any(|t| !t.trim().is_empty() && auth.read_tokens.iter().any(|r| r.trim() == t.trim()))
+        {
+            bail!("a token is in both auth.tokens and auth.read_tokens; keep it in one list");
+        }
         if !["auto", "text", "json"].contains(&self.log.format.as_str()) {
             bail!("log.format must be auto, text or json");
         }
@@ -362,7 +504,7 @@ impl Settings {
     /// tokens left out.
     pub fn redacted(&self) -> String {
         format!(
-            "host={} port={} max_body_bytes={} database={} pool_size={} demo_data={:?} tokens={} metrics_token={} cors_origins={:?} log_format={}",
+            "host={} port={} max_body_bytes={} database={} pool_size={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
@@ -370,6 +512,12 @@ impl Settings {
             self.database.pool_size,
             self.database.demo_data,
             self.auth.tokens.len(),
+            self.auth.read_tokens.len(),
+            if self.auth.jwt_secret.is_empty() { "unset" } else { "set" },
+            if self.auth.jwks_url.is_empty() { &self.auth.jwks_file } else { &self.auth.jwks_url },
+            self.auth.jwt_issuer,
+            self.auth.jwt_audience,
+            self.auth.customer_claim,
             if self.metrics.token.is_empty() { "unset" } else { "set" },
             self.cors.allowed_origins,
             self.log.format,
@@ -443,6 +591,58 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_settings_come_from_the_environment() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("COMMANDES_READ_TOKENS", "r1, r2"),
+                (
+                    "COMMANDES_JWT_SECRET",
+                    " super-secret-jwt-token-with-at-least-32-characters ",
+                ),
+                (
+                    "COMMANDES_JWKS_URL",
+                    "https://ref.supabase.co/auth/v1/.well-known/jwks.json",
+                ),
+                ("COMMANDES_JWT_ISSUER", "https://ref.supabase.co/auth/v1"),
+                ("COMMANDES_JWT_AUDIENCE", "authenticated"),
+                ("COMMANDES_CUSTOMER_CLAIM", "sub"),
+                ("COMMANDES_JWT_CLOCK_SKEW_SECS", "10"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.auth.read_tokens, ["r1", "r2"]);
+        assert_eq!(
+            s.auth.jwt_secret,
+            "super-secret-jwt-token-with-at-least-32-characters"
+        );
+        assert_eq!(s.auth.jwt_issuer, "https://ref.supabase.co/auth/v1");
+        assert_eq!(s.auth.customer_claim, "sub");
+        assert_eq!(s.auth.clock_skew_secs, 10);
+        assert!(!s.auth.nothing_configured());
+        assert!(Settings::default().auth.nothing_configured());
+        assert_eq!(Settings::default().auth.jwt_audience, "authenticated");
+    }
+
+    #[test]
+    fn bad_auth_settings_are_errors() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+        assert!(load(&[("COMMANDES_JWT_SECRET", "short")]).is_err());
+        assert!(load(&[
+            ("COMMANDES_JWKS_URL", "https://x/jwks.json"),
+            ("COMMANDES_JWKS_FILE", "/etc/jwks.json")
+        ])
+        .is_err());
+        assert!(load(&[("COMMANDES_JWKS_URL", "ftp://x/jwks.json")]).is_err());
+        assert!(load(&[
+            ("COMMANDES_API_TOKENS", "a,b"),
+            ("COMMANDES_READ_TOKENS", "b")
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
         assert!(load(&[("COMMANDES_PORT", "eighty")]).is_err());
@@ -460,11 +660,14 @@ mod tests {
         let mut s = Settings::default();
         s.database.url = "postgres://u:hunter2@h/db".into();
         s.auth.tokens = vec!["tok-secret".into()];
+        s.auth.read_tokens = vec!["read-secret".into()];
+        s.auth.jwt_secret = "jwt-secret-0123456789-0123456789-0123".into();
         let line = s.redacted();
-        assert!(
-            !line.contains("hunter2") && !line.contains("tok-secret"),
-            "{line}"
-        );
-        assert!(!format!("{s:?}").contains("tok-secret"));
+        let debug = format!("{s:?}");
+        assert!(!line.contains("hunter2"), "{line}");
+        for secret in ["tok-secret", "read-secret", "jwt-secret"] {
+            assert!(!line.contains(secret), "{line}");
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 }

@@ -219,6 +219,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::order_not_found(),
+            StoreError::Forbidden(reason) => ApiError::Forbidden(reason),
             StoreError::Conflict(Conflict::DuplicateOrderId(id)) => ApiError::DuplicateOrderId(id),
             StoreError::Conflict(Conflict::Transition { from, to }) => {
                 ApiError::Transition { from, to }
@@ -301,7 +302,8 @@ impl poem::error::ResponseError for ApiError {
 const DECLARED: &[(u16, &str)] = &[
     (400, "The request body is not JSON (an empty body included)."),
     (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
-    (404, "No such order (or an `{id}` outside 1…2⁶³−1)."),
+    (403, "The token is valid but may not do this: a read-only token (or a JWT without the `write` scope) on any change, a JWT whose role may not use the service (`anon`), an `authenticated` JWT without the customer claim, or a customer-scoped JWT creating an order for another customer or moving one to another customer."),
+    (404, "No such order (or an `{id}` outside 1…2⁶³−1); for a customer-scoped JWT, also another customer's order."),
     (409, "Duplicate `order_id`, a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
     (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
     (413, "The request body is over the configured limit (default 64 KiB)."),

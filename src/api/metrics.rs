@@ -5,13 +5,15 @@ use std::sync::Arc;
 use poem::http::{header, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::auth::Tokens;
+use super::auth::{Authenticator, Scopes, Tokens};
 use crate::error::ApiError;
 use crate::storage::Store;
 use crate::telemetry::{prometheus, DB_POOL};
 
 /// Serves the scrape. With a metrics token configured only that token is
-/// accepted; without one, any API token is.
+/// accepted; without one, any static API token (read-only ones included) or
+/// a `service_role` JWT: end users' JWTs get 403, the figures cover every
+/// customer.
 pub struct MetricsEndpoint {
     pub store: Arc<dyn Store>,
     pub metrics_tokens: Option<Tokens>,
@@ -21,11 +23,23 @@ impl Endpoint for MetricsEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        let tokens = match &self.metrics_tokens {
-            Some(t) => t,
-            None => req.data::<Tokens>().ok_or(ApiError::Internal)?,
-        };
-        super::auth::authenticate(&req, tokens)?;
+        match &self.metrics_tokens {
+            Some(tokens) => {
+                Authenticator::with_tokens(tokens.clone())
+                    .authenticate(&req)
+                    .await?;
+            }
+            None => {
+                let auth = req.data::<Authenticator>().ok_or(ApiError::Internal)?;
+                let caller = auth.authenticate(&req).await?;
+                if !caller.service || caller.scopes == Scopes::NONE {
+                    return Err(ApiError::Forbidden(
+                        "only an API token or a service_role JWT may read the metrics".into(),
+                    )
+                    .into());
+                }
+            }
+        }
         if let Some(pool) = self.store.pool_status() {
             for (state, value) in [
                 ("size", pool.size),

@@ -26,7 +26,7 @@ pub mod orders;
 pub mod schema;
 pub mod stats;
 
-pub use auth::{Caller, Tokens};
+pub use auth::{Authenticator, Caller, Tokens};
 pub use extract::BodyLimit;
 
 /// The groups of operations in the docs.
@@ -149,7 +149,8 @@ impl AllowedMethods {
 /// Everything an API route needs besides the store.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    pub tokens: Tokens,
+    /// Who may call the API.
+    pub auth: Authenticator,
     pub max_body_bytes: usize,
     /// The only token `/metrics` accepts; `None`: any API token.
     pub metrics_token: Option<Tokens>,
@@ -188,7 +189,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
             tracing::error!("a request handler panicked");
             ApiError::Internal.into_response()
         }))
-        .data(settings.tokens)
+        .data(settings.auth)
         .data(BodyLimit(limit))
         .before(move |req: Request| async move {
             check_request_size(&req)?;

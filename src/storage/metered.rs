@@ -42,6 +42,7 @@ fn outcome<T>(r: &Result<T, StoreError>) -> &'static str {
     match r {
         Ok(_) => "ok",
         Err(StoreError::NotFound) => "not_found",
+        Err(StoreError::Forbidden(_)) => "forbidden",
         Err(StoreError::Conflict(_)) => "conflict",
         Err(StoreError::PreconditionFailed(_)) => "precondition_failed",
         Err(StoreError::IdempotencyInProgress | StoreError::IdempotencyMismatch) => "idempotency",

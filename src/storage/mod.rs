@@ -60,6 +60,10 @@ pub enum Conflict {
 pub enum StoreError {
     #[error("no such order")]
     NotFound,
+    /// The actor may not do this to an order it can see (create one for
+    /// another customer, move one to another customer).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
     /// The same idempotency key is being used by a request still running.
@@ -77,6 +81,19 @@ pub enum StoreError {
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `Forbidden` unless `actor` may give an order to `customer_id` (create
+/// it for, or move it to, that customer). Both backends call it inside the
+/// transaction of the change.
+pub fn check_assignable(actor: &Actor, customer_id: &str) -> Result<(), StoreError> {
+    if actor.sees(customer_id) {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(
+            "a customer-scoped token may only give orders to its own customer_id".into(),
+        ))
+    }
 }
 
 impl StoreError {

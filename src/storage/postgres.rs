@@ -126,16 +126,20 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
 /// Reads and locks the order for the rest of the transaction, and checks
 /// `if_match` against it. The row lock makes read-decide-write one atomic
 /// step: a concurrent change waits here, then decides against what this one
-/// wrote.
+/// wrote. An order of another customer than `owner` (when set) is not found.
 async fn lock_row(
     tx: &deadpool_postgres::Transaction<'_>,
     id: i64,
+    owner: Option<&str>,
     if_match: Option<&Precondition>,
 ) -> Result<Order, StoreError> {
     let row = tx
         .query_typed_opt(
-            &format!("select {COLUMNS} from commandes where id = $1 for update"),
-            &[(&id, Type::INT8)],
+            &format!(
+                "select {COLUMNS} from commandes
+                 where id = $1 and ($2::varchar is null or customer_id = $2) for update"
+            ),
+            &[(&id, Type::INT8), (&owner, Type::VARCHAR)],
         )
         .await
         .map_err(map_error)?;
@@ -308,6 +312,8 @@ impl FilterArgs {
 /// The values a list query binds, kept alive while the query runs.
 struct ListArgs {
     filter: FilterArgs,
+    /// The only customer the caller sees, on top of any `customer_id` filter.
+    owner: Option<String>,
     cursor_time: Option<DateTime<Utc>>,
     cursor_amount: Option<Decimal>,
     cursor_id: Option<i64>,
@@ -316,9 +322,10 @@ struct ListArgs {
 }
 
 impl ListArgs {
-    fn new(f: &ListFilter) -> ListArgs {
+    fn new(f: &ListFilter, owner: Option<&str>) -> ListArgs {
         ListArgs {
             filter: FilterArgs::new(&super::ExportFilter::from(f)),
+            owner: owner.map(String::from),
             cursor_time: f
                 .cursor
                 .filter(|_| matches!(f.sort.key, SortKey::CreatedAt | SortKey::UpdatedAt))
@@ -337,6 +344,10 @@ impl ListArgs {
     fn sql<'a>(&'a self, filter: &ListFilter) -> (String, Vec<Param<'a>>) {
         let mut params: Vec<Param<'a>> = Vec::new();
         let mut clauses = self.filter.clauses(&mut params);
+        if let Some(owner) = &self.owner {
+            params.push((owner, Type::VARCHAR));
+            clauses.push(format!("customer_id = ${}", params.len()));
+        }
         let column = match filter.sort.key {
             SortKey::CreatedAt => "created_at",
             SortKey::UpdatedAt => "updated_at",
@@ -409,8 +420,9 @@ impl Store for PostgresStore {
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Created, StoreError> {
+        super::check_assignable(actor, &order.customer_id)?;
         let mut client = self.client().await?;
         let t = now();
         let Some(key) = key else {
@@ -513,32 +525,40 @@ impl Store for PostgresStore {
         Ok(orders.len() as u64)
     }
 
-    async fn get(&self, id: i64, _actor: &Actor) -> Result<Order, StoreError> {
+    async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError> {
         let client = self.client().await?;
+        let owner = actor.owner.as_deref();
         let row = client
             .query_typed_opt(
-                &format!("select {COLUMNS} from commandes where id = $1"),
-                &[(&id, Type::INT8)],
+                &format!(
+                    "select {COLUMNS} from commandes
+                     where id = $1 and ($2::varchar is null or customer_id = $2)"
+                ),
+                &[(&id, Type::INT8), (&owner, Type::VARCHAR)],
             )
             .await
             .map_err(map_error)?;
         row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
 
-    async fn get_by_order_id(&self, order_id: &str, _actor: &Actor) -> Result<Order, StoreError> {
+    async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError> {
         let client = self.client().await?;
+        let owner = actor.owner.as_deref();
         let row = client
             .query_typed_opt(
-                &format!("select {COLUMNS} from commandes where order_id = $1"),
-                &[(&order_id, Type::VARCHAR)],
+                &format!(
+                    "select {COLUMNS} from commandes
+                     where order_id = $1 and ($2::varchar is null or customer_id = $2)"
+                ),
+                &[(&order_id, Type::VARCHAR), (&owner, Type::VARCHAR)],
             )
             .await
             .map_err(map_error)?;
         row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
 
-    async fn list(&self, filter: &ListFilter, _actor: &Actor) -> Result<Vec<Order>, StoreError> {
-        let args = ListArgs::new(filter);
+    async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError> {
+        let args = ListArgs::new(filter, actor.owner.as_deref());
         let (sql, params) = args.sql(filter);
         let client = self.client().await?;
         let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
@@ -550,11 +570,16 @@ impl Store for PostgresStore {
         id: i64,
         patch: &OrderPatch,
         if_match: Option<&Precondition>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Updated, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
-        let current = lock_row(&tx, id, if_match).await?;
+        // The owner is checked on the locked row, before anything is decided.
+        let current = lock_row(&tx, id, actor.owner.as_deref(), None).await?;
+        if let Some(customer_id) = &patch.customer_id {
+            super::check_assignable(actor, customer_id)?;
+        }
+        check_precondition(if_match, &current)?;
         let next = match current.apply(patch, now()) {
             Ok(Some(next)) => next,
             Ok(None) => {
@@ -607,12 +632,16 @@ impl Store for PostgresStore {
         &self,
         id: i64,
         if_match: Option<&Precondition>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
+        let owner = actor.owner.as_deref();
         let Some(if_match) = if_match else {
             let n = client
-                .execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
+                .execute_typed(
+                    "delete from commandes where id = $1 and ($2::varchar is null or customer_id = $2)",
+                    &[(&id, Type::INT8), (&owner, Type::VARCHAR)],
+                )
                 .await
                 .map_err(map_error)?;
             return if n == 0 {
@@ -622,24 +651,37 @@ impl Store for PostgresStore {
             };
         };
         let tx = client.transaction().await.map_err(map_error)?;
-        lock_row(&tx, id, Some(if_match)).await?;
+        lock_row(&tx, id, owner, Some(if_match)).await?;
         tx.execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
             .await
             .map_err(map_error)?;
         tx.commit().await.map_err(map_error)
     }
 
-    async fn stats(&self, _actor: &Actor) -> Result<Stats, StoreError> {
+    async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query_typed(
-                // Kept by a trigger (migration 0003): 64 rows, no scan.
-                "select status::text, sum(order_count)::int8, sum(total_amount)::numeric
-                 from commandes_stats group by status",
-                &[],
-            )
-            .await
-            .map_err(map_error)?;
+        let rows = match &actor.owner {
+            None => {
+                client
+                    .query_typed(
+                        // Kept by a trigger (migration 0003): 64 rows, no scan.
+                        "select status::text, sum(order_count)::int8, sum(total_amount)::numeric
+                         from commandes_stats group by status",
+                        &[],
+                    )
+                    .await
+            }
+            // The counters cover everyone: one customer's figures are summed
+            // from its rows (found by the customer index).
+            Some(owner) => client
+                .query_typed(
+                    "select status::text, count(*)::int8, coalesce(sum(total_amount), 0)::numeric
+                         from commandes where customer_id = $1 group by status",
+                    &[(owner, Type::VARCHAR)],
+                )
+                .await,
+        }
+        .map_err(map_error)?;
         let mut stats = Stats::default();
         for row in rows {
             let status: String = row.try_get(0).map_err(StoreError::backend)?;

@@ -19,6 +19,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::check_assignable;
 use super::migrations::{self, Migration};
 use super::{
     Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
@@ -395,11 +396,15 @@ fn row_to_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
     })
 }
 
-fn select_by_id(conn: &Connection, id: i64) -> Result<Order, StoreError> {
-    conn.prepare_cached(&format!("select {COLUMNS} from commandes where id = ?1"))
-        .and_then(|mut s| s.query_row([id], row_to_order).optional())
-        .map_err(map_error)?
-        .ok_or(StoreError::NotFound)
+/// The order `id`, if it exists and `owner` (when set) is its customer: an
+/// order of another customer is not found, in the same statement.
+fn select_by_id(conn: &Connection, id: i64, owner: Option<&str>) -> Result<Order, StoreError> {
+    conn.prepare_cached(&format!(
+        "select {COLUMNS} from commandes where id = ?1 and (?2 is null or customer_id = ?2)"
+    ))
+    .and_then(|mut s| s.query_row(params![id, owner], row_to_order).optional())
+    .map_err(map_error)?
+    .ok_or(StoreError::NotFound)
 }
 
 fn insert(
@@ -538,7 +543,9 @@ fn apply_migrations(
 }
 
 /// Builds the `where`, `order by` and `limit` of a list query.
-fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
+/// `owner`, when set, restricts the list to that customer's orders (on top
+/// of any `customer_id` filter, so another customer's list is empty).
+fn list_sql(filter: &ListFilter, owner: Option<&str>) -> (String, Vec<Value>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     // Numbers each `?` of `clause` in the order its values are bound.
@@ -558,6 +565,9 @@ fn list_sql(filter: &ListFilter) -> (String, Vec<Value>) {
     }
     if let Some(c) = &filter.customer_id {
         push("customer_id = ?", vec![Value::Text(c.clone())]);
+    }
+    if let Some(owner) = owner {
+        push("customer_id = ?", vec![Value::Text(owner.to_string())]);
     }
     if let Some(a) = filter.min_amount {
         push("total_cents >= ?", vec![Value::Integer(a.cents())]);
@@ -636,8 +646,9 @@ impl Store for SqliteStore {
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Created, StoreError> {
+        check_assignable(actor, &order.customer_id)?;
         let order = order.clone();
         let Some(key) = key.cloned() else {
             return self
@@ -715,25 +726,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get(&self, id: i64, _actor: &Actor) -> Result<Order, StoreError> {
-        self.read(move |conn| select_by_id(conn, id)).await
+    async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError> {
+        let owner = actor.owner.clone();
+        self.read(move |conn| select_by_id(conn, id, owner.as_deref()))
+            .await
     }
 
-    async fn get_by_order_id(&self, order_id: &str, _actor: &Actor) -> Result<Order, StoreError> {
+    async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError> {
         let order_id = order_id.to_string();
+        let owner = actor.owner.clone();
         self.read(move |conn| {
             conn.prepare_cached(&format!(
-                "select {COLUMNS} from commandes where order_id = ?1"
+                "select {COLUMNS} from commandes where order_id = ?1 and (?2 is null or customer_id = ?2)"
             ))
-            .and_then(|mut s| s.query_row([order_id], row_to_order).optional())
+            .and_then(|mut s| s.query_row(params![order_id, owner], row_to_order).optional())
             .map_err(map_error)?
             .ok_or(StoreError::NotFound)
         })
         .await
     }
 
-    async fn list(&self, filter: &ListFilter, _actor: &Actor) -> Result<Vec<Order>, StoreError> {
-        let (sql, args) = list_sql(filter);
+    async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError> {
+        let (sql, args) = list_sql(filter, actor.owner.as_deref());
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(map_error)?;
             let rows = stmt
@@ -750,13 +764,19 @@ impl Store for SqliteStore {
         id: i64,
         patch: &OrderPatch,
         if_match: Option<&Precondition>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Updated, StoreError> {
         let patch = patch.clone();
         let if_match = if_match.cloned();
+        let actor = actor.clone();
         self.write(move |conn| {
-            // Already inside the batch's transaction, under this job's savepoint.
-            let current = select_by_id(conn, id)?;
+            // Already inside the batch's transaction, under this job's
+            // savepoint: the owner check, the precondition and the change
+            // see the same row.
+            let current = select_by_id(conn, id, actor.owner.as_deref())?;
+            if let Some(customer_id) = &patch.customer_id {
+                check_assignable(&actor, customer_id)?;
+            }
             check_precondition(if_match.as_ref(), current.clone())?;
             let next = match current.apply(&patch, now()) {
                 Ok(Some(next)) => next,
@@ -807,16 +827,20 @@ impl Store for SqliteStore {
         &self,
         id: i64,
         if_match: Option<&Precondition>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<(), StoreError> {
         let if_match = if_match.cloned();
+        let owner = actor.owner.clone();
         self.write(move |conn| {
             // Already inside the batch's transaction, under this job's savepoint.
             if if_match.is_some() {
-                check_precondition(if_match.as_ref(), select_by_id(conn, id)?)?;
+                check_precondition(if_match.as_ref(), select_by_id(conn, id, owner.as_deref())?)?;
             }
             let n = conn
-                .execute("delete from commandes where id = ?1", [id])
+                .execute(
+                    "delete from commandes where id = ?1 and (?2 is null or customer_id = ?2)",
+                    params![id, owner],
+                )
                 .map_err(map_error)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
@@ -826,15 +850,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn stats(&self, _actor: &Actor) -> Result<Stats, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn
+    async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
+        let owner = actor.owner.clone();
+        self.read(move |conn| {
+            let (sql, args) = match &owner {
                 // Kept by triggers (migration 0003): four rows, no scan.
-                .prepare_cached("select status, order_count, total_cents from commandes_stats")
-                .map_err(map_error)?;
+                None => (
+                    "select status, order_count, total_cents from commandes_stats",
+                    vec![],
+                ),
+                // The counters cover everyone: one customer's figures are
+                // summed from its rows (found by the customer index).
+                Some(owner) => (
+                    "select status, count(*), coalesce(sum(total_cents), 0) from commandes
+                     where customer_id = ?1 group by status",
+                    vec![Value::Text(owner.clone())],
+                ),
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(map_error)?;
             let mut stats = Stats::default();
             let rows = stmt
-                .query_map([], |r| {
+                .query_map(rusqlite::params_from_iter(args), |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
@@ -932,7 +968,7 @@ mod tests {
             min_amount: Amount::from_cents(100),
             ..ListFilter::default()
         };
-        let (sql, args) = list_sql(&filter);
+        let (sql, args) = list_sql(&filter, None);
         assert!(sql.contains("status = ?1 and total_cents >= ?2"), "{sql}");
         assert!(
             sql.ends_with("order by created_at desc, id desc limit ?3 offset ?4"),

@@ -1,0 +1,262 @@
+//! The public keys JWTs are checked with, from a JWKS URL or file.
+//!
+//! The set is cached. It is fetched again when a token names a key id the
+//! set does not have (a key rotation), at most once per
+//! [`MIN_ON_DEMAND_REFRESH`] so that tokens with made-up key ids cannot make
+//! the service hammer the key server, and periodically in the background. A
+//! key server that is down never stops the service: the last good set stays
+//! in use, and the failure is logged.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// The least time between two fetches that unknown key ids cause.
+pub const MIN_ON_DEMAND_REFRESH: Duration = Duration::from_secs(30);
+
+/// The asymmetric algorithms accepted from a JWKS (Supabase signs with ES256
+/// or RS256). HMAC keys in a JWKS are ignored: a symmetric key published
+/// with the public ones would let anyone sign.
+pub const ALGORITHMS: &[Algorithm] = &[Algorithm::ES256, Algorithm::RS256];
+
+/// A usable public key.
+#[derive(Clone)]
+struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Url(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Url(url) => f.write_str(url),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The cached key set and how to refresh it.
+pub struct Jwks {
+    source: Source,
+    client: reqwest::Client,
+    keys: RwLock<Arc<Vec<Key>>>,
+    /// When unknown key ids last caused a fetch; held while fetching, so
+    /// concurrent requests wait for one fetch instead of starting many.
+    last_on_demand: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jwks({})", self.source)
+    }
+}
+
+impl Jwks {
+    /// A key set read from `source`, empty until [`Jwks::refresh`] runs.
+    /// `timeout` bounds each fetch from a URL.
+    pub fn new(source: Source, timeout: Duration) -> anyhow::Result<Jwks> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(Jwks {
+            source,
+            client,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            last_on_demand: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Where the keys come from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// How many usable keys the cached set holds.
+    pub fn len(&self) -> usize {
+        self.current().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn current(&self) -> Arc<Vec<Key>> {
+        self.keys.read().expect("jwks lock").clone()
+    }
+
+    /// Fetches the set and, if it parses, replaces the cached one. Returns
+    /// how many usable keys it holds.
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let text = match &self.source {
+            Source::File(path) => tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            Source::Url(url) => {
+                let response = self
+                    .client
+                    .get(url)
+                    .header("accept", "application/json")
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot fetch: {}", crate::error::error_chain(&e)))?;
+                if !response.status().is_success() {
+                    return Err(format!("the key server answered {}", response.status()));
+                }
+                response
+                    .text()
+                    .await
+                    .map_err(|e| format!("cannot read the answer: {e}"))?
+            }
+        };
+        let keys = parse(&text)?;
+        let n = keys.len();
+        *self.keys.write().expect("jwks lock") = Arc::new(keys);
+        Ok(n)
+    }
+
+    /// Like [`Jwks::refresh`], logging the outcome.
+    pub async fn refresh_logged(&self) {
+        match self.refresh().await {
+            Ok(n) => tracing::debug!(source = %self.source, keys = n, "JWKS loaded"),
+            Err(reason) => {
+                tracing::warn!(source = %self.source, %reason, "cannot refresh the JWKS; keeping the keys already known")
+            }
+        }
+    }
+
+    /// The keys that may have signed a token with this `kid` and `alg`: the
+    /// key with that id (and that algorithm), or, for a token without a key
+    /// id, every key of that algorithm. An unknown key id refreshes the set
+    /// first (rate-limited).
+    pub async fn keys_for(&self, kid: Option<&str>, alg: Algorithm) -> Vec<DecodingKey> {
+        let found = matching(&self.current(), kid, alg);
+        if !found.is_empty() || kid.is_none() {
+            return found;
+        }
+        let mut last = self.last_on_demand.lock().await;
+        // Another request may have fetched the new set while this one waited.
+        let found = matching(&self.current(), kid, alg);
+        if !found.is_empty() {
+            return found;
+        }
+        if last.is_some_and(|t| t.elapsed() < MIN_ON_DEMAND_REFRESH) {
+            return Vec::new();
+        }
+        *last = Some(Instant::now());
+        tracing::info!(source = %self.source, "a token names an unknown key id: fetching the JWKS again");
+        self.refresh_logged().await;
+        matching(&self.current(), kid, alg)
+    }
+
+    /// Refreshes the set every `every` for as long as the task runs; more
+    /// often (every [`MIN_ON_DEMAND_REFRESH`]) while it holds no key.
+    pub fn spawn_refresher(self: Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let wait = if self.is_empty() {
+                    every.min(MIN_ON_DEMAND_REFRESH)
+                } else {
+                    every
+                };
+                tokio::time::sleep(wait).await;
+                self.refresh_logged().await;
+            }
+        })
+    }
+}
+
+fn matching(keys: &[Key], kid: Option<&str>, alg: Algorithm) -> Vec<DecodingKey> {
+    keys.iter()
+        .filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+        .map(|k| k.key.clone())
+        .collect()
+}
+
+/// The usable keys of a JWKS document. Keys this service cannot use
+/// (encryption keys, HMAC keys, other curves or algorithms) are skipped; a
+/// document that is not a JWKS at all is an error.
+fn parse(text: &str) -> Result<Vec<Key>, String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Document =
+        serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let mut keys = Vec::new();
+    for value in doc.keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+            continue;
+        };
+        if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+            continue;
+        }
+        let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+            (AlgorithmParameters::EllipticCurve(p), _) if p.curve != EllipticCurve::P256 => {
+                continue
+            }
+            (AlgorithmParameters::EllipticCurve(_), None) => Algorithm::ES256,
+            (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
+            (AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::RSA(_), Some(a)) => {
+                match a {
+                    KeyAlgorithm::ES256 => Algorithm::ES256,
+                    KeyAlgorithm::RS256 => Algorithm::RS256,
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        if (alg == Algorithm::ES256)
+            != matches!(jwk.algorithm, AlgorithmParameters::EllipticCurve(_))
+        {
+            continue;
+        }
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        keys.push(Key {
+            kid: jwk.common.key_id.clone(),
+            alg,
+            key,
+        });
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_signing_keys_of_accepted_kinds_are_kept() {
+        let doc = serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec1", "alg": "ES256", "use": "sig",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "EC", "crv": "P-256", "kid": "enc", "use": "enc",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "oct", "kid": "hmac", "alg": "HS256", "k": "c2VjcmV0"},
+            {"kty": "EC", "crv": "P-256", "kid": "wrong-alg", "alg": "RS256",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "weird"}
+        ]});
+        let keys = parse(&doc.to_string()).unwrap();
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.clone().unwrap()).collect();
+        assert_eq!(kids, ["ec1"]);
+        assert!(parse("{}").is_err());
+        assert!(parse("not json").is_err());
+    }
+}
