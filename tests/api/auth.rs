@@ -368,7 +368,142 @@ async fn a_service_without_tokens_is_never_open(app: TestApp) {
     }
 }
 
+/// A read-only token the read-token tests configure.
+const READER: &str = "reader-token-0123";
+
+/// Every operation of the OpenAPI document that needs a token, with its
+/// path filled in for the seeded order: (method, path).
+async fn secured_operations(app: &TestApp) -> Vec<(Method, String)> {
+    let doc = json(
+        app.anonymous(Method::GET, "/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let mut ops = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            if op["security"].as_array().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            let path = path
+                .replace("{id}", "1")
+                .replace("{order_id}", "CMD001")
+                .replace("{customer_id}", "C1")
+                .replace("{status}", "pending");
+            ops.push((method.to_uppercase().parse().unwrap(), path));
+        }
+    }
+    ops
+}
+
+async fn a_read_token_gets_403_on_every_change_and_reads_everything(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |s| s.auth.read_tokens = vec![READER.into()])
+        .await
+        .unwrap();
+    seed(&app).await;
+    let ops = secured_operations(&app).await;
+    let writes: Vec<_> = ops.iter().filter(|(m, _)| *m != Method::GET).collect();
+    let reads: Vec<_> = ops.iter().filter(|(m, _)| *m == Method::GET).collect();
+    // The document lists the four changes and the six reads.
+    assert_eq!(writes.len(), 4, "{writes:?}");
+    assert_eq!(reads.len(), 6, "{reads:?}");
+    for (method, path) in &writes {
+        // 403 comes before the body is looked at: a valid body, an invalid
+        // one, none at all.
+        for body in [
+            Some(
+                json!({"order_id": "CMD009", "customer_id": "C1", "total_amount": "1.00"})
+                    .to_string(),
+            ),
+            Some("{not json".to_string()),
+            None,
+        ] {
+            let mut request = app.anonymous(method.clone(), path).bearer_auth(READER);
+            if let Some(b) = &body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(b.clone());
+            }
+            let r = request.send().await.unwrap();
+            let problem = problem(r, 403).await;
+            assert_eq!(problem["title"], "Forbidden", "{method} {path}");
+        }
+    }
+    for (method, path) in &reads {
+        let r = app
+            .anonymous(method.clone(), path)
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{method} {path} with a read token");
+    }
+    assert_untouched(&app).await;
+    // The read-write token passes the same check (whatever comes next; this
+    // changes the data).
+    for (method, path) in &writes {
+        let r = app
+            .request(method.clone(), path)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 403, "{method} {path} with the read-write token");
+    }
+    // A read token is still a token: 401 stays 401.
+    let r = app
+        .anonymous(Method::DELETE, "/commandes/1")
+        .bearer_auth(format!("{READER}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(r, "a near miss of the read token").await;
+}
+
+async fn every_secured_operation_documents_403(app: TestApp) {
+    let doc = json(
+        app.anonymous(Method::GET, "/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let mut checked = 0;
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            if op["security"].as_array().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            assert!(
+                op["responses"]["403"].is_object(),
+                "{method} {path} documents 403"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 10);
+    let scheme = doc["components"]["securitySchemes"]["bearerAuth"]["description"]
+        .as_str()
+        .unwrap();
+    for word in [
+        "COMMANDES_READ_TOKENS",
+        "JWT",
+        "service_role",
+        "COMMANDES_CUSTOMER_CLAIM",
+        "403",
+    ] {
+        assert!(scheme.contains(word), "the scheme explains {word}");
+    }
+}
+
 crate::both_backends!(
+    a_read_token_gets_403_on_every_change_and_reads_everything,
+    every_secured_operation_documents_403,
     no_header_is_401_everywhere,
     malformed_headers_are_401,
     unknown_tokens_are_401,
