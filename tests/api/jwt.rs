@@ -439,6 +439,30 @@ async fn a_rotated_key_is_picked_up_without_restart(app: TestApp) {
     .await;
 }
 
+async fn the_jwks_is_refreshed_in_the_background(app: TestApp) {
+    let server = KeyServer::start(jwks(&[key("key-a")])).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwks_url = server.url.clone();
+        s.auth.jwks_refresh_secs = 1;
+    })
+    .await;
+    server.serve(jwks(&[key("key-b")]));
+    // No token asks for it: the periodic refresh fetches the new set.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.fetches() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background refresh"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let user = claims("authenticated", "user-1");
+    assert_accepted(&app, &key("key-b").sign(&user), "the new key").await;
+    // The old key left the set with the refresh (its kid is now unknown,
+    // and the on-demand refresh finds it absent too).
+    assert_refused(&app, &key("key-a").sign(&user), "the withdrawn key").await;
+}
+
 async fn a_jwks_file_works_and_is_read_again_on_rotation(app: TestApp) {
     let backend = app.backend;
     let dir = tempfile::tempdir().unwrap();
@@ -624,6 +648,7 @@ crate::both_backends!(
     an_unknown_kid_refreshes_once_and_is_still_refused,
     a_rotated_key_is_picked_up_without_restart,
     a_jwks_file_works_and_is_read_again_on_rotation,
+    the_jwks_is_refreshed_in_the_background,
     a_jwks_url_down_at_start_up_does_not_stop_the_service,
     roles_decide_what_a_valid_jwt_may_do,
     anon_scopes_and_anonymous_users_are_configurable,
