@@ -534,6 +534,7 @@ fn apply_migrations(
     Ok(MigrationReport {
         from,
         to: migrations::latest(history).max(from),
+        notes: Vec::new(),
     })
 }
 
