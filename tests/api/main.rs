@@ -19,6 +19,7 @@ mod paging;
 mod read;
 mod scale_out;
 mod smoke;
+mod standin;
 mod stats;
 mod status;
 mod tls;
