@@ -292,6 +292,9 @@ impl Settings {
         if let Some(v) = env("COMMANDES_MIGRATION_DATABASE_URL") {
             self.database.migration_url = v.trim().to_string();
         }
+        if let Some(v) = env("COMMANDES_CONNECT_TIMEOUT_SECS") {
+            self.database.connect_timeout_secs = number("COMMANDES_CONNECT_TIMEOUT_SECS", &v)?;
+        }
         if let Some(v) = env("COMMANDES_STATEMENT_TIMEOUT_SECS") {
             self.database.statement_timeout_secs = number("COMMANDES_STATEMENT_TIMEOUT_SECS", &v)?;
         }

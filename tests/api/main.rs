@@ -16,6 +16,7 @@ mod lists;
 mod observability;
 mod outage;
 mod paging;
+mod pooler;
 mod read;
 mod scale_out;
 mod smoke;

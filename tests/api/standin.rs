@@ -227,7 +227,8 @@ fn watchdog(stop: &str, dir: &Path) -> Result<(), String> {
 impl TlsCluster {
     /// Makes the certificates and starts the cluster.
     pub fn start(label: &str) -> Result<TlsCluster, String> {
-        run(Command::new("openssl").arg("version")).map_err(|_| "no openssl command".to_string())?;
+        run(Command::new("openssl").arg("version"))
+            .map_err(|_| "no openssl command".to_string())?;
         let bin = server_binaries().ok_or("no PostgreSQL server binaries found")?;
         let dir = std::env::temp_dir().join(format!(
             "commandes-standin-{label}-{}-{:x}",
@@ -281,7 +282,10 @@ impl TlsCluster {
         .map_err(|e| e.to_string())?;
         cluster.pg_ctl(&["-w", "start"])?;
         watchdog(
-            &format!("{} >/dev/null 2>&1", cluster.pg_ctl_line("-m immediate stop")),
+            &format!(
+                "{} >/dev/null 2>&1",
+                cluster.pg_ctl_line("-m immediate stop")
+            ),
             &cluster.dir,
         )?;
         Ok(cluster)
@@ -364,8 +368,11 @@ impl TlsCluster {
                 .unwrap()
                 .as_nanos()
         );
-        crate::support::admin(&self.admin_url("postgres"), &format!("create database {name}"))
-            .await;
+        crate::support::admin(
+            &self.admin_url("postgres"),
+            &format!("create database {name}"),
+        )
+        .await;
         name
     }
 
