@@ -674,3 +674,209 @@ async fn start_up_waits_for_the_database_then_gives_up() {
     assert!(last.contains("authentication failed"), "{stderr}");
     assert!(!stderr.contains("waiting for the database"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// Adopting the original service's table
+
+/// The table the original FastAPI service made, as its SQLAlchemy model
+/// did, with rows of every kind it could hold.
+const ORIGINAL: &str = "
+    create table commandes (
+        id           serial primary key,
+        order_id     varchar(50) unique,
+        customer_id  varchar(50),
+        created_at   timestamp,
+        status       varchar(50),
+        total_amount decimal(10,2),
+        updated_at   timestamp
+    );
+    insert into commandes (order_id, customer_id, created_at, status, total_amount, updated_at) values
+        ('CMD001', 'CLIENT1', '2024-01-15 10:30:00', 'pending',    150.00, '2024-01-15 10:30:00'),
+        ('CMD002', 'CLIENT2', '2024-01-16 14:20:00', 'completed',  275.50, '2024-01-17 09:00:00'),
+        ('CMD003', 'CLIENT1', '2024-01-17 09:15:00', 'processing',  89.99, null),
+        ('CMD004', 'CLIENT3', null,                  'cancelled',  420.00, '2024-01-18 12:00:00'),
+        ('CMD005', 'CLIENT2', '2024-01-19 16:45:00', null,          12.34, null);
+";
+
+/// `commandes migrate` through the stand-in's session twin.
+fn migrate(dir: &Path, db: &TestDatabase) -> std::process::Output {
+    commandes(dir)
+        .env("COMMANDES_DATABASE_URL", &db.url)
+        .env(
+            "COMMANDES_MIGRATION_DATABASE_URL",
+            db.migration_url.as_ref().unwrap(),
+        )
+        .arg("migrate")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_table_is_adopted_with_every_row() {
+    let Some(db) = TestDatabase::create_behind_pooler().await else {
+        return;
+    };
+    let (admin, conn) = tokio_postgres::connect(&db.direct_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin.batch_execute(ORIGINAL).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = migrate(dir.path(), &db);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("adopted the original commandes table: 5 rows kept"),
+        "{stdout}"
+    );
+    for said in [
+        "id integer → bigint",
+        "created_at timestamp → timestamptz (read as UTC)",
+        "updated_at filled from created_at (or now) in 2 rows",
+        "created_at filled from updated_at in 1 row",
+        "status filled with pending in 1 row",
+        "migrated schema from version 0 to 3",
+    ] {
+        assert!(stdout.contains(said), "{said:?} not in: {stdout}");
+    }
+
+    // Every row, through the API of a service serving through the pooler.
+    let served = serve(
+        &mut service(dir.path(), &db.url, db.migration_url.as_ref().unwrap()),
+        false,
+    );
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let client = client.clone();
+        let base = served.base();
+        async move {
+            let r = client
+                .get(format!("{base}{path}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let list = get("/commandes?sort=id".into()).await;
+    let orders = list.as_array().unwrap();
+    assert_eq!(orders.len(), 5, "{list}");
+    let by_id = |order_id: &str| {
+        orders
+            .iter()
+            .find(|o| o["order_id"] == order_id)
+            .unwrap_or_else(|| panic!("{order_id} lost: {list}"))
+            .clone()
+    };
+    let first = by_id("CMD001");
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["customer_id"], "CLIENT1");
+    assert_eq!(first["total_amount"], "150.00");
+    assert_eq!(
+        first["created_at"], "2024-01-15T10:30:00.000000Z",
+        "read as UTC"
+    );
+    let third = by_id("CMD003");
+    assert_eq!(third["status"], "processing");
+    assert_eq!(
+        third["updated_at"], third["created_at"],
+        "filled from created_at"
+    );
+    let fourth = by_id("CMD004");
+    assert_eq!(
+        fourth["created_at"], "2024-01-18T12:00:00.000000Z",
+        "filled from updated_at"
+    );
+    let fifth = by_id("CMD005");
+    assert_eq!(fifth["status"], "pending", "filled");
+    assert_eq!(fifth["total_amount"], "12.34");
+
+    // The counters count the adopted rows; new ids follow the old ones.
+    let stats = get("/stats".into()).await;
+    assert_eq!(stats["total_orders"], 5, "{stats}");
+    assert_eq!(stats["by_status"]["pending"], 2, "{stats}");
+    assert_eq!(stats["total_amount"], "947.83", "{stats}");
+    let r = client
+        .post(format!("{}/commandes", served.base()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"order_id": "NEW1", "customer_id": "CLIENT9", "total_amount": "1.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], 6);
+    assert_eq!(get("/stats".into()).await["total_orders"], 6);
+    let (clean, logs) = terminate(served);
+    assert!(clean, "{logs}");
+
+    // Once adopted, it is ours: a second run has nothing to do.
+    let out = migrate(dir.path(), &db);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.trim(), "schema already at version 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_cannot_be_adopted_are_listed_and_nothing_changes() {
+    let Some(db) = TestDatabase::create_behind_pooler().await else {
+        return;
+    };
+    let (admin, conn) = tokio_postgres::connect(&db.direct_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin.batch_execute(ORIGINAL).await.unwrap();
+    admin
+        .batch_execute(
+            "insert into commandes (order_id, customer_id, status, total_amount) values
+                ('BAD1', 'C', 'shipped', 1), ('BAD2', null, 'pending', 2), ('BAD3', 'C', 'pending', -3)",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = migrate(dir.path(), &db);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    for said in [
+        "cannot adopt the existing commandes table (nothing was changed)",
+        "1 row with a status other than pending, processing, completed or cancelled",
+        "6 'shipped'",
+        "1 row with no customer_id, ids 7",
+        "1 row with no total_amount or a negative one, ids 8",
+    ] {
+        assert!(last.contains(said), "{said:?} not in: {stderr}");
+    }
+    // Still the original table, untouched.
+    let row = admin
+        .query_one(
+            "select format_type(atttypid, atttypmod) from pg_attribute
+             where attrelid = 'commandes'::regclass and attname = 'created_at'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "timestamp without time zone");
+    let migrated: bool = admin
+        .query_one(
+            "select to_regclass('commandes_schema_migrations') is not null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!migrated);
+    let n: i64 = admin
+        .query_one("select count(*) from commandes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 8);
+}
