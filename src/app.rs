@@ -46,21 +46,38 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         sqlite_synchronous: settings.database.sqlite_synchronous,
         ca_file: (!settings.database.ca_file.is_empty())
             .then(|| settings.database.ca_file.clone().into()),
+        statement_timeout: (settings.database.statement_timeout_secs > 0)
+            .then(|| Duration::from_secs(settings.database.statement_timeout_secs)),
+        startup_timeout: Duration::from_secs(settings.database.startup_timeout_secs),
     }
 }
 
 /// Opens the store and applies its migrations; loads the demo set into a
-/// database this call created, when the settings ask for it.
+/// database this call created, when the settings ask for it. With
+/// `database.migration_url` (serving through a transaction pooler), the
+/// migrations run there, on a connection of their own, and the serving
+/// pool runs no DDL.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    let store = storage::open(&settings.database.url, &store_options(settings)).await?;
+    let options = store_options(settings);
+    let report = if settings.database.migration_url.is_empty() {
+        None
+    } else {
+        Some(migrate_at(&settings.database.migration_url, &options).await?)
+    };
+    let store = storage::open(&settings.database.url, &options).await?;
     crate::telemetry::prometheus();
-    let store: Arc<dyn Store> = Arc::new(storage::metered::MeteredStore::new(store));
-    let report = store.migrate().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot migrate the database: {}",
-            crate::error::error_chain(&e)
-        )
-    })?;
+    let limit = (store.backend() == Backend::Postgres)
+        .then_some(options.statement_timeout)
+        .flatten();
+    let store: Arc<dyn Store> =
+        Arc::new(storage::metered::MeteredStore::new(store).with_statement_timeout(limit));
+    let report = match report {
+        Some(report) => report,
+        None => store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", distinct_chain(&e)))?,
+    };
     if report.from != report.to {
         tracing::info!(from = report.from, to = report.to, "database migrated");
     }
@@ -78,6 +95,43 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         tracing::info!(orders = n, "demo data loaded");
     }
     Ok(store)
+}
+
+/// Applies the migrations through `url` (one connection, closed after).
+pub async fn migrate_at(
+    url: &str,
+    options: &StoreOptions,
+) -> anyhow::Result<storage::MigrationReport> {
+    let mut options = options.clone();
+    options.pool_size = 1;
+    let store = storage::open(url, &options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the migration database {}: {e:#}",
+            storage::redact_url(url)
+        )
+    })?;
+    let report = store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", distinct_chain(&e)));
+    store.close().await;
+    report
+}
+
+/// The error and its causes in one line, leaving out a cause whose text is
+/// already in the line (a store error shows its source in its own text).
+fn distinct_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Deletes expired idempotency keys now and then, off the request path: in

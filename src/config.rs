@@ -146,6 +146,16 @@ pub struct DatabaseSettings {
     /// PostgreSQL: PEM file of the CAs trusted for the server's TLS
     /// certificate (`sslrootcert` in the URL wins); empty: the system's roots.
     pub ca_file: String,
+    /// PostgreSQL: where migrations run (a direct or session-mode URL) when
+    /// `url` is a transaction pooler; empty: through `url`.
+    pub migration_url: String,
+    /// PostgreSQL: longest a store operation (its statements, not the wait
+    /// for a connection) may take before it is cancelled and answered 503;
+    /// 0: no limit. Under the Supabase roles' own limits (8 s).
+    pub statement_timeout_secs: u64,
+    /// PostgreSQL: how long start-up waits for an unreachable or starting
+    /// database, retrying with backoff; 0: one attempt.
+    pub startup_timeout_secs: u64,
 }
 
 /// Authentication: static tokens, JWTs, and what each may do.
@@ -288,6 +298,9 @@ impl Default for DatabaseSettings {
             sqlite_synchronous: crate::storage::SqliteSync::Full,
             demo_data: DemoData::Auto,
             ca_file: String::new(),
+            migration_url: String::new(),
+            statement_timeout_secs: 5,
+            startup_timeout_secs: 60,
         }
     }
 }
@@ -367,6 +380,18 @@ impl Settings {
         }
         if let Some(v) = env("COMMANDES_DATABASE_CA_FILE") {
             self.database.ca_file = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_MIGRATION_DATABASE_URL") {
+            self.database.migration_url = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_CONNECT_TIMEOUT_SECS") {
+            self.database.connect_timeout_secs = number("COMMANDES_CONNECT_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_STATEMENT_TIMEOUT_SECS") {
+            self.database.statement_timeout_secs = number("COMMANDES_STATEMENT_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_STARTUP_TIMEOUT_SECS") {
+            self.database.startup_timeout_secs = number("COMMANDES_STARTUP_TIMEOUT_SECS", &v)?;
         }
         if let Some(v) = env("COMMANDES_API_TOKENS") {
             self.auth.tokens = list(&v);
@@ -459,6 +484,18 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         crate::storage::DatabaseUrl::parse(&self.database.url).map_err(anyhow::Error::msg)?;
+        if !self.database.migration_url.is_empty() {
+            let both_postgres = matches!(
+                crate::storage::DatabaseUrl::parse(&self.database.url),
+                Ok(crate::storage::DatabaseUrl::Postgres(_))
+            ) && matches!(
+                crate::storage::DatabaseUrl::parse(&self.database.migration_url),
+                Ok(crate::storage::DatabaseUrl::Postgres(_))
+            );
+            if !both_postgres {
+                bail!("database.migration_url is for PostgreSQL: it and database.url must both be postgres:// URLs");
+            }
+        }
         if self.server.max_body_bytes == 0 {
             bail!("server.max_body_bytes must be at least 1");
         }
@@ -504,12 +541,18 @@ impl Settings {
     /// tokens left out.
     pub fn redacted(&self) -> String {
         format!(
-            "host={} port={} max_body_bytes={} database={} pool_size={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={}",
+            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
             crate::storage::redact_url(&self.database.url),
+            if self.database.migration_url.is_empty() {
+                "(database)".to_string()
+            } else {
+                crate::storage::redact_url(&self.database.migration_url)
+            },
             self.database.pool_size,
+            self.database.statement_timeout_secs,
             self.database.demo_data,
             self.auth.tokens.len(),
             self.auth.read_tokens.len(),
@@ -639,6 +682,44 @@ mod tests {
             ("COMMANDES_API_TOKENS", "a,b"),
             ("COMMANDES_READ_TOKENS", "b")
         ])
+        .is_err());
+    }
+
+    #[test]
+    fn the_pooler_settings_come_from_the_environment() {
+        let s = Settings::load(
+            None,
+            env(&[
+                (
+                    "COMMANDES_DATABASE_URL",
+                    "postgres://u:pw@pooler:6543/postgres",
+                ),
+                (
+                    "COMMANDES_MIGRATION_DATABASE_URL",
+                    " postgres://u:secret@direct:5432/postgres ",
+                ),
+                ("COMMANDES_STATEMENT_TIMEOUT_SECS", "3"),
+                ("COMMANDES_STARTUP_TIMEOUT_SECS", "0"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.database.migration_url,
+            "postgres://u:secret@direct:5432/postgres"
+        );
+        assert_eq!(s.database.statement_timeout_secs, 3);
+        assert_eq!(s.database.startup_timeout_secs, 0);
+        assert!(!s.redacted().contains("secret"), "{}", s.redacted());
+        let o = crate::app::store_options(&s);
+        assert_eq!(o.statement_timeout, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(o.startup_timeout, std::time::Duration::ZERO);
+        // A migration URL with SQLite makes no sense.
+        assert!(Settings::load(
+            None,
+            env(&[("COMMANDES_MIGRATION_DATABASE_URL", "postgres://u@h/db")]),
+            &Overrides::default()
+        )
         .is_err());
     }
 

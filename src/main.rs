@@ -142,11 +142,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let store = storage::open(&settings.database.url, &app::store_options(&settings)).await?;
-    let report = store
-        .migrate()
-        .await
-        .map_err(|e| anyhow::anyhow!("migration failed: {}", commandes::error::error_chain(&e)))?;
+    // Through the migration URL when there is one (serving through a
+    // transaction pooler): the direct or session-mode connection.
+    let url = if settings.database.migration_url.is_empty() {
+        &settings.database.url
+    } else {
+        &settings.database.migration_url
+    };
+    let report = app::migrate_at(url, &app::store_options(&settings)).await?;
+    for note in &report.notes {
+        println!("{note}");
+    }
     if report.from == report.to {
         println!("schema already at version {}", report.to);
     } else {
@@ -155,7 +161,6 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
             report.from, report.to
         );
     }
-    store.close().await;
     Ok(())
 }
 
@@ -167,7 +172,10 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
             anyhow::bail!("no SQLite database at {}", path.display());
         }
     }
-    let store = storage::open(url, &app::store_options(&settings)).await?;
+    // A check reports the database as it is now: no waiting for it.
+    let mut options = app::store_options(&settings);
+    options.startup_timeout = std::time::Duration::ZERO;
+    let store = storage::open(url, &options).await?;
     let info = store.info().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot query {}: {}",

@@ -5,7 +5,7 @@
 //! both report the same figures.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -30,11 +30,33 @@ pub const STATUS_CHANGES: &str = "commandes_order_status_changes_total";
 /// Wraps a store and measures it.
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
+    statement_timeout: Option<Duration>,
 }
 
 impl MeteredStore {
     pub fn new(inner: Arc<dyn Store>) -> MeteredStore {
-        MeteredStore { inner }
+        MeteredStore {
+            inner,
+            statement_timeout: None,
+        }
+    }
+
+    /// Puts every request-sized operation under `limit` (see
+    /// [`super::deadline`]); migrations and bulk transfers are not limited.
+    pub fn with_statement_timeout(mut self, limit: Option<Duration>) -> MeteredStore {
+        self.statement_timeout = limit;
+        self
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self
+            .statement_timeout
+            .filter(|_| !matches!(operation, "migrate" | "import" | "export"));
+        timed(operation, super::deadline::bounded(limit, f)).await
     }
 }
 
@@ -70,7 +92,7 @@ impl Store for MeteredStore {
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
-        timed("migrate", self.inner.migrate()).await
+        self.timed("migrate", self.inner.migrate()).await
     }
 
     async fn create(
@@ -79,7 +101,9 @@ impl Store for MeteredStore {
         key: Option<&IdempotencyKey>,
         actor: &Actor,
     ) -> Result<Created, StoreError> {
-        let result = timed("create", self.inner.create(order, key, actor)).await;
+        let result = self
+            .timed("create", self.inner.create(order, key, actor))
+            .await;
         if let Ok(Created {
             order,
             replayed: false,
@@ -91,19 +115,21 @@ impl Store for MeteredStore {
     }
 
     async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        timed("purge_expired_keys", self.inner.purge_expired_keys(now)).await
+        self.timed("purge_expired_keys", self.inner.purge_expired_keys(now))
+            .await
     }
 
     async fn insert_historical(&self, orders: &[HistoricalOrder]) -> Result<u64, StoreError> {
-        timed("insert_historical", self.inner.insert_historical(orders)).await
+        self.timed("insert_historical", self.inner.insert_historical(orders))
+            .await
     }
 
     async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError> {
-        timed("get", self.inner.get(id, actor)).await
+        self.timed("get", self.inner.get(id, actor)).await
     }
 
     async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError> {
-        timed(
+        self.timed(
             "get_by_order_id",
             self.inner.get_by_order_id(order_id, actor),
         )
@@ -111,7 +137,7 @@ impl Store for MeteredStore {
     }
 
     async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError> {
-        timed("list", self.inner.list(filter, actor)).await
+        self.timed("list", self.inner.list(filter, actor)).await
     }
 
     async fn update(
@@ -121,7 +147,9 @@ impl Store for MeteredStore {
         if_match: Option<&Precondition>,
         actor: &Actor,
     ) -> Result<Updated, StoreError> {
-        let result = timed("update", self.inner.update(id, patch, if_match, actor)).await;
+        let result = self
+            .timed("update", self.inner.update(id, patch, if_match, actor))
+            .await;
         if let Ok(Updated {
             order,
             previous: Some(before),
@@ -141,15 +169,16 @@ impl Store for MeteredStore {
         if_match: Option<&Precondition>,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        timed("delete", self.inner.delete(id, if_match, actor)).await
+        self.timed("delete", self.inner.delete(id, if_match, actor))
+            .await
     }
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
-        timed("stats", self.inner.stats(actor)).await
+        self.timed("stats", self.inner.stats(actor)).await
     }
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {
-        timed("info", self.inner.info()).await
+        self.timed("info", self.inner.info()).await
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {
@@ -165,7 +194,7 @@ impl Store for MeteredStore {
         rows: tokio::sync::mpsc::Receiver<ImportBatch>,
         options: &ImportOptions,
     ) -> Result<ImportOutcome, StoreError> {
-        timed("import", self.inner.import(rows, options)).await
+        self.timed("import", self.inner.import(rows, options)).await
     }
 
     async fn export(
@@ -173,6 +202,6 @@ impl Store for MeteredStore {
         filter: &ExportFilter,
         out: tokio::sync::mpsc::Sender<Vec<Order>>,
     ) -> Result<u64, StoreError> {
-        timed("export", self.inner.export(filter, out)).await
+        self.timed("export", self.inner.export(filter, out)).await
     }
 }

@@ -18,6 +18,7 @@ use crate::domain::{
     OrderRecord, Precondition, Stats, Status,
 };
 
+pub mod deadline;
 pub mod metered;
 pub mod migrations;
 pub mod postgres;
@@ -142,12 +143,15 @@ pub struct StoreInfo {
 }
 
 /// What a migration run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
     /// Schema version before the run (0: a new database).
     pub from: i64,
     /// Schema version after it.
     pub to: i64,
+    /// What was done beyond applying the files, one line each (PostgreSQL:
+    /// adopting the original service's table).
+    pub notes: Vec<String>,
 }
 
 /// The use cases the API needs, one method each.
@@ -383,6 +387,15 @@ pub struct StoreOptions {
     /// PostgreSQL: PEM file of the CAs trusted for the server's certificate,
     /// when the URL has no `sslrootcert` (see [`tls`]).
     pub ca_file: Option<std::path::PathBuf>,
+    /// PostgreSQL: longest a store operation may run once it has a
+    /// connection (then it is cancelled: `Unavailable`); `None`: no limit.
+    /// Bulk imports, exports and migrations are not limited.
+    pub statement_timeout: Option<Duration>,
+    /// PostgreSQL: how long [`open`] waits for a database that cannot be
+    /// reached yet (refused, starting up, too many connections), retrying
+    /// with backoff; zero: one attempt. Other failures (password, TLS) end
+    /// the wait at once.
+    pub startup_timeout: Duration,
 }
 
 /// SQLite's `synchronous` setting, as offered.
@@ -402,6 +415,8 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             sqlite_synchronous: SqliteSync::Full,
             ca_file: None,
+            statement_timeout: Some(Duration::from_secs(5)),
+            startup_timeout: Duration::ZERO,
         }
     }
 }

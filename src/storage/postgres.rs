@@ -9,9 +9,15 @@
 //! original service's columns: `numeric(10,2)` amounts mapped to
 //! `rust_decimal`, `timestamptz` times mapped to `chrono`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -23,6 +29,7 @@ use super::{
     MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 
+mod adopt;
 mod bulk;
 use crate::domain::{
     now, Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
@@ -39,12 +46,17 @@ const MIGRATION_LOCK: i64 = 0x636f_6d6d_616e_6465; // "commande"
 /// A PostgreSQL database reached through a connection pool.
 pub struct PostgresStore {
     pool: Pool,
+    /// For cancel requests, which open a connection of their own.
+    tls: Option<super::tls::Connector>,
 }
 
 type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
 impl PostgresStore {
-    /// Builds the pool; connections are made on first use.
+    /// Builds the pool and waits for the database (see
+    /// [`StoreOptions::startup_timeout`]): a database that is down,
+    /// starting or full is retried with backoff, logged; any other failure
+    /// (password, TLS, unknown database) is returned at once.
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
         // The libpq TLS parameters come out of the URL first: tokio-postgres
         // refuses `verify-full` and `sslrootcert`.
@@ -59,11 +71,14 @@ impl PostgresStore {
         }
         config.keepalives(true);
         let manager_config = ManagerConfig {
-            // `Fast` sends nothing on checkout; a dead connection shows up
-            // as an error on its next query and is then dropped.
+            // `Fast` sends nothing on checkout, and works through a
+            // transaction pooler (`Clean` would send `DISCARD ALL`). A
+            // connection the server or the pooler closed is seen closed
+            // (`is_closed`) and replaced; one broken mid-query fails that
+            // query (503) and is then replaced the same way.
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match target.tls {
+        let manager = match target.tls.clone() {
             Some(tls) => Manager::from_config(config, tls, manager_config),
             None => Manager::from_config(config, NoTls, manager_config),
         };
@@ -74,12 +89,245 @@ impl PostgresStore {
             .create_timeout(Some(options.connect_timeout))
             .recycle_timeout(Some(options.connect_timeout))
             .build()?;
-        Ok(PostgresStore { pool })
+        let store = PostgresStore {
+            pool,
+            tls: target.tls,
+        };
+        store
+            .wait_for_database(options.startup_timeout, options.connect_timeout)
+            .await?;
+        Ok(store)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(map_pool_error)
+    /// Connects and runs `select 1` until it works, for at most `limit`,
+    /// with exponential backoff (0.25 s doubling to 5 s). Only the failures
+    /// that pass by themselves are retried.
+    async fn wait_for_database(&self, limit: Duration, per_try: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1u32.. {
+            let reason = match self.probe(per_try).await {
+                Ok(()) => {
+                    if attempt > 1 {
+                        tracing::info!(
+                            attempts = attempt,
+                            waited_ms = started.elapsed().as_millis() as u64,
+                            "the database is reachable"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(Probe::Fatal(reason)) => {
+                    anyhow::bail!("cannot connect to the database: {reason}")
+                }
+                Err(Probe::Transient(reason)) => reason,
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                if limit.is_zero() {
+                    anyhow::bail!("cannot connect to the database: {reason}");
+                }
+                anyhow::bail!(
+                    "the database did not become reachable within {} s ({attempt} attempts; \
+                     database.startup_timeout_secs): {reason}",
+                    limit.as_secs()
+                );
+            }
+            let pause = delay.min(left);
+            tracing::warn!(
+                attempt,
+                retry_in_ms = pause.as_millis() as u64,
+                gives_up_in_s = left.as_secs(),
+                reason = %reason,
+                "waiting for the database"
+            );
+            tokio::time::sleep(pause).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        unreachable!("the loop returns")
     }
+
+    /// One connection attempt and one statement (through a pooler, the
+    /// connection alone proves nothing about the database behind it).
+    async fn probe(&self, limit: Duration) -> Result<(), Probe> {
+        let client = self.pool.get().await.map_err(classify_pool_error)?;
+        let guard = Conn::new(client);
+        match tokio::time::timeout(limit, guard.query_typed("select 1", &[])).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                guard.discard();
+                Err(classify(&e))
+            }
+            Err(_) => {
+                guard.discard();
+                cancel(self.tls.clone(), guard.cancel_token());
+                Err(Probe::Transient(format!(
+                    "no answer within {} s",
+                    limit.as_secs_f32()
+                )))
+            }
+        }
+    }
+
+    /// A pooled connection for one store operation. Under a deadline
+    /// ([`super::deadline`]), the connection signs up with it: on expiry its
+    /// query is cancelled on the server (PgBouncer and Supavisor pass cancel
+    /// requests on) and the connection is closed rather than reused, since
+    /// its state is unknown.
+    async fn client(&self) -> Result<Conn, StoreError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map(Conn::new)
+            .map_err(map_pool_error)?;
+        if let Some(scope) = super::deadline::current() {
+            let (tls, token) = (self.tls.clone(), conn.cancel_token());
+            scope.on_expiry(Box::new(move || cancel(tls, token)));
+            conn.broken_when(scope);
+        }
+        Ok(conn)
+    }
+}
+
+/// Sends a cancel request for `token`'s connection, in the background.
+fn cancel(tls: Option<super::tls::Connector>, token: tokio_postgres::CancelToken) {
+    tokio::spawn(async move {
+        let sent = match tls {
+            Some(tls) => token.cancel_query(tls).await,
+            None => token.cancel_query(NoTls).await,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %crate::error::error_chain(&e), "cannot send a cancel request");
+        }
+    });
+}
+
+/// A pooled connection that goes back to the pool when dropped, unless it
+/// was marked broken or its operation's deadline expired (then it is
+/// closed).
+struct Conn {
+    object: Option<Object>,
+    broken: AtomicBool,
+    deadline: Option<Arc<super::deadline::Scope>>,
+}
+
+impl Conn {
+    fn new(object: Object) -> Conn {
+        Conn {
+            object: Some(object),
+            broken: AtomicBool::new(false),
+            deadline: None,
+        }
+    }
+
+    fn broken_when(&mut self, scope: Arc<super::deadline::Scope>) {
+        self.deadline = Some(scope);
+    }
+
+    fn discard(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        self.object.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.object.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let expired = self.deadline.as_ref().is_some_and(|d| d.expired());
+        if expired || self.broken.load(Ordering::Relaxed) {
+            if let Some(object) = self.object.take() {
+                // Out of the pool; dropping the client closes the connection.
+                drop(Object::take(object));
+            }
+        }
+    }
+}
+
+/// Why a start-up connection attempt failed, and whether to try again.
+enum Probe {
+    /// Refused, reset, timed out, starting up, too many connections: it
+    /// may pass by itself.
+    Transient(String),
+    /// A wrong password, TLS, an unknown database, …: it will not.
+    Fatal(String),
+}
+
+fn classify_pool_error(e: PoolError) -> Probe {
+    match e {
+        PoolError::Backend(e) => classify(&e),
+        PoolError::Timeout(_) => Probe::Transient("timed out connecting".into()),
+        other => Probe::Fatal(other.to_string()),
+    }
+}
+
+/// Sorts a connection failure into [`Probe`].
+fn classify(e: &tokio_postgres::Error) -> Probe {
+    let reason = crate::error::error_chain(e);
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // 57P03 cannot_connect_now (starting up, shutting down, recovering),
+        // 53300 too_many_connections, 08xxx connection failures; PgBouncer
+        // says 08P01 for its own "cannot connect to server" and for a full
+        // pool or client limit.
+        let transient = code == "57P03"
+            || code == "57P01"
+            || code.starts_with("53")
+            || (code.starts_with("08") && code != "08P01")
+            || (code == "08P01" && is_pooler_outage(db.message()));
+        return if transient {
+            Probe::Transient(reason)
+        } else {
+            Probe::Fatal(reason)
+        };
+    }
+    if e.is_closed() {
+        return Probe::Transient(reason);
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return match io.kind() {
+                // Our TLS failures (certificate, host name) are InvalidData.
+                InvalidData | InvalidInput | PermissionDenied => Probe::Fatal(reason),
+                _ => Probe::Transient(reason),
+            };
+        }
+        source = cause.source();
+    }
+    if reason.contains("timed out") {
+        Probe::Transient(reason)
+    } else {
+        Probe::Fatal(reason)
+    }
+}
+
+/// PgBouncer's own messages for a server it cannot reach or a limit hit.
+fn is_pooler_outage(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "cannot connect to server",
+        "server login has been failing",
+        "no more connections allowed",
+        "query_wait_timeout",
+        "server conn crashed",
+        "pgbouncer is shutting down",
+        "database is paused",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 /// Translates pool failures: all of them mean "try again later". A failure
@@ -214,18 +462,27 @@ async fn insert<C: tokio_postgres::GenericClient>(
     }
 }
 
+/// Applies the pending files of `history` in one transaction, under a
+/// transaction-level advisory lock (released at commit, so it works
+/// through a transaction pooler), adopting the original service's table
+/// first if it is there (see [`adopt`]).
 async fn apply_migrations(
     client: &mut deadpool_postgres::Object,
     history: &'static [Migration],
-) -> Result<MigrationReport, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+) -> Result<MigrationReport, StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
     // A second process blocks here until the first commits, then sees the
     // versions it recorded and has nothing left to do.
     tx.query_typed(
         "select pg_advisory_xact_lock($1)",
         &[(&MIGRATION_LOCK, Type::INT8)],
     )
-    .await?;
+    .await
+    .map_err(map_error)?;
+    let notes = adopt::adopt_original(&tx).await.map_err(|e| match e {
+        adopt::AdoptError::Db(e) => map_error(e),
+        adopt::AdoptError::Refused(r) => StoreError::backend(r),
+    })?;
     tx.batch_execute(
         "create table if not exists commandes_schema_migrations (
             version    bigint primary key,
@@ -233,26 +490,33 @@ async fn apply_migrations(
             applied_at timestamptz not null default now()
         )",
     )
-    .await?;
+    .await
+    .map_err(map_error)?;
     let from: i64 = tx
         .query_typed(
             "select coalesce(max(version), 0)::int8 from commandes_schema_migrations",
             &[],
         )
-        .await?[0]
+        .await
+        .map_err(map_error)?[0]
         .get(0);
     for m in history.iter().filter(|m| m.version > from) {
-        tx.batch_execute(m.sql).await?;
+        tx.batch_execute(m.sql).await.map_err(map_error)?;
         tx.execute_typed(
             "insert into commandes_schema_migrations (version, name) values ($1, $2)",
             &[(&m.version, Type::INT8), (&m.name, Type::TEXT)],
         )
-        .await?;
+        .await
+        .map_err(map_error)?;
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(map_error)?;
+    for note in &notes {
+        tracing::info!(note = %note, "database adopted");
+    }
     Ok(MigrationReport {
         from,
         to: migrations::latest(history).max(from),
+        notes,
     })
 }
 
@@ -411,9 +675,7 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         let mut client = self.client().await?;
-        apply_migrations(&mut client, migrations::POSTGRES)
-            .await
-            .map_err(map_error)
+        apply_migrations(&mut client, migrations::POSTGRES).await
     }
 
     async fn create(
@@ -426,7 +688,7 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let t = now();
         let Some(key) = key else {
-            let order = insert(&**client, order, &t, &t).await?;
+            let order = insert(&***client, order, &t, &t).await?;
             return Ok(Created {
                 order,
                 replayed: false,

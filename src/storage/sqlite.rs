@@ -539,6 +539,7 @@ fn apply_migrations(
     Ok(MigrationReport {
         from,
         to: migrations::latest(history).max(from),
+        notes: Vec::new(),
     })
 }
 

@@ -48,7 +48,7 @@ async fn service_info(app: TestApp) {
     let info = json(app.anonymous(Method::GET, "/").send().await.unwrap(), 200).await;
     let storage = match app.backend {
         Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
+        Backend::Postgres | Backend::Pooler => "postgres",
     };
     assert_eq!(info["service"], "commandes");
     assert_eq!(info["status"], "ok");

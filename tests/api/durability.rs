@@ -65,7 +65,7 @@ async fn acknowledged_orders_survive_kill_9(backend: Backend) {
     let _db;
     let url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("crash.db").display()),
-        Backend::Postgres => {
+        Backend::Postgres | Backend::Pooler => {
             let Some(db) = TestDatabase::create().await else {
                 return;
             };

@@ -82,8 +82,13 @@ fn through(url: &str, proxy: std::net::SocketAddr) -> String {
     parsed.to_string()
 }
 
-/// The `host:port` of the test PostgreSQL server.
-fn upstream() -> String {
+/// The `host:port` the service connects to: the test PostgreSQL server, or
+/// the stand-in's transaction-mode PgBouncer.
+fn upstream(backend: Backend) -> String {
+    if backend == Backend::Pooler {
+        let pooler = crate::standin::pooler().expect("the app runs, so the pooler is there");
+        return format!("127.0.0.1:{}", pooler.transaction_port);
+    }
     let server = postgres_server().expect("the app runs, so PostgreSQL is available");
     let parsed = reqwest::Url::parse(server).expect("a PostgreSQL URL");
     let host = parsed
@@ -133,7 +138,7 @@ async fn wait_until_ok(app: &TestApp, path: &str) -> Response {
 }
 
 async fn postgres_outage(backend: Backend) {
-    let mut proxy = Proxy::start(upstream()).await;
+    let mut proxy = Proxy::start(upstream(backend)).await;
     let addr = proxy.addr;
     let app = TestApp::spawn_with(backend, |s| {
         s.database.url = through(&s.database.url, addr);
@@ -294,7 +299,7 @@ async fn sqlite_outage(backend: Backend) {
 /// the cut needs (short timeouts, a relayed database URL).
 async fn the_service_answers_503_and_recovers(app: TestApp) {
     match app.backend {
-        Backend::Postgres => postgres_outage(app.backend).await,
+        Backend::Postgres | Backend::Pooler => postgres_outage(app.backend).await,
         Backend::Sqlite => sqlite_outage(app.backend).await,
     }
 }

@@ -26,6 +26,10 @@ pub const SECOND_TOKEN: &str = "second-token";
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL through the stand-in's PgBouncer in transaction mode,
+    /// over TLS with `verify-full`; migrations through its session-mode
+    /// twin (`database.migration_url`), as on Supabase.
+    Pooler,
 }
 
 /// A running service.
@@ -68,12 +72,21 @@ impl TestApp {
                 database = Some(db);
                 url
             }
+            Backend::Pooler => {
+                let db = TestDatabase::create_behind_pooler().await?;
+                let url = db.url.clone();
+                database = Some(db);
+                url
+            }
         };
         let mut settings = Settings::default();
         settings.server.host = "127.0.0.1".into();
         settings.server.port = 0;
         settings.server.shutdown_timeout_secs = 5;
         settings.database.url = url.clone();
+        if let Some(m) = database.as_ref().and_then(|d| d.migration_url.clone()) {
+            settings.database.migration_url = m;
+        }
         settings.database.demo_data = DemoData::Never;
         settings.database.pool_size = 8;
         settings.auth.tokens = vec![TOKEN.into(), SECOND_TOKEN.into()];
@@ -233,8 +246,11 @@ impl Drop for TestApp {
 /// A new, empty database on the test PostgreSQL server, dropped (`with
 /// (force)`) when this value is.
 pub struct TestDatabase {
-    /// The database's URL.
+    /// The database's URL (through the pooler for a pooler database).
     pub url: String,
+    /// Where migrations go (the pooler's session-mode twin), if not `url`.
+    pub migration_url: Option<String>,
+    /// The administrator's URL of the server (plaintext, direct).
     server: String,
     name: String,
 }
@@ -247,9 +263,31 @@ impl TestDatabase {
         admin_sql(server, &format!("create database {name}")).await;
         Some(TestDatabase {
             url: with_database(server, &name),
+            migration_url: None,
             server: server.to_string(),
             name,
         })
+    }
+
+    /// A new database on the stand-in's cluster, reached through its
+    /// transaction-mode PgBouncer; `None` when the stand-in is not
+    /// available (and not required).
+    pub async fn create_behind_pooler() -> Option<TestDatabase> {
+        let pooler = crate::standin::pooler_or_skip()?;
+        let server = pooler.cluster.admin_url("postgres");
+        let name = format!("commandes_test_{:016x}", rand_u64());
+        admin_sql(&server, &format!("create database {name}")).await;
+        Some(TestDatabase {
+            url: pooler.transaction_url(&name),
+            migration_url: Some(pooler.session_url(&name)),
+            server,
+            name,
+        })
+    }
+
+    /// A direct, plaintext administrator's URL of this database.
+    pub fn direct_url(&self) -> String {
+        with_database(&self.server, &self.name)
     }
 }
 
@@ -522,8 +560,9 @@ fn throwaway_cluster() -> Result<String, String> {
     Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
 }
 
-/// Declares each listed `async fn(TestApp)` as two tests: `sqlite::name`
-/// and `postgres::name`.
+/// Declares each listed `async fn(TestApp)` as three tests: `sqlite::name`,
+/// `postgres::name` and `pooler::name` (PostgreSQL through PgBouncer in
+/// transaction mode, over TLS).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -548,6 +587,16 @@ macro_rules! both_backends {
                 }
             )*
         }
+        mod pooler {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::support::TestApp::spawn($crate::support::Backend::Pooler).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
     };
 }
 
@@ -556,6 +605,15 @@ impl TestApp {
     pub fn pg_database(&self) -> (&str, &str) {
         let db = self._database.as_ref().expect("a PostgreSQL app");
         (&db.server, &db.name)
+    }
+
+    /// A direct, plaintext administrator's URL of the app's PostgreSQL
+    /// database (bypassing any pooler).
+    pub fn direct_url(&self) -> String {
+        self._database
+            .as_ref()
+            .expect("a PostgreSQL app")
+            .direct_url()
     }
 }
 
@@ -577,8 +635,8 @@ pub async fn count_rows(app: &TestApp, sql: &str) -> i64 {
             .await
             .unwrap()
         }
-        Backend::Postgres => {
-            let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        Backend::Postgres | Backend::Pooler => {
+            let (client, conn) = tokio_postgres::connect(&app.direct_url(), tokio_postgres::NoTls)
                 .await
                 .unwrap();
             let task = tokio::spawn(conn);

@@ -8,80 +8,28 @@
 //! (a failure with `COMMANDES_REQUIRE_POSTGRES=1`).
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::json;
 
 use crate::process::{commandes, serve, terminate};
-use crate::support::{server_binaries, TOKEN};
+use crate::standin::{TlsCluster, PASSWORD};
+use crate::support::TOKEN;
 
-/// The password every URL here carries (the server trusts, so never asks
-/// for it); it must never be printed.
-const PASSWORD: &str = "tls-s3cret-pw";
-
-/// The TLS-only cluster, its CA and a CA it does not use.
-struct TlsServer {
-    port: u16,
-    /// Where the cluster's Unix socket is (plaintext, for the test's own
-    /// administration).
-    socket_dir: PathBuf,
-    /// The CA that signed the server's certificate (for `localhost` only).
-    ca: PathBuf,
-    /// Another CA, that signed nothing the server shows.
-    other_ca: PathBuf,
+/// The shared TLS-only cluster of the stand-in (see `standin.rs`).
+fn tls_server() -> Option<&'static TlsCluster> {
+    crate::standin::tls_cluster()
 }
 
-impl TlsServer {
-    /// A new database on the cluster; returns its name.
-    async fn database(&self) -> String {
-        let name = format!(
-            "tls_{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let conninfo = format!(
-            "host={} port={} user=postgres dbname=postgres",
-            self.socket_dir.display(),
-            self.port
-        );
-        let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
-            .await
-            .expect("the admin socket connection");
-        let task = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("create database {name}"))
-            .await
-            .expect("create database");
-        drop(client);
-        let _ = task.await;
-        name
-    }
-
-    /// `postgres://postgres:PASSWORD@{host}:{port}/{db}?{params}`.
-    fn url(&self, host: &str, db: &str, params: &str) -> String {
-        let url = format!("postgres://postgres:{PASSWORD}@{host}:{}/{db}", self.port);
-        if params.is_empty() {
-            url
-        } else {
-            format!("{url}?{params}")
-        }
-    }
-
+impl TlsCluster {
     /// How many of the service's connections to `db` the server sees
     /// encrypted, and how many in all.
     async fn service_connections(&self, db: &str) -> (i64, i64) {
-        let conninfo = format!(
-            "host={} port={} user=postgres dbname=postgres",
-            self.socket_dir.display(),
-            self.port
-        );
-        let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
-            .await
-            .unwrap();
+        let (client, conn) =
+            tokio_postgres::connect(&self.admin_url("postgres"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
         let task = tokio::spawn(conn);
         let row = client
             .query_one(
@@ -96,207 +44,6 @@ impl TlsServer {
         let _ = task.await;
         (row.get(0), row.get(1))
     }
-}
-
-/// The cluster, started once per test process; `None` (said once) when it
-/// cannot be.
-fn tls_server() -> Option<&'static TlsServer> {
-    static SERVER: OnceLock<Result<TlsServer, String>> = OnceLock::new();
-    match SERVER.get_or_init(start_tls_cluster) {
-        Ok(server) => Some(server),
-        Err(why) => {
-            if std::env::var("COMMANDES_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("COMMANDES_REQUIRE_POSTGRES=1 but the TLS cluster cannot start: {why}");
-            }
-            eprintln!(
-                "SKIPPED: this TLS test did not run ({why}); install openssl and the PostgreSQL \
-                 server binaries"
-            );
-            None
-        }
-    }
-}
-
-/// Runs a command; its stderr is the error.
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{:?} failed: {}",
-            cmd.get_program(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-const OPENSSL_CONFIG: &str = "\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
-/// A P-256 CA (`{name}.pem`, `{name}.key`) in `dir`.
-fn make_ca(dir: &Path, name: &str, cn: &str) -> Result<PathBuf, String> {
-    let pem = dir.join(format!("{name}.pem"));
-    run(Command::new("openssl")
-        .current_dir(dir)
-        .args(["req", "-x509", "-new", "-nodes", "-newkey", "ec"])
-        .args(["-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .args(["-config", "openssl.cnf", "-extensions", "ca", "-days", "2"])
-        .args(["-subj", &format!("/CN={cn}")])
-        .args([
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ]))?;
-    Ok(pem)
-}
-
-/// Makes the certificates and starts the cluster; it stops and is removed
-/// when this process ends.
-fn start_tls_cluster() -> Result<TlsServer, String> {
-    run(Command::new("openssl").arg("version")).map_err(|_| "no openssl command".to_string())?;
-    let bin = server_binaries().ok_or("no PostgreSQL server binaries found")?;
-    let dir = std::env::temp_dir().join(format!("commandes-pgtls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-
-    // The CAs and the server's certificate, for `localhost` and no other name.
-    std::fs::write(dir.join("openssl.cnf"), OPENSSL_CONFIG).map_err(|e| e.to_string())?;
-    let ca = make_ca(&dir, "ca", "commandes test CA")?;
-    let other_ca = make_ca(&dir, "other-ca", "some other CA")?;
-    run(Command::new("openssl")
-        .current_dir(&dir)
-        .args(["req", "-new", "-nodes", "-newkey", "ec"])
-        .args([
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-config",
-            "openssl.cnf",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]))?;
-    run(Command::new("openssl")
-        .current_dir(&dir)
-        .args([
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-        ])
-        .args(["-set_serial", "2", "-days", "2", "-extfile", "openssl.cnf"])
-        .args(["-extensions", "server", "-out", "server.crt"]))?;
-
-    // PostgreSQL refuses to run as root, and wants its key private to it.
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let as_postgres = |program: &Path| {
-        if is_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    };
-    if is_root {
-        run(Command::new("chown").args(["-R", "postgres:", &dir.display().to_string()]))?;
-    }
-    run(Command::new("chmod").args(["600", &dir.join("server.key").display().to_string()]))?;
-
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let data = dir.join("data");
-    let data_s = data.display().to_string();
-    run(as_postgres(&bin.join("initdb")).args([
-        "-D",
-        &data_s,
-        "-A",
-        "trust",
-        "-U",
-        "postgres",
-        "--no-sync",
-    ]))?;
-    // TLS or nothing over TCP; the socket stays for the test's own use.
-    std::fs::write(
-        data.join("pg_hba.conf"),
-        "local all all trust\n\
-         hostssl all all 127.0.0.1/32 trust\n\
-         hostssl all all ::1/128 trust\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let opts = format!(
-        "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on \
-         -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
-        dir = dir.display()
-    );
-    run(as_postgres(&bin.join("pg_ctl")).args([
-        "-D",
-        &data_s,
-        "-o",
-        &opts,
-        "-l",
-        &dir.join("log").display().to_string(),
-        "-w",
-        "start",
-    ]))?;
-    // A watchdog stops the cluster and removes it once this process is gone.
-    let pg_ctl = bin.join("pg_ctl").display().to_string();
-    let stop = if is_root {
-        format!("runuser -u postgres -- {pg_ctl} -D {data_s} -m immediate stop")
-    } else {
-        format!("{pg_ctl} -D {data_s} -m immediate stop")
-    };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        dir = dir.display()
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    Ok(TlsServer {
-        port,
-        socket_dir: dir,
-        ca,
-        other_ca,
-    })
 }
 
 /// The binary with `url` and no CA file setting from the environment.
@@ -450,7 +197,10 @@ async fn an_unknown_ca_fails_at_start_up_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stderr.trim().lines().last().unwrap_or_default();
-    assert!(last.starts_with("commandes: cannot migrate"), "{stderr}");
+    assert!(
+        last.starts_with("commandes: cannot connect to the database"),
+        "{stderr}"
+    );
     assert!(last.contains("certificate is not signed"), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "the password leaked: {stderr}");
 

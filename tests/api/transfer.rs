@@ -29,6 +29,10 @@ impl Db {
                 let db = TestDatabase::create().await?;
                 (db.url.clone(), Some(db))
             }
+            Backend::Pooler => {
+                let db = TestDatabase::create_behind_pooler().await?;
+                (db.url.clone(), Some(db))
+            }
         };
         Some(Db {
             url,
