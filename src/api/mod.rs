@@ -45,8 +45,9 @@ The orders microservice. Every operation except `GET /`, the probes and the \
 documentation needs `Authorization: Bearer <token>`.\n\n\
 Errors are RFC 9457 `application/problem+json` documents. Checks run in this \
 order: an unknown path is 404 and a known path with another method is 405 \
-(whatever the token); then the token (401), the `Content-Type` of a body \
-(415), its JSON syntax (400), and its values (422, with every bad field and \
+(whatever the token); then the token (401) and whether it may do this \
+(403: a read-only token on a change, a JWT whose role may not), the \
+`Content-Type` of a body (415), its JSON syntax (400), and its values (422, with every bad field and \
 query parameter listed in `errors`). A body over the size limit is 413. \
 Amounts are exact decimals, returned as strings with two decimals; times are \
 RFC 3339 UTC with microseconds.";

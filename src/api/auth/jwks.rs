@@ -17,11 +17,6 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 /// The least time between two fetches that unknown key ids cause.
 pub const MIN_ON_DEMAND_REFRESH: Duration = Duration::from_secs(30);
 
-/// The asymmetric algorithms accepted from a JWKS (Supabase signs with ES256
-/// or RS256). HMAC keys in a JWKS are ignored: a symmetric key published
-/// with the public ones would let anyone sign.
-pub const ALGORITHMS: &[Algorithm] = &[Algorithm::ES256, Algorithm::RS256];
-
 /// A usable public key.
 #[derive(Clone)]
 struct Key {
@@ -66,10 +61,22 @@ impl Jwks {
     /// A key set read from `source`, empty until [`Jwks::refresh`] runs.
     /// `timeout` bounds each fetch from a URL.
     pub fn new(source: Source, timeout: Duration) -> anyhow::Result<Jwks> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
+            .connect_timeout(timeout);
+        if matches!(&source, Source::Url(url) if url.starts_with("https://")) {
+            // The platform's roots, as for the database's TLS.
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                anyhow::bail!("no trusted root certificates found for the JWKS URL");
+            }
+            for cert in found.certs {
+                if let Ok(cert) = reqwest::Certificate::from_der(cert.as_ref()) {
+                    client = client.add_root_certificate(cert);
+                }
+            }
+        }
+        let client = client.build()?;
         Ok(Jwks {
             source,
             client,
@@ -184,9 +191,11 @@ fn matching(keys: &[Key], kid: Option<&str>, alg: Algorithm) -> Vec<DecodingKey>
         .collect()
 }
 
-/// The usable keys of a JWKS document. Keys this service cannot use
-/// (encryption keys, HMAC keys, other curves or algorithms) are skipped; a
-/// document that is not a JWKS at all is an error.
+/// The usable keys of a JWKS document: ES256 (P-256) and RS256 signing
+/// keys, which is what Supabase publishes. Keys this service cannot use
+/// (encryption keys, other curves or algorithms) are skipped, and so are
+/// HMAC keys: a symmetric key published with the public ones would let
+/// anyone sign. A document that is not a JWKS at all is an error.
 fn parse(text: &str) -> Result<Vec<Key>, String> {
     #[derive(serde::Deserialize)]
     struct Document {
@@ -258,5 +267,14 @@ mod tests {
         assert_eq!(kids, ["ec1"]);
         assert!(parse("{}").is_err());
         assert!(parse("not json").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_https_client_trusts_the_platform_roots() {
+        let url = "https://example.invalid/auth/v1/.well-known/jwks.json";
+        let jwks = Jwks::new(Source::Url(url.into()), Duration::from_secs(1)).unwrap();
+        // The name does not resolve: the refresh fails, and says so.
+        assert!(jwks.refresh().await.unwrap_err().contains("cannot fetch"));
+        assert!(jwks.keys_for(Some("k"), Algorithm::ES256).await.is_empty());
     }
 }

@@ -160,8 +160,9 @@ fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
 
 impl JwtVerifier {
     /// A verifier; fails if the secret is too short to be safe.
-    pub fn new(config: JwtConfig) -> anyhow::Result<JwtVerifier> {
-        let hmac = match &config.secret {
+    pub fn new(mut config: JwtConfig) -> anyhow::Result<JwtVerifier> {
+        // The secret lives on in the key only.
+        let hmac = match &config.secret.take() {
             Some(secret) if secret.len() < MIN_SECRET_BYTES => {
                 anyhow::bail!("the JWT secret must be at least {MIN_SECRET_BYTES} bytes long")
             }
