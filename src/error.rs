@@ -301,6 +301,7 @@ impl poem::error::ResponseError for ApiError {
 const DECLARED: &[(u16, &str)] = &[
     (400, "The request body is not JSON (an empty body included)."),
     (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
+    (403, "The caller may not do this: a caller restricted to one customer reading the event feed of all."),
     (404, "No such order (or an `{id}` outside 1…2⁶³−1)."),
     (409, "Duplicate `order_id`, a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
     (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
