@@ -7,21 +7,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use commandes::domain::Actor;
-use commandes::storage::{Store, StoreError};
+use commandes::storage::StoreError;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{count_rows, exec_sql, open_store, Backend, TestApp};
+use crate::support::{count_rows, error_fields, exec_sql, open_store, problem, Backend, TestApp};
 
-/// The CloudEvents of an order's history, as the store gives them.
-async fn history(store: &Arc<dyn Store>, id: i64) -> Vec<Value> {
-    store
-        .history(id, &Actor::system())
-        .await
-        .expect("history")
-        .iter()
-        .map(|e| e.cloud_event("/commandes"))
-        .collect()
+/// `GET /commandes/{id}/history` (must be 200).
+async fn history(app: &TestApp, id: i64) -> Vec<Value> {
+    app.list(&format!("/commandes/{id}/history")).await
+}
+
+/// `GET /events?after=…&limit=…` (must be 200), and the next `after` its
+/// `Link` names.
+async fn feed(app: &TestApp, after: i64, limit: u32, wait: u32) -> (Vec<Value>, i64) {
+    let r = app
+        .get(&format!("/events?after={after}&limit={limit}&wait={wait}"))
+        .await;
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    let events = crate::support::json(r, 200).await;
+    let next = link
+        .strip_prefix("</events?after=")
+        .and_then(|rest| rest.split('&').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("Link: {link}"));
+    assert!(
+        link.ends_with(&format!("&limit={limit}>; rel=\"next\"")),
+        "{link}"
+    );
+    (events.as_array().expect("an array").clone(), next)
+}
+
+fn sequence(event: &Value) -> i64 {
+    event["data"]["sequence"].as_i64().expect("data.sequence")
 }
 
 fn types(events: &[Value]) -> Vec<String> {
@@ -43,7 +61,6 @@ async fn put_status(app: &TestApp, id: i64, status: &str, if_match: Option<&str>
 }
 
 async fn each_change_makes_its_events(app: TestApp) {
-    let store = open_store(&app).await;
     let order = app.create("EV-1", "C1", "10.50", "pending").await;
     let id = order["id"].as_i64().unwrap();
 
@@ -72,7 +89,7 @@ async fn each_change_makes_its_events(app: TestApp) {
     assert_eq!(r.status(), 200, "a no-op");
     assert_eq!(put_status(&app, id, "completed", None).await, 200);
 
-    let events = history(&store, id).await;
+    let events = history(&app, id).await;
     assert_eq!(
         types(&events),
         [
@@ -128,23 +145,24 @@ async fn each_change_makes_its_events(app: TestApp) {
     // The deletion is the last entry, and the history outlives the order.
     let before_delete = app.fetch(id).await;
     assert_eq!(app.delete(&format!("/commandes/{id}")).await.status(), 204);
-    let events = history(&store, id).await;
+    let events = history(&app, id).await;
     assert_eq!(events.len(), 6);
     assert_eq!(events[5]["type"], "order.deleted");
     assert_eq!(events[5]["data"]["order"], before_delete);
 
-    // The feed has the same events in the same order.
-    let feed: Vec<Value> = store
-        .events_after(0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.cloud_event("/commandes"))
-        .collect();
-    assert_eq!(feed, events);
-    let after_third = store.events_after(seqs[2], 2).await.unwrap();
-    assert_eq!(after_third.len(), 2);
-    assert_eq!(after_third[0].sequence, seqs[3]);
+    // The feed has the same events in the same order, and pages follow
+    // each other.
+    let (all, next) = feed(&app, 0, 100, 0).await;
+    assert_eq!(all, events);
+    assert_eq!(next, sequence(&events[5]));
+    let (page, next) = feed(&app, seqs[2], 2, 0).await;
+    assert_eq!(page, events[3..5]);
+    assert_eq!(next, seqs[4]);
+    let (rest, next) = feed(&app, next, 2, 0).await;
+    assert_eq!(rest, events[5..]);
+    let (none, same) = feed(&app, next, 2, 0).await;
+    assert!(none.is_empty());
+    assert_eq!(same, next, "nothing new: ask again from the same place");
 }
 
 async fn an_idempotent_replay_writes_no_event(app: TestApp) {
@@ -164,7 +182,7 @@ async fn an_idempotent_replay_writes_no_event(app: TestApp) {
         ids.push(r.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
     }
     assert_eq!(ids[0], ids[1]);
-    assert_eq!(types(&history(&store, ids[0]).await), ["order.created"]);
+    assert_eq!(types(&history(&app, ids[0]).await), ["order.created"]);
     assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
 }
 
@@ -235,7 +253,8 @@ async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
         .unwrap();
     let demo = json(&app, "/commandes/order/EV-DEMO").await;
     let id = demo["id"].as_i64().unwrap();
-    assert_eq!(history(&store, id).await, Vec::<Value>::new());
+    assert_eq!(history(&app, id).await, Vec::<Value>::new());
+    problem(app.get("/commandes/424242/history").await, 404).await;
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 
     // A caller restricted to another customer finds nothing, even once
@@ -321,34 +340,39 @@ async fn writer(app: Arc<TestApp>, w: usize, rounds: usize) -> Acked {
     acked
 }
 
-/// Follows the feed from the start, `limit` at a time, until `stop` is set
-/// and a read comes back empty; checks each page follows the last.
-async fn follow(store: Arc<dyn Store>, stop: Arc<AtomicBool>, limit: u32) -> Vec<Value> {
+/// Follows `GET /events` from the start, `limit` at a time (long polling
+/// `wait` seconds), until `stop` is set and a read comes back empty; checks
+/// each page follows the last.
+async fn follow(app: Arc<TestApp>, stop: Arc<AtomicBool>, limit: u32, wait: u32) -> Vec<Value> {
     let mut seen = Vec::new();
     let mut after = 0;
     loop {
         let stopping = stop.load(Ordering::Acquire);
-        let page = store.events_after(after, limit).await.expect("feed");
+        let (page, next) = feed(&app, after, limit, wait).await;
         assert!(page.len() <= limit as usize);
         for e in &page {
-            assert!(e.sequence > after, "{} after {after}", e.sequence);
-            after = e.sequence;
-            seen.push(e.cloud_event("/commandes"));
+            assert!(sequence(e) > after, "{} after {after}", sequence(e));
+            after = sequence(e);
+            seen.push(e.clone());
         }
+        assert_eq!(next, after);
         if page.is_empty() {
             if stopping {
                 return seen;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if wait == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
     }
 }
 
 async fn the_feed_delivers_every_committed_event_once_in_order(app: TestApp) {
     let app = Arc::new(app);
-    let store = open_store(&app).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let consumer = tokio::spawn(follow(store.clone(), stop.clone(), 7));
+    // One consumer polls, one long-polls.
+    let polling = tokio::spawn(follow(app.clone(), stop.clone(), 7, 0));
+    let waiting = tokio::spawn(follow(app.clone(), stop.clone(), 50, 1));
     let writers: Vec<_> = (0..8)
         .map(|w| tokio::spawn(writer(app.clone(), w, 24)))
         .collect();
@@ -357,20 +381,15 @@ async fn the_feed_delivers_every_committed_event_once_in_order(app: TestApp) {
         acked.extend(w.await.unwrap());
     }
     stop.store(true, Ordering::Release);
-    let seen = consumer.await.unwrap();
+    let seen = polling.await.unwrap();
+    assert_eq!(waiting.await.unwrap(), seen, "both consumers saw the same");
 
     // Each event once, and exactly the events in the table.
     let ids: HashSet<&str> = seen.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), seen.len(), "an event seen twice");
     let stored = count_rows(&app, "select count(*) from commandes_events").await;
     assert_eq!(seen.len() as i64, stored);
-    let all: Vec<Value> = store
-        .events_after(0, 10_000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.cloud_event("/commandes"))
-        .collect();
+    let (all, _) = feed(&app, 0, 1000, 0).await;
     assert_eq!(seen, all, "the followed feed is the whole feed, in order");
 
     // The events are the acknowledged changes, each order's in the order
@@ -393,7 +412,6 @@ async fn the_feed_delivers_every_committed_event_once_in_order(app: TestApp) {
 /// that commits late (after later events were read) must still be
 /// delivered, not skipped because its number would have been lower.
 async fn a_late_committer_is_not_skipped(app: TestApp) {
-    let store = open_store(&app).await;
     let first = app.create("LATE-0", "C", "1.00", "pending").await;
     let first_id = first["id"].as_i64().unwrap();
 
@@ -417,23 +435,22 @@ async fn a_late_committer_is_not_skipped(app: TestApp) {
         app.create(&format!("LATE-{i}"), "C", "1.00", "pending")
             .await;
     }
-    let mut after = 0;
-    let mut seen = Vec::new();
-    for e in store.events_after(0, 100).await.unwrap() {
-        after = e.sequence;
-        seen.push(e.event.order_id);
-    }
+    let (page, after) = feed(&app, 0, 100, 0).await;
+    let seen: Vec<&str> = page
+        .iter()
+        .map(|e| e["data"]["order_id"].as_str().unwrap())
+        .collect();
     assert_eq!(seen, ["LATE-0", "LATE-1", "LATE-2", "LATE-3"]);
 
     // Once it commits, a consumer following `after` gets it.
     tx.commit().await.unwrap();
     drop(client);
     let _ = task.await;
-    let late = store.events_after(after, 100).await.unwrap();
+    let (late, _) = feed(&app, after, 100, 0).await;
     assert_eq!(late.len(), 1, "the late event was skipped");
-    assert_eq!(late[0].event.order_id, "LATE-0");
-    assert!(late[0].sequence > after);
-    let h = history(&store, first_id).await;
+    assert_eq!(late[0]["data"]["order_id"], "LATE-0");
+    assert!(sequence(&late[0]) > after);
+    let h = history(&app, first_id).await;
     assert_eq!(types(&h), ["order.created", "order.updated"]);
 }
 
@@ -478,7 +495,151 @@ async fn retention_prunes_old_events_in_batches(app: TestApp) {
     assert!(new[0].sequence > last);
 }
 
+async fn the_feed_and_histories_check_their_input(app: TestApp) {
+    for (query, fields) in [
+        ("x=1", vec!["x"]),
+        ("after=-1", vec!["after"]),
+        ("after=abc", vec!["after"]),
+        ("after=", vec!["after"]),
+        ("after=99999999999999999999", vec!["after"]),
+        ("limit=0", vec!["limit"]),
+        ("limit=1001", vec!["limit"]),
+        ("wait=31", vec!["wait"]),
+        ("wait=1.5", vec!["wait"]),
+        ("after=1&after=2", vec!["after"]),
+        ("limit=x&wait=-1&cursor=1", vec!["cursor", "limit", "wait"]),
+    ] {
+        let body = problem(app.get(&format!("/events?{query}")).await, 422).await;
+        assert_eq!(error_fields(&body), fields, "{query}");
+    }
+    let (events, next) = feed(&app, 0, 1000, 0).await;
+    assert!(events.is_empty());
+    assert_eq!(next, 0);
+    let r = app.anonymous(Method::GET, "/events").send().await.unwrap();
+    problem(r, 401).await;
+
+    let body = problem(app.get("/commandes/abc/history").await, 422).await;
+    assert_eq!(error_fields(&body), ["id"]);
+    problem(app.get("/commandes/0/history").await, 404).await;
+    problem(app.get("/commandes/77/history").await, 404).await;
+    let r = app
+        .anonymous(Method::GET, "/commandes/1/history")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401).await;
+    let order = app.create("EV-Q", "C", "1.00", "pending").await;
+    let body = problem(
+        app.get(&format!("/commandes/{}/history?x=1", order["id"]))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(error_fields(&body), ["x"]);
+}
+
+async fn a_long_poll_answers_when_an_event_arrives(app: TestApp) {
+    let app = Arc::new(app);
+    app.create("LP-0", "C", "1.00", "pending").await;
+    let (_, after) = feed(&app, 0, 10, 0).await;
+    // Nothing new: an empty page once the wait is over.
+    let (none, same) = feed(&app, after, 10, 1).await;
+    assert!(none.is_empty());
+    assert_eq!(same, after);
+
+    // An event arriving during the wait is returned at once (well before
+    // the 20 seconds: an empty page would fail the test).
+    let poll = tokio::spawn({
+        let app = app.clone();
+        async move { feed(&app, after, 10, 20).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.create("LP-1", "C", "1.00", "pending").await;
+    let (events, next) = poll.await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["order_id"], "LP-1");
+    assert_eq!(next, sequence(&events[0]));
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("commandes_events_written_total{type=\"order.created\"}"),
+        "{metrics}"
+    );
+}
+
+/// A long poll must not hold the shutdown for its whole wait: it answers
+/// (empty) as soon as the server starts stopping. Were it held, the
+/// server's shutdown deadline (5 s in tests, under the 30 s wait) would cut
+/// the connection instead of answering.
+async fn shutdown_ends_long_polls(app: TestApp) {
+    let url = app.url("/events?wait=30");
+    let poll = tokio::spawn(
+        app.client
+            .get(url)
+            .bearer_auth(crate::support::TOKEN)
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    app.stop().await;
+    let r = poll
+        .await
+        .unwrap()
+        .expect("an answer, not a cut connection");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+}
+
+/// The background task prunes by itself (every second here).
+async fn old_events_are_pruned_in_the_background(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.events.purge_interval_secs = 1).await else {
+        return;
+    };
+    for i in 0..3 {
+        app.create(&format!("BG-{i}"), "C", "1.00", "pending").await;
+    }
+    feed(&app, 0, 10, 0).await; // numbered (PostgreSQL)
+    let old = match backend {
+        Backend::Sqlite => {
+            "update commandes_events set time = '2000-01-01T00:00:00.000000Z'
+             where order_id in ('BG-0', 'BG-1')"
+        }
+        Backend::Postgres => {
+            "update commandes_events set time = now() - interval '31 days'
+             where order_id in ('BG-0', 'BG-1')"
+        }
+    };
+    assert_eq!(exec_sql(&app, old).await, 2);
+    let mut left = 3;
+    for _ in 0..100 {
+        left = count_rows(&app, "select count(*) from commandes_events").await;
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1, "the old events were not pruned");
+    let (events, _) = feed(&app, 0, 10, 0).await;
+    assert_eq!(events[0]["data"]["order_id"], "BG-2");
+}
+
+mod background {
+    use crate::support::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_old_events_are_pruned() {
+        super::old_events_are_pruned_in_the_background(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_old_events_are_pruned() {
+        super::old_events_are_pruned_in_the_background(Backend::Postgres).await;
+    }
+}
+
 crate::both_backends!(
+    the_feed_and_histories_check_their_input,
+    a_long_poll_answers_when_an_event_arrives,
+    shutdown_ends_long_polls,
     each_change_makes_its_events,
     an_idempotent_replay_writes_no_event,
     a_refused_change_writes_no_event,
