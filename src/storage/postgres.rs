@@ -308,6 +308,9 @@ const SEQUENCE_BATCH: i64 = 5000;
 /// sequencer lock, in a statement whose snapshot was taken after the lock
 /// was acquired: it sees every earlier run's numbers, and only committed
 /// events (one still being written stays unnumbered until a later run).
+/// Should two runs ever overlap all the same, the counter's row lock orders
+/// them and `sequence is null`, checked again on the row as committed,
+/// keeps an event from being numbered twice (the later run leaves a gap).
 const SEQUENCE_SQL: &str = "
     with pending as materialized (
         select insertion_id, row_number() over (order by insertion_id) as n
@@ -322,7 +325,7 @@ const SEQUENCE_SQL: &str = "
     update commandes_events e
     set sequence = counter.base + pending.n
     from pending, counter
-    where e.insertion_id = pending.insertion_id";
+    where e.insertion_id = pending.insertion_id and e.sequence is null";
 
 /// How long a reader waits for a sequencer run in progress elsewhere
 /// before reading anyway (what that run numbers shows up on its next read).
@@ -347,7 +350,14 @@ async fn run_sequencer(
     if !pending {
         return Ok(0);
     }
-    let tx = client.transaction().await.map_err(map_error)?;
+    // Read committed whatever the server's default: each statement below
+    // must see what was committed before it started, the lock included.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(map_error)?;
     if wait {
         tx.query_typed(
             "select set_config('lock_timeout', $1, true)",
