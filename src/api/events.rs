@@ -155,8 +155,8 @@ impl EventsApi {
     /// Every change of the order as CloudEvents, oldest first: the status
     /// timeline with who and when. Still served once the order is deleted
     /// (the deletion is the last entry); 404 for an id that never had an
-    /// order. Events are kept for the configured retention (default 30
-    /// days).
+    /// order (or a deleted one whose events are past the retention). Events
+    /// are kept for the configured retention (default 30 days).
     #[oai(
         path = "/commandes/:id/history",
         method = "get",
@@ -389,4 +389,43 @@ pub fn example_event(source: &str) -> Value {
         event: e,
     }
     .cloud_event(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &[(&str, &str)]) -> Result<FeedQuery, Vec<String>> {
+        let pairs: Vec<(String, String)> = q
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        FeedQuery::from_query(&pairs).map_err(|e| e.0.into_iter().map(|e| e.field).collect())
+    }
+
+    #[test]
+    fn the_feed_query_has_defaults_and_bounds() {
+        let q = parse(&[]).unwrap();
+        assert_eq!((q.after, q.limit, q.wait), (0, 100, Duration::ZERO));
+        let q = parse(&[("after", "42"), ("limit", "1000"), ("wait", "30")]).unwrap();
+        assert_eq!(
+            (q.after, q.limit, q.wait),
+            (42, 1000, Duration::from_secs(30))
+        );
+        assert_eq!(parse(&[("wait", "31")]).unwrap_err(), ["wait"]);
+        assert_eq!(parse(&[("limit", "+5")]).unwrap_err(), ["limit"]);
+        assert_eq!(parse(&[("after", "-0")]).unwrap_err(), ["after"]);
+        assert_eq!(
+            parse(&[("after", "1"), ("after", "2"), ("x", "")]).unwrap_err(),
+            ["after", "x"]
+        );
+    }
+
+    #[test]
+    fn the_docs_example_is_a_status_change() {
+        let e = example_event("/commandes");
+        assert_eq!(e["type"], "order.status_changed");
+        assert_eq!(e["data"]["from"], "pending");
+        assert_eq!(e["data"]["sequence"], 1234);
+    }
 }
