@@ -33,6 +33,9 @@ pub struct App {
     idle_timeout: Duration,
     /// The JWKS refreshed in the background, and how often.
     jwks: Option<(Arc<jwks::Jwks>, Duration)>,
+    events: crate::config::EventsSettings,
+    /// Ends the long polls of `GET /events` when the server stops.
+    stop_long_polls: tokio::sync::watch::Sender<bool>,
     /// The token generated at start-up when none was configured.
     pub generated_token: Option<String>,
 }
@@ -159,6 +162,66 @@ async fn purge_expired_keys(store: Arc<dyn Store>, every: Duration) {
     }
 }
 
+/// Gives committed events their sequence numbers in the background
+/// (PostgreSQL; the feed's readers also do it before reading), and keeps
+/// the pending-events gauge. Finding nothing to do costs one index probe.
+async fn sequence_events(store: Arc<dyn Store>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let gauge_every = (Duration::from_secs(5).as_millis() / every.as_millis().max(1)).max(1);
+    let mut n: u128 = 0;
+    loop {
+        ticks.tick().await;
+        if let Err(e) = store.sequence_events().await {
+            tracing::warn!(error = %e, "cannot number the new events");
+        }
+        if n.is_multiple_of(gauge_every) {
+            let _ = store.unsequenced_events().await;
+        }
+        n += 1;
+    }
+}
+
+/// Rows one pruning statement deletes at most.
+const PURGE_BATCH: u32 = 1000;
+
+/// Deletes events older than the retention, now and then, in small
+/// batches with a pause between them, so writers never wait behind it.
+async fn purge_events(store: Arc<dyn Store>, retention_days: u64, every: Duration) {
+    if retention_days == 0 {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // RELAY HOOK: with a broker relay configured, an event it has not
+        // published yet must stay: the backends' purge statement should
+        // then also require `sequence <=` the relay's stored position
+        // (its table comes with migration 0005).
+        let older_than = crate::domain::now() - chrono::TimeDelta::days(retention_days as i64);
+        let mut deleted = 0;
+        loop {
+            match store.purge_events(older_than, PURGE_BATCH).await {
+                Ok(n) => {
+                    deleted += n;
+                    if n < u64::from(PURGE_BATCH) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune old events");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::debug!(deleted, "old events pruned");
+        }
+    }
+}
+
 /// Opens the store and binds the listener.
 pub async fn build(settings: &Settings) -> anyhow::Result<App> {
     let store = open_store(settings).await?;
@@ -174,6 +237,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         .as_ref()
         .and_then(|j| j.jwks())
         .map(|j| (j, Duration::from_secs(settings.auth.jwks_refresh_secs)));
+    let (stop_long_polls, stopping) = api::events::Stopping::new();
     let address = format!("{}:{}", settings.server.host, settings.server.port);
     let acceptor = TcpListener::bind(address.clone())
         .into_acceptor()
@@ -195,9 +259,15 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                 .then(|| Tokens::new([&settings.metrics.token])),
             cors: settings.cors.clone(),
             idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+            events: api::EventSettings {
+                source: settings.events.source.clone(),
+                stopping,
+            },
         },
+        stop_long_polls,
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
+        events: settings.events.clone(),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         jwks,
         generated_token,
@@ -279,9 +349,25 @@ impl App {
         ));
         let upkeep = tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
         let refresher = self.jwks.map(|(keys, every)| keys.spawn_refresher(every));
+        let sequencer = tokio::spawn(sequence_events(
+            self.store.clone(),
+            Duration::from_millis(self.events.sequence_interval_ms),
+        ));
+        let retention = tokio::spawn(purge_events(
+            self.store.clone(),
+            self.events.retention_days,
+            Duration::from_secs(self.events.purge_interval_secs),
+        ));
         // A connection with no traffic for this long is closed, so idle and
         // stalled clients do not hold sockets forever; each connection has
         // its own task, so a slow one never delays the others.
+        // Long polls answer as soon as the shutdown starts, instead of
+        // holding it for up to their `wait`.
+        let stop_long_polls = self.stop_long_polls;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_long_polls.send(true);
+        };
         let served = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(self.idle_timeout)
             .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
@@ -291,6 +377,8 @@ impl App {
         if let Some(r) = refresher {
             r.abort();
         }
+        sequencer.abort();
+        retention.abort();
         self.store.close().await;
         served?;
         tracing::info!("stopped");

@@ -26,6 +26,34 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub cors: CorsSettings,
     pub idempotency: IdempotencySettings,
+    pub events: EventsSettings,
+}
+
+/// Order events: the feed, histories, retention.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// The CloudEvents `source` of every event (a URI reference naming this
+    /// service, the same on every replica).
+    pub source: String,
+    /// Days an event is kept; 0 keeps them forever.
+    pub retention_days: u64,
+    /// How often old events are pruned.
+    pub purge_interval_secs: u64,
+    /// PostgreSQL: how often committed events are given their sequence
+    /// number in the background (readers of the feed also do it).
+    pub sequence_interval_ms: u64,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        EventsSettings {
+            source: "/commandes".into(),
+            retention_days: 30,
+            purge_interval_secs: 300,
+            sequence_interval_ms: 150,
+        }
+    }
 }
 
 /// `Idempotency-Key` on `POST /commandes`.
@@ -464,6 +492,12 @@ impl Settings {
         if let Some(v) = env("COMMANDES_LOG_FORMAT") {
             self.log.format = v;
         }
+        if let Some(v) = env("COMMANDES_EVENTS_SOURCE") {
+            self.events.source = v.trim().to_string();
+        }
+        if let Some(v) = env("COMMANDES_EVENTS_RETENTION_DAYS") {
+            self.events.retention_days = number("COMMANDES_EVENTS_RETENTION_DAYS", &v)?;
+        }
         Ok(())
     }
 
@@ -501,6 +535,15 @@ impl Settings {
         }
         if self.idempotency.ttl_secs == 0 || self.idempotency.cleanup_interval_secs == 0 {
             bail!("idempotency.ttl_secs and idempotency.cleanup_interval_secs must be at least 1");
+        }
+        if self.events.source.is_empty() {
+            bail!("events.source must not be empty");
+        }
+        if self.events.purge_interval_secs == 0 || self.events.sequence_interval_ms == 0 {
+            bail!("events.purge_interval_secs and events.sequence_interval_ms must be at least 1");
+        }
+        if self.events.retention_days > 36_500 {
+            bail!("events.retention_days must be at most 36500 (0 keeps events forever)");
         }
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be at least 1");

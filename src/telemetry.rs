@@ -54,7 +54,9 @@ pub async fn upkeep(every: std::time::Duration) {
 }
 
 fn describe() {
-    use crate::storage::metered::{ORDERS_CREATED, QUERY_SECONDS, STATUS_CHANGES};
+    use crate::storage::metered::{
+        EVENTS_UNSEQUENCED, EVENTS_WRITTEN, ORDERS_CREATED, QUERY_SECONDS, STATUS_CHANGES,
+    };
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         HTTP_REQUESTS,
@@ -76,6 +78,14 @@ fn describe() {
         "Store operation latency, by operation and outcome."
     );
     describe_counter!(ORDERS_CREATED, "Orders created, by status.");
+    describe_counter!(
+        EVENTS_WRITTEN,
+        "Order events written with their changes, by type."
+    );
+    describe_gauge!(
+        EVENTS_UNSEQUENCED,
+        "Order events committed or being written, not numbered for the feed yet."
+    );
     describe_counter!(
         STATUS_CHANGES,
         "Order status changes, by from and to status."

@@ -11,6 +11,7 @@ use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use serde::Serialize;
+use serde_json::Value;
 
 /// A JSON response body.
 pub struct JsonOut<T>(pub T);
@@ -40,5 +41,35 @@ impl<T: Type + Serialize> IntoResponse for JsonOut<T> {
                 crate::error::ApiError::Internal.into_response()
             }
         }
+    }
+}
+
+/// A JSON response body already built as a value (by the domain),
+/// documented as `D`.
+pub struct JsonValue<D>(Value, std::marker::PhantomData<fn() -> D>);
+
+impl<D> JsonValue<D> {
+    pub fn new(value: Value) -> JsonValue<D> {
+        JsonValue(value, std::marker::PhantomData)
+    }
+}
+
+impl<D: Type> Payload for JsonValue<D> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        D::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        D::register(registry);
+    }
+}
+
+impl<D: Type> IntoResponse for JsonValue<D> {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .header(header::CONTENT_TYPE, <Self as Payload>::CONTENT_TYPE)
+            .body(self.0.to_string())
     }
 }

@@ -17,6 +17,7 @@ use crate::storage::Store;
 
 pub mod auth;
 pub mod docs;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod json;
@@ -36,6 +37,8 @@ pub enum ApiTags {
     Orders,
     /// Figures over all orders.
     Stats,
+    /// Order events: histories and the feed.
+    Events,
     /// Service information and health probes (no token needed).
     Service,
 }
@@ -52,12 +55,18 @@ query parameter listed in `errors`). A body over the size limit is 413. \
 Amounts are exact decimals, returned as strings with two decimals; times are \
 RFC 3339 UTC with microseconds.";
 
-type Apis = (health::HealthApi, orders::OrdersApi, stats::StatsApi);
+type Apis = (
+    health::HealthApi,
+    orders::OrdersApi,
+    stats::StatsApi,
+    events::EventsApi,
+);
 
 /// The OpenAPI service over a store.
 pub fn openapi_service(
     store: Arc<dyn Store>,
     idempotency_ttl: Duration,
+    events: EventSettings,
 ) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
@@ -68,7 +77,14 @@ pub fn openapi_service(
                 store: store.clone(),
                 idempotency_ttl,
             },
-            stats::StatsApi { store },
+            stats::StatsApi {
+                store: store.clone(),
+            },
+            events::EventsApi {
+                store,
+                source: events.source,
+                stopping: events.stopping,
+            },
         ),
         "commandes",
         env!("CARGO_PKG_VERSION"),
@@ -79,7 +95,11 @@ pub fn openapi_service(
 /// The OpenAPI document as JSON (what `/openapi.json` serves and
 /// `commandes openapi` prints). No store is touched to build it.
 pub fn spec_json(store: Arc<dyn Store>) -> String {
-    let doc = finished_spec(&openapi_service(store, Duration::from_secs(86_400)).spec());
+    let events = EventSettings {
+        source: crate::config::EventsSettings::default().source,
+        stopping: events::Stopping::new().1,
+    };
+    let doc = finished_spec(&openapi_service(store, Duration::from_secs(86_400), events).spec());
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
@@ -94,6 +114,12 @@ fn finished_spec(spec: &str) -> serde_json::Value {
         if let Some(schema) = schemas.get_mut(name).and_then(|s| s.as_object_mut()) {
             schema.insert("additionalProperties".into(), false.into());
         }
+    }
+    if let Some(schema) = schemas
+        .get_mut("OrderEvent")
+        .and_then(|s| s.as_object_mut())
+    {
+        schema.insert("example".into(), events::example_event("/commandes"));
     }
     if let Some(patch) = schemas
         .get_mut("OrderPatch")
@@ -157,13 +183,27 @@ pub struct HttpSettings {
     pub metrics_token: Option<Tokens>,
     pub cors: CorsSettings,
     pub idempotency_ttl: Duration,
+    pub events: EventSettings,
+}
+
+/// What the events operations need besides the store.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// The CloudEvents `source`.
+    pub source: String,
+    /// Raised when the server stops, to end long polls.
+    pub stopping: events::Stopping,
 }
 
 /// The routes, wrapped (outermost first) in: request id, metrics and log
 /// line; CORS when configured; problem responses for every error; the body
 /// size limit; panics caught as 500s.
 pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Output = Response> {
-    let api = openapi_service(store.clone(), settings.idempotency_ttl);
+    let api = openapi_service(
+        store.clone(),
+        settings.idempotency_ttl,
+        settings.events.clone(),
+    );
     let doc = finished_spec(&api.spec());
     let allowed = Arc::new(AllowedMethods::from_spec(&doc));
     let routes = Arc::new(observe::RouteNames::from_spec(&doc));

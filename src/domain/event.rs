@@ -60,6 +60,8 @@ pub struct NewEvent {
     pub order_ref: i64,
     /// The order's `order_id` at the time of the event.
     pub order_id: String,
+    /// The order's customer after the change (who may see this history).
+    pub customer_id: String,
     /// The CloudEvents `data` object, without `sequence` (added when read).
     pub data: Value,
 }
@@ -122,11 +124,14 @@ fn event(
         time,
         order_ref: order.id,
         order_id: order.order_id.clone(),
+        customer_id: order.customer_id.clone(),
         data: Value::Object(data),
     }
 }
 
-/// The event of a new order.
+/// The event of a new order. A store that learns the order's `id` only
+/// from the insert itself may build it with `id` 0 and set `order_ref`,
+/// `data.id` and `data.order.id` in the same statement.
 pub fn created(order: &Order, actor: &Actor) -> NewEvent {
     event(
         EventKind::Created,
@@ -135,6 +140,22 @@ pub fn created(order: &Order, actor: &Actor) -> NewEvent {
         order.created_at,
         Map::new(),
     )
+}
+
+/// The kinds of event a change from `before` to `after` makes, in order
+/// (what [`changed`] builds, without building it: for counting).
+pub fn change_kinds(before: &Order, after: &Order) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    if before.order_id != after.order_id
+        || before.customer_id != after.customer_id
+        || before.total_amount != after.total_amount
+    {
+        kinds.push(EventKind::Updated);
+    }
+    if before.status != after.status {
+        kinds.push(EventKind::StatusChanged);
+    }
+    kinds
 }
 
 /// The events of a change from `before` to `after`: `order.updated` with the
@@ -192,7 +213,9 @@ pub fn deleted(order: &Order, actor: &Actor, time: DateTime<Utc>) -> NewEvent {
 
 impl Event {
     /// The CloudEvents 1.0 JSON envelope. `source` names this service (a
-    /// URI reference, the same on every replica).
+    /// URI reference, the same on every replica). The sequence number is in
+    /// `data.sequence` (the CloudEvents `sequence` extension would want a
+    /// string).
     pub fn cloud_event(&self, source: &str) -> Value {
         let mut data = self.event.data.clone();
         if let Value::Object(map) = &mut data {
@@ -206,7 +229,6 @@ impl Event {
             "subject": self.event.order_ref.to_string(),
             "time": format_time(&self.event.time),
             "datacontenttype": "application/json",
-            "sequence": self.sequence,
             "data": data,
         })
     }
@@ -257,6 +279,15 @@ mod tests {
         assert_eq!(events[1].data["from"], "pending");
         assert_eq!(events[1].data["to"], "processing");
         assert!(changed(&before, &before, &Actor::system()).is_empty());
+        assert_eq!(change_kinds(&before, &after), kinds);
+        assert!(change_kinds(&before, &before).is_empty());
+        let mut moved = before.clone();
+        moved.customer_id = "c2".into();
+        assert_eq!(change_kinds(&before, &moved), [EventKind::Updated]);
+        assert_eq!(
+            changed(&before, &moved, &Actor::system())[0].customer_id,
+            "c2"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::{
     Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
     PoolStatus, Store, StoreError, StoreInfo, Updated,
 };
+use crate::domain::event::{self, Event, EventKind};
 use crate::domain::{
     Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition,
     Stats,
@@ -26,6 +27,16 @@ pub const QUERY_SECONDS: &str = "commandes_db_query_duration_seconds";
 pub const ORDERS_CREATED: &str = "commandes_orders_created_total";
 /// Status changes, by the status moved to.
 pub const STATUS_CHANGES: &str = "commandes_order_status_changes_total";
+/// Events written with the changes they describe, by type.
+pub const EVENTS_WRITTEN: &str = "commandes_events_written_total";
+/// Events written but not given a sequence number yet (PostgreSQL; more
+/// than a few for long means a sequencer cannot run, or a transaction
+/// holding an event stays open).
+pub const EVENTS_UNSEQUENCED: &str = "commandes_events_unsequenced";
+
+fn events_written(kind: EventKind) {
+    metrics::counter!(EVENTS_WRITTEN, "type" => kind.as_str()).increment(1);
+}
 
 /// Wraps a store and measures it.
 pub struct MeteredStore {
@@ -110,6 +121,7 @@ impl Store for MeteredStore {
         }) = &result
         {
             metrics::counter!(ORDERS_CREATED, "status" => order.status.as_str()).increment(1);
+            events_written(EventKind::Created);
         }
         result
     }
@@ -155,6 +167,9 @@ impl Store for MeteredStore {
             previous: Some(before),
         }) = &result
         {
+            for kind in event::change_kinds(before, order) {
+                events_written(kind);
+            }
             if before.status != order.status {
                 metrics::counter!(STATUS_CHANGES, "from" => before.status.as_str(), "to" => order.status.as_str())
                     .increment(1);
@@ -169,8 +184,41 @@ impl Store for MeteredStore {
         if_match: Option<&Precondition>,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        self.timed("delete", self.inner.delete(id, if_match, actor))
+        let result = self
+            .timed("delete", self.inner.delete(id, if_match, actor))
+            .await;
+        if result.is_ok() {
+            events_written(EventKind::Deleted);
+        }
+        result
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.timed("events_after", self.inner.events_after(after, limit))
             .await
+    }
+
+    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError> {
+        self.timed("history", self.inner.history(id, actor)).await
+    }
+
+    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        self.timed("purge_events", self.inner.purge_events(older_than, batch))
+            .await
+    }
+
+    async fn sequence_events(&self) -> Result<u64, StoreError> {
+        // Not timed: it runs every few hundred milliseconds, mostly finding
+        // nothing to do, and would drown the figures that matter.
+        self.inner.sequence_events().await
+    }
+
+    async fn unsequenced_events(&self) -> Result<u64, StoreError> {
+        let result = self.inner.unsequenced_events().await;
+        if let Ok(n) = &result {
+            metrics::gauge!(EVENTS_UNSEQUENCED).set(*n as f64);
+        }
+        result
     }
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {

@@ -29,6 +29,11 @@ pub const SQLITE: &[Migration] = &[
         name: "create_stats_counters",
         sql: include_str!("../../sql/sqlite/0003_create_stats_counters.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events",
+        sql: include_str!("../../sql/sqlite/0004_events.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -47,6 +52,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "create_stats_counters",
         sql: include_str!("../../sql/postgres/0003_create_stats_counters.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "events",
+        sql: include_str!("../../sql/postgres/0004_events.sql"),
     },
 ];
 

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::event::{Event, EventKind, NewEvent};
 use crate::domain::{
     Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     OrderRecord, Precondition, Stats, Status,
@@ -219,6 +220,35 @@ pub trait Store: Send + Sync {
         actor: &Actor,
     ) -> Result<(), StoreError>;
 
+    /// The numbered events above `after`, by ascending sequence, at most
+    /// `limit`. A caller that always asks for what follows the last number
+    /// it saw gets every committed event exactly once, in order: an event
+    /// gets a number only once committed, above every number given before.
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// The events of order `id`, oldest first, also once it is deleted
+    /// (the deletion is the last). `NotFound` if there are none and no such
+    /// order, or if `actor` may not see the order (as it is, or as its last
+    /// event left it); an order without events (loaded by an import or as
+    /// demo data, or older than the events) has an empty history.
+    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError>;
+
+    /// Deletes up to `batch` numbered events older than `older_than`;
+    /// returns how many went (fewer than `batch`: nothing is left).
+    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
+
+    /// Numbers the committed events that have no sequence number yet;
+    /// returns how many. Backends that number at insert (SQLite) have
+    /// nothing to do. Safe to call from every replica at once.
+    async fn sequence_events(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// How many stored events have no sequence number yet (for metrics).
+    async fn unsequenced_events(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Figures over the orders `actor` may see.
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError>;
 
@@ -253,6 +283,51 @@ pub trait Store: Send + Sync {
         filter: &ExportFilter,
         out: tokio::sync::mpsc::Sender<Vec<Order>>,
     ) -> Result<u64, StoreError>;
+}
+
+/// An event as a backend read it back, checked.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stored_event(
+    sequence: i64,
+    id: String,
+    kind: &str,
+    time: DateTime<Utc>,
+    order_ref: i64,
+    order_id: String,
+    customer_id: String,
+    data: &str,
+) -> Result<Event, StoreError> {
+    let bad = |what: &str| {
+        StoreError::backend(std::io::Error::other(format!(
+            "stored event {what} is invalid"
+        )))
+    };
+    Ok(Event {
+        sequence,
+        event: NewEvent {
+            id,
+            kind: EventKind::parse(kind).ok_or_else(|| bad("type"))?,
+            time,
+            order_ref,
+            order_id,
+            customer_id,
+            data: serde_json::from_str(data).map_err(|_| bad("data"))?,
+        },
+    })
+}
+
+/// Who may see an order's history: its customer as it is now (`current`,
+/// if it still exists), else as its last event left it.
+pub(crate) fn history_visible(
+    events: Vec<Event>,
+    current: Option<String>,
+    actor: &Actor,
+) -> Result<Vec<Event>, StoreError> {
+    let customer = current.or_else(|| events.last().map(|e| e.event.customer_id.clone()));
+    match customer {
+        Some(c) if actor.sees(&c) => Ok(events),
+        _ => Err(StoreError::NotFound),
+    }
 }
 
 /// One valid row of an import, and where it came from (for reports).

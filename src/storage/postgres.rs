@@ -31,6 +31,7 @@ use super::{
 
 mod adopt;
 mod bulk;
+use crate::domain::event::{self, Event, NewEvent};
 use crate::domain::{
     now, Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     Precondition, SortKey, Stats, Status,
@@ -426,15 +427,19 @@ fn row_to_order(row: &Row) -> Result<Order, StoreError> {
     })
 }
 
+/// Inserts an order; with `actor`, its `order.created` event too, in the
+/// same statement (no extra round trip). The event is built before the
+/// database has given the order its id: the statement fills it in.
 async fn insert<C: tokio_postgres::GenericClient>(
     client: &C,
     order: &NewOrder,
     created_at: &DateTime<Utc>,
     updated_at: &DateTime<Utc>,
+    actor: Option<&Actor>,
 ) -> Result<Order, StoreError> {
     let amount = order.total_amount.to_decimal();
     let status = order.status.as_str();
-    let params: [Param<'_>; 6] = [
+    let mut params: Vec<Param<'_>> = vec![
         (&order.order_id, Type::VARCHAR),
         (&order.customer_id, Type::VARCHAR),
         (&status, Type::VARCHAR),
@@ -442,24 +447,224 @@ async fn insert<C: tokio_postgres::GenericClient>(
         (created_at, Type::TIMESTAMPTZ),
         (updated_at, Type::TIMESTAMPTZ),
     ];
-    let rows = client
-        .query_typed(
-            &format!(
-                "insert into commandes (order_id, customer_id, status, total_amount, created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6)
-                 on conflict (order_id) do nothing
-                 returning {COLUMNS}"
-            ),
-            &params,
-        )
-        .await
-        .map_err(map_error)?;
+    let insert = format!(
+        "insert into commandes (order_id, customer_id, status, total_amount, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (order_id) do nothing
+         returning {COLUMNS}"
+    );
+    let created = actor.map(|actor| {
+        let placeholder = Order {
+            id: 0,
+            order_id: order.order_id.clone(),
+            customer_id: order.customer_id.clone(),
+            status: order.status,
+            total_amount: order.total_amount,
+            created_at: *created_at,
+            updated_at: *updated_at,
+        };
+        let e = event::created(&placeholder, actor);
+        (e.id, e.kind.as_str(), e.time, e.data.to_string())
+    });
+    let sql = match &created {
+        None => insert,
+        Some((id, kind, time, data)) => {
+            params.push((id, Type::TEXT));
+            params.push((kind, Type::TEXT));
+            params.push((time, Type::TIMESTAMPTZ));
+            params.push((data, Type::TEXT));
+            // No row comes out of `o` for a taken order_id: then no event.
+            format!(
+                "with o as ({insert}),
+                 e as (
+                    insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data)
+                    select $7::uuid, $8, $9, o.id, o.order_id, o.customer_id,
+                           jsonb_set(jsonb_set($10::jsonb, '{{id}}', to_jsonb(o.id)), '{{order,id}}', to_jsonb(o.id))
+                    from o
+                 )
+                 select {COLUMNS} from o"
+            )
+        }
+    };
+    let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
     match rows.first() {
         Some(row) => row_to_order(row),
         None => Err(StoreError::Conflict(Conflict::DuplicateOrderId(
             order.order_id.clone(),
         ))),
     }
+}
+
+/// The events of one change as parallel arrays, bound to the `unnest` of
+/// [`with_events`].
+struct EventArrays {
+    ids: Vec<String>,
+    kinds: Vec<&'static str>,
+    times: Vec<DateTime<Utc>>,
+    order_ids: Vec<String>,
+    customer_ids: Vec<String>,
+    data: Vec<String>,
+}
+
+impl EventArrays {
+    fn new(events: &[NewEvent]) -> EventArrays {
+        EventArrays {
+            ids: events.iter().map(|e| e.id.clone()).collect(),
+            kinds: events.iter().map(|e| e.kind.as_str()).collect(),
+            times: events.iter().map(|e| e.time).collect(),
+            order_ids: events.iter().map(|e| e.order_id.clone()).collect(),
+            customer_ids: events.iter().map(|e| e.customer_id.clone()).collect(),
+            data: events.iter().map(|e| e.data.to_string()).collect(),
+        }
+    }
+
+    fn push<'a>(&'a self, params: &mut Vec<Param<'a>>) {
+        params.push((&self.ids, Type::TEXT_ARRAY));
+        params.push((&self.kinds, Type::TEXT_ARRAY));
+        params.push((&self.times, Type::TIMESTAMPTZ_ARRAY));
+        params.push((&self.order_ids, Type::TEXT_ARRAY));
+        params.push((&self.customer_ids, Type::TEXT_ARRAY));
+        params.push((&self.data, Type::TEXT_ARRAY));
+    }
+}
+
+/// `change` (an update or delete of one order `returning id`) and the
+/// insert of its events as one statement: the events exist exactly when the
+/// change happened, at no extra round trip. The events' arrays are bound
+/// from parameter `$first` on, and inserted in their order (their
+/// insertion ids follow it).
+fn with_events(change: &str, first: usize) -> String {
+    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    format!(
+        "with changed as ({change})
+         insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data)
+         select e.event_id::uuid, e.type, e.time, changed.id, e.order_id, e.customer_id, e.data::jsonb
+         from changed,
+              unnest({}::text[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[])
+              with ordinality as e(event_id, type, time, order_id, customer_id, data, n)
+         order by e.n",
+        p[0], p[1], p[2], p[3], p[4], p[5]
+    )
+}
+
+/// Any key will do, as long as every process uses the same one: only one
+/// sequencer runs at a time, across replicas (a transaction-level lock,
+/// so it works through a transaction pooler).
+const SEQUENCER_LOCK: i64 = 0x636f_6d6d_6576_6e74; // "commevnt"
+
+/// Most events one sequencer run numbers.
+const SEQUENCE_BATCH: i64 = 5000;
+
+/// Numbers the committed unnumbered events in insertion order, after the
+/// counter's last number, and moves the counter on. Runs only under the
+/// sequencer lock, in a statement whose snapshot was taken after the lock
+/// was acquired: it sees every earlier run's numbers, and only committed
+/// events (one still being written stays unnumbered until a later run).
+/// Should two runs ever overlap all the same, the counter's row lock orders
+/// them and `sequence is null`, checked again on the row as committed,
+/// keeps an event from being numbered twice (the later run leaves a gap).
+const SEQUENCE_SQL: &str = "
+    with pending as materialized (
+        select insertion_id, row_number() over (order by insertion_id) as n
+        from commandes_events where sequence is null
+        order by insertion_id limit $1
+    ), counter as (
+        update commandes_event_sequencer
+        set last_sequence = last_sequence + (select count(*) from pending)
+        where id = 1
+        returning last_sequence - (select count(*) from pending) as base
+    )
+    update commandes_events e
+    set sequence = counter.base + pending.n
+    from pending, counter
+    where e.insertion_id = pending.insertion_id and e.sequence is null";
+
+/// How long a reader waits for a sequencer run in progress elsewhere
+/// before reading anyway (what that run numbers shows up on its next read).
+const SEQUENCER_WAIT: &str = "2s";
+
+/// One sequencer run on `client`. With `wait`, waits (a little) for a run
+/// in progress elsewhere, so that a reader sees what was committed before
+/// it asked; without, leaves the work to that run.
+async fn run_sequencer(
+    client: &mut deadpool_postgres::Object,
+    wait: bool,
+) -> Result<u64, StoreError> {
+    // Served by the partial index: next to nothing when all is numbered.
+    let pending: bool = client
+        .query_typed(
+            "select exists (select 1 from commandes_events where sequence is null)",
+            &[],
+        )
+        .await
+        .map_err(map_error)?[0]
+        .get(0);
+    if !pending {
+        return Ok(0);
+    }
+    // Read committed whatever the server's default: each statement below
+    // must see what was committed before it started, the lock included.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(map_error)?;
+    if wait {
+        tx.query_typed(
+            "select set_config('lock_timeout', $1, true)",
+            &[(&SEQUENCER_WAIT, Type::TEXT)],
+        )
+        .await
+        .map_err(map_error)?;
+        match tx
+            .query_typed(
+                "select pg_advisory_xact_lock($1)",
+                &[(&SEQUENCER_LOCK, Type::INT8)],
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(0),
+            Err(e) => return Err(map_error(e)),
+        }
+    } else {
+        let locked: bool = tx
+            .query_typed(
+                "select pg_try_advisory_xact_lock($1)",
+                &[(&SEQUENCER_LOCK, Type::INT8)],
+            )
+            .await
+            .map_err(map_error)?[0]
+            .get(0);
+        if !locked {
+            return Ok(0);
+        }
+    }
+    let n = tx
+        .execute_typed(SEQUENCE_SQL, &[(&SEQUENCE_BATCH, Type::INT8)])
+        .await
+        .map_err(map_error)?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(n)
+}
+
+const EVENT_COLUMNS: &str =
+    "sequence, event_id::text, type, time, order_ref, order_id, customer_id, data::text";
+
+fn row_to_event(row: &Row) -> Result<Event, StoreError> {
+    let kind: String = row.try_get(2).map_err(StoreError::backend)?;
+    let data: String = row.try_get(7).map_err(StoreError::backend)?;
+    super::stored_event(
+        row.try_get(0).map_err(StoreError::backend)?,
+        row.try_get(1).map_err(StoreError::backend)?,
+        &kind,
+        row.try_get(3).map_err(StoreError::backend)?,
+        row.try_get(4).map_err(StoreError::backend)?,
+        row.try_get(5).map_err(StoreError::backend)?,
+        row.try_get(6).map_err(StoreError::backend)?,
+        &data,
+    )
 }
 
 /// Applies the pending files of `history` in one transaction, under a
@@ -688,7 +893,7 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let t = now();
         let Some(key) = key else {
-            let order = insert(&***client, order, &t, &t).await?;
+            let order = insert(&***client, order, &t, &t, Some(actor)).await?;
             return Ok(Created {
                 order,
                 replayed: false,
@@ -729,7 +934,7 @@ impl Store for PostgresStore {
                 Err(StoreError::IdempotencyMismatch)
             };
         }
-        let created = insert(&*tx, order, &t, &t).await?;
+        let created = insert(&*tx, order, &t, &t, Some(actor)).await?;
         let expires = t + TimeDelta::from_std(key.ttl).unwrap_or(TimeDelta::days(1));
         let amount = created.total_amount.to_decimal();
         let status = created.status.as_str();
@@ -781,7 +986,8 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         for o in orders {
-            insert(&*tx, &o.order, &o.created_at, &o.updated_at).await?;
+            // Demo data: restored, not changed, so no events.
+            insert(&*tx, &o.order, &o.created_at, &o.updated_at, None).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(orders.len() as u64)
@@ -859,19 +1065,25 @@ impl Store for PostgresStore {
         };
         let amount = next.total_amount.to_decimal();
         let status = next.status.as_str();
+        let events = EventArrays::new(&event::changed(&current, &next, actor));
+        let mut params: Vec<Param<'_>> = vec![
+            (&id, Type::INT8),
+            (&next.order_id, Type::VARCHAR),
+            (&next.customer_id, Type::VARCHAR),
+            (&status, Type::VARCHAR),
+            (&amount, Type::NUMERIC),
+            (&next.updated_at, Type::TIMESTAMPTZ),
+        ];
+        events.push(&mut params);
         let updated = tx
             .execute_typed(
-                "update commandes
-                 set order_id = $2, customer_id = $3, status = $4, total_amount = $5, updated_at = $6
-                 where id = $1",
-                &[
-                    (&id, Type::INT8),
-                    (&next.order_id, Type::VARCHAR),
-                    (&next.customer_id, Type::VARCHAR),
-                    (&status, Type::VARCHAR),
-                    (&amount, Type::NUMERIC),
-                    (&next.updated_at, Type::TIMESTAMPTZ),
-                ],
+                &with_events(
+                    "update commandes
+                     set order_id = $2, customer_id = $3, status = $4, total_amount = $5, updated_at = $6
+                     where id = $1 returning id",
+                    7,
+                ),
+                &params,
             )
             .await;
         match updated {
@@ -897,27 +1109,101 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let owner = actor.owner.as_deref();
-        let Some(if_match) = if_match else {
-            let n = client
-                .execute_typed(
-                    "delete from commandes where id = $1 and ($2::varchar is null or customer_id = $2)",
-                    &[(&id, Type::INT8), (&owner, Type::VARCHAR)],
-                )
-                .await
-                .map_err(map_error)?;
-            return if n == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
-            };
-        };
         let tx = client.transaction().await.map_err(map_error)?;
-        lock_row(&tx, id, owner, Some(if_match)).await?;
-        tx.execute_typed("delete from commandes where id = $1", &[(&id, Type::INT8)])
+        // The event carries the order as it was: read it under its row
+        // lock, then delete it and store the event in one statement.
+        let current = lock_row(&tx, id, actor.owner.as_deref(), if_match).await?;
+        let events = EventArrays::new(&[event::deleted(&current, actor, now())]);
+        let mut params: Vec<Param<'_>> = vec![(&id, Type::INT8)];
+        events.push(&mut params);
+        tx.execute_typed(
+            &with_events("delete from commandes where id = $1 returning id", 2),
+            &params,
+        )
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let mut client = self.client().await?;
+        run_sequencer(&mut client, true).await?;
+        let limit = i64::from(limit);
+        let rows = client
+            .query_typed(
+                &format!(
+                    "select {EVENT_COLUMNS} from commandes_events
+                     where sequence > $1 order by sequence limit $2"
+                ),
+                &[(&after, Type::INT8), (&limit, Type::INT8)],
+            )
             .await
             .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError> {
+        let mut client = self.client().await?;
+        run_sequencer(&mut client, true).await?;
+        // An order's changes are serialised by its row lock, so insertion
+        // order is their order (and their sequence order).
+        let rows = client
+            .query_typed(
+                &format!(
+                    "select {EVENT_COLUMNS} from commandes_events
+                     where order_ref = $1 and sequence is not null order by insertion_id"
+                ),
+                &[(&id, Type::INT8)],
+            )
+            .await
+            .map_err(map_error)?;
+        let events = rows
+            .iter()
+            .map(row_to_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let current: Option<String> = client
+            .query_typed_opt(
+                "select customer_id from commandes where id = $1",
+                &[(&id, Type::INT8)],
+            )
+            .await
+            .map_err(map_error)?
+            .map(|r| r.get(0));
+        super::history_visible(events, current, actor)
+    }
+
+    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let batch = i64::from(batch);
+        // Old rows only: writers insert new ones and never wait for this.
+        // Unnumbered events are never pruned (no reader has seen them yet).
+        client
+            .execute_typed(
+                "delete from commandes_events where insertion_id = any(array(
+                    select insertion_id from commandes_events
+                    where time < $1 and sequence is not null limit $2))",
+                &[(&older_than, Type::TIMESTAMPTZ), (&batch, Type::INT8)],
+            )
+            .await
+            .map_err(map_error)
+    }
+
+    async fn sequence_events(&self) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        run_sequencer(&mut client, false).await
+    }
+
+    async fn unsequenced_events(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_typed(
+                "select count(*)::int8 from commandes_events where sequence is null",
+                &[],
+            )
+            .await
+            .map_err(map_error)?[0]
+            .get(0);
+        Ok(n as u64)
     }
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {

@@ -27,6 +27,7 @@ use super::{
 };
 
 mod bulk;
+use crate::domain::event::{self, Event, NewEvent};
 use crate::domain::{
     format_time, now, Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
     OrderPatch, Precondition, SortKey, Stats, Status,
@@ -437,6 +438,66 @@ fn insert(
     .ok_or_else(|| StoreError::Conflict(Conflict::DuplicateOrderId(order.order_id.clone())))
 }
 
+/// Stores the events of the change being written, in the same transaction.
+/// The sequence is given here: one writer commits in the order it writes
+/// (see `0004_events.sql`). In a group commit, a job rolled back to its
+/// savepoint takes its events and its numbers with it (`sqlite_sequence`
+/// is rolled back too), the next job reuses those numbers, and the whole
+/// batch becomes visible at once: readers still see numbers only grow.
+fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(map_error)?;
+    for e in events {
+        stmt.execute(params![
+            e.id,
+            e.kind.as_str(),
+            format_time(&e.time),
+            e.order_ref,
+            e.order_id,
+            e.customer_id,
+            e.data.to_string(),
+        ])
+        .map_err(map_error)?;
+    }
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str =
+    "sequence, event_id, type, time, order_ref, order_id, customer_id, data";
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
+    let time = parse_time(&row.get::<_, String>(3)?)?;
+    let data: String = row.get(7)?;
+    Ok(super::stored_event(
+        row.get(0)?,
+        row.get(1)?,
+        &row.get::<_, String>(2)?,
+        time,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        &data,
+    ))
+}
+
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_error)?;
+    let rows = stmt.query_map(args, row_to_event).map_err(map_error)?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(row.map_err(map_error)??);
+    }
+    Ok(events)
+}
+
 /// `PreconditionFailed` unless `if_match` allows changing `current`.
 fn check_precondition(if_match: Option<&Precondition>, current: Order) -> Result<(), StoreError> {
     match if_match {
@@ -651,11 +712,14 @@ impl Store for SqliteStore {
     ) -> Result<Created, StoreError> {
         check_assignable(actor, &order.customer_id)?;
         let order = order.clone();
+        let actor = actor.clone();
         let Some(key) = key.cloned() else {
             return self
                 .write(move |conn| {
                     let t = now();
-                    insert(conn, &order, &t, &t).map(|order| Created {
+                    let order = insert(conn, &order, &t, &t)?;
+                    insert_events(conn, &[event::created(&order, &actor)])?;
+                    Ok(Created {
                         order,
                         replayed: false,
                     })
@@ -677,6 +741,7 @@ impl Store for SqliteStore {
                 };
             }
             let created = insert(conn, &order, &t, &t)?;
+            insert_events(conn, &[event::created(&created, &actor)])?;
             let expires = t + TimeDelta::from_std(key.ttl).unwrap_or(TimeDelta::days(1));
             conn.execute(
                 "insert or replace into commandes_idempotency_keys
@@ -816,6 +881,7 @@ impl Store for SqliteStore {
                 }
                 Err(e) => return Err(map_error(e)),
             }
+            insert_events(conn, &event::changed(&current, &next, &actor))?;
             Ok(Updated {
                 order: next,
                 previous: Some(current),
@@ -831,22 +897,73 @@ impl Store for SqliteStore {
         actor: &Actor,
     ) -> Result<(), StoreError> {
         let if_match = if_match.cloned();
-        let owner = actor.owner.clone();
+        let actor = actor.clone();
         self.write(move |conn| {
             // Already inside the batch's transaction, under this job's savepoint.
             if if_match.is_some() {
-                check_precondition(if_match.as_ref(), select_by_id(conn, id, owner.as_deref())?)?;
+                check_precondition(
+                    if_match.as_ref(),
+                    select_by_id(conn, id, actor.owner.as_deref())?,
+                )?;
             }
-            let n = conn
-                .execute(
-                    "delete from commandes where id = ?1 and (?2 is null or customer_id = ?2)",
-                    params![id, owner],
-                )
-                .map_err(map_error)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            let deleted = conn
+                .prepare_cached(&format!(
+                    "delete from commandes where id = ?1 and (?2 is null or customer_id = ?2) returning {COLUMNS}"
+                ))
+                .and_then(|mut s| s.query_row(params![id, actor.owner], row_to_order).optional())
+                .map_err(map_error)?
+                .ok_or(StoreError::NotFound)?;
+            insert_events(conn, &[event::deleted(&deleted, &actor, now())])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "select {EVENT_COLUMNS} from commandes_events
+                     where sequence > ?1 order by sequence limit ?2"
+                ),
+                params![after, limit],
+            )
+        })
+        .await
+    }
+
+    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError> {
+        let actor = actor.clone();
+        self.read(move |conn| {
+            let events = query_events(
+                conn,
+                &format!(
+                    "select {EVENT_COLUMNS} from commandes_events
+                     where order_ref = ?1 order by sequence"
+                ),
+                [id],
+            )?;
+            let current: Option<String> = conn
+                .prepare_cached("select customer_id from commandes where id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(map_error)?;
+            super::history_visible(events, current, &actor)
+        })
+        .await
+    }
+
+    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        // A batched write like any other, short enough not to hold up the
+        // requests committed with it.
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "delete from commandes_events where sequence in
+                 (select sequence from commandes_events where time < ?1 order by sequence limit ?2)",
+            )
+            .and_then(|mut s| s.execute(params![format_time(&older_than), batch]))
+            .map(|n| n as u64)
+            .map_err(map_error)
         })
         .await
     }

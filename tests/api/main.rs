@@ -12,6 +12,7 @@ mod delete;
 mod docs;
 mod durability;
 mod errors;
+mod events;
 mod jwt;
 mod lists;
 mod observability;

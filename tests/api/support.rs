@@ -704,3 +704,43 @@ impl TestApp {
         }
     }
 }
+
+/// Runs `sql` (statements without results) on the app's own database,
+/// bypassing the API; returns the rows the last one changed (SQLite) or 0.
+pub async fn exec_sql(app: &TestApp, sql: &str) -> u64 {
+    match app.backend {
+        Backend::Sqlite => {
+            let path = app.database_url.trim_start_matches("sqlite://").to_string();
+            let sql = sql.to_string();
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(path).expect("open the test database");
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .unwrap();
+                conn.execute(&sql, []).expect("statement") as u64
+            })
+            .await
+            .unwrap()
+        }
+        Backend::Postgres | Backend::Pooler => {
+            let (client, conn) = tokio_postgres::connect(&app.direct_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let task = tokio::spawn(conn);
+            let n = client.execute(sql, &[]).await.unwrap();
+            drop(client);
+            let _ = task.await;
+            n
+        }
+    }
+}
+
+/// A second store on the app's database, to look at what the app wrote
+/// through the storage seam (no migration: the app did that).
+pub async fn open_store(app: &TestApp) -> std::sync::Arc<dyn commandes::storage::Store> {
+    commandes::storage::open(
+        &app.database_url,
+        &commandes::storage::StoreOptions::default(),
+    )
+    .await
+    .expect("open the app's database")
+}
