@@ -753,7 +753,7 @@ mod tests {
         );
         assert_eq!(s.database.statement_timeout_secs, 3);
         assert_eq!(s.database.startup_timeout_secs, 0);
-        assert!(!s.redacted().contains("secret"), "{}", s.redacted());
+        assert!(!s.redacted().contains("u:secret"), "{}", s.redacted());
         let o = crate::app::store_options(&s);
         assert_eq!(o.statement_timeout, Some(std::time::Duration::from_secs(3)));
         assert_eq!(o.startup_timeout, std::time::Duration::ZERO);
