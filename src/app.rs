@@ -1,8 +1,9 @@
 //! Start-up and shutdown of the server.
 //!
 //! [`build`] opens and migrates the store, loads the demo data into a new
-//! database, and binds the listener, so the real address is known before
-//! anything is served (tests bind port 0). [`App::run`] serves until the
+//! database, builds the routes and binds the listener, so the real address
+//! is known before anything is served (tests bind port 0), and a client that
+//! connects as soon as it is announced is answered at once. [`App::run`] serves until the
 //! shutdown future completes, lets in-flight requests finish within a
 //! deadline, and closes the store.
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::Server;
+use poem::{EndpointExt, Server};
 
 use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
 use crate::api::{self, HttpSettings, Tokens};
@@ -27,7 +28,10 @@ pub struct App {
     acceptor: TcpAcceptor,
     addr: SocketAddr,
     store: Arc<dyn Store>,
-    http: HttpSettings,
+    /// The routes, built before the address is announced: a client that
+    /// connects as soon as it is known is answered without waiting for the
+    /// OpenAPI document to be built.
+    routes: poem::endpoint::BoxEndpoint<'static, poem::Response>,
     shutdown_timeout: Duration,
     cleanup_interval: Duration,
     idle_timeout: Duration,
@@ -251,19 +255,23 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
     Ok(App {
         acceptor,
         addr,
-        store,
-        http: HttpSettings {
-            auth,
-            max_body_bytes: settings.server.max_body_bytes,
-            metrics_token: (!settings.metrics.token.is_empty())
-                .then(|| Tokens::new([&settings.metrics.token])),
-            cors: settings.cors.clone(),
-            idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
-            events: api::EventSettings {
-                source: settings.events.source.clone(),
-                stopping,
+        store: store.clone(),
+        routes: api::routes(
+            store.clone(),
+            HttpSettings {
+                auth,
+                max_body_bytes: settings.server.max_body_bytes,
+                metrics_token: (!settings.metrics.token.is_empty())
+                    .then(|| Tokens::new([&settings.metrics.token])),
+                cors: settings.cors.clone(),
+                idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+                events: api::EventSettings {
+                    source: settings.events.source.clone(),
+                    stopping,
+                },
             },
-        },
+        )
+        .boxed(),
         stop_long_polls,
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
@@ -342,7 +350,6 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let routes = api::routes(self.store.clone(), self.http);
         let cleanup = tokio::spawn(purge_expired_keys(
             self.store.clone(),
             self.cleanup_interval,
@@ -370,7 +377,7 @@ impl App {
         };
         let served = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(self.idle_timeout)
-            .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
+            .run_with_graceful_shutdown(self.routes, shutdown, Some(self.shutdown_timeout))
             .await;
         cleanup.abort();
         upkeep.abort();

@@ -157,7 +157,9 @@ impl OrdersApi {
     /// Filters combine with AND; every bound is inclusive. Sorted by
     /// `-created_at` unless `sort` says otherwise, ties broken by `id` in
     /// the same direction. A bad, empty, repeated or unknown parameter is a
-    /// 422 naming it, never a silently ignored filter.
+    /// 422 naming it, never a silently ignored filter. A customer-scoped JWT
+    /// (`COMMANDES_CUSTOMER_CLAIM`) sees only its customer's orders, in this
+    /// list and every other; another customer's order is a 404 to it.
     #[oai(path = "/commandes", method = "get", operation_id = "list_orders")]
     #[allow(clippy::too_many_arguments)]
     async fn list(

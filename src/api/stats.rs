@@ -31,7 +31,8 @@ impl StatsApi {
     ///
     /// Over all orders, cancelled ones included: the total count, counts and
     /// amounts per status (all four always present), the total and the
-    /// average amount.
+    /// average amount. For a customer-scoped JWT (`COMMANDES_CUSTOMER_CLAIM`),
+    /// over that customer's orders only.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
     async fn stats(&self, auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
         no_query(request).map_err(ApiError::Validation)?;
