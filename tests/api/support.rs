@@ -4,7 +4,9 @@
 //! the server named by `TEST_DATABASE_URL`; without it, on a throwaway
 //! cluster started from the PostgreSQL server binaries if they are
 //! installed; otherwise the PostgreSQL tests say they are skipped (or fail,
-//! with `COMMANDES_REQUIRE_POSTGRES=1`).
+//! with `COMMANDES_REQUIRE_POSTGRES=1`). Pooler: a new database on the
+//! Supabase stand-in (`standin.rs`), served through PgBouncer in
+//! transaction mode over TLS and migrated through its session-mode twin.
 
 use std::path::PathBuf;
 use std::process::Command;
