@@ -18,6 +18,7 @@ mod observability;
 mod outage;
 mod paging;
 mod read;
+mod relay;
 mod scale_out;
 mod smoke;
 mod stats;
