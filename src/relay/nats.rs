@@ -29,6 +29,10 @@ impl Nats {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(config.timeout)
             .request_timeout(Some(config.timeout))
+            // The relay makes a new connection after a failure, and resumes
+            // from the stored position; a dropped client must not go on
+            // reconnecting in the background with old messages.
+            .max_reconnects(Some(1))
             .connect(url)
             .await
             .map_err(|e| format!("cannot connect to NATS: {e}"))?;
@@ -69,10 +73,18 @@ impl Publisher for Nats {
                 .payload(m.body.clone().into())
                 .headers(headers);
             let subject = format!("{}.{}", self.prefix, m.kind.short());
-            match self.jetstream.send_publish(subject, publish).await {
-                Ok(ack) => acks.push(ack),
-                Err(e) => {
+            // Sending waits while the client is disconnected: bounded too.
+            let sent =
+                tokio::time::timeout_at(deadline, self.jetstream.send_publish(subject, publish))
+                    .await;
+            match sent {
+                Ok(Ok(ack)) => acks.push(ack),
+                Ok(Err(e)) => {
                     send_error = Some(format!("cannot send: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    send_error = Some("timed out sending".into());
                     break;
                 }
             }
