@@ -191,7 +191,13 @@ const PURGE_BATCH: u32 = 1000;
 
 /// Deletes events older than the retention, now and then, in small
 /// batches with a pause between them, so writers never wait behind it.
-async fn purge_events(store: Arc<dyn Store>, retention_days: u64, every: Duration) {
+/// With a broker relay (`relay` names it), only events it has published go.
+async fn purge_events(
+    store: Arc<dyn Store>,
+    retention_days: u64,
+    every: Duration,
+    relay: Option<String>,
+) {
     if retention_days == 0 {
         return;
     }
@@ -199,14 +205,30 @@ async fn purge_events(store: Arc<dyn Store>, retention_days: u64, every: Duratio
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        // RELAY HOOK: with a broker relay configured, an event it has not
-        // published yet must stay: the backends' purge statement should
-        // then also require `sequence <=` the relay's stored position
-        // (its table comes with migration 0005).
         let older_than = crate::domain::now() - chrono::TimeDelta::days(retention_days as i64);
+        // An event the relay has not published yet stays (a relay that
+        // never ran has published nothing).
+        let up_to = match &relay {
+            None => None,
+            Some(name) => match store.relay_position(name).await {
+                Ok(position) => Some(position.unwrap_or(0)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune old events");
+                    continue;
+                }
+            },
+        };
         let mut deleted = 0;
         loop {
-            match store.purge_events(older_than, PURGE_BATCH).await {
+            let pruned = match up_to {
+                None => store.purge_events(older_than, PURGE_BATCH).await,
+                Some(up_to) => {
+                    store
+                        .purge_relayed_events(older_than, up_to, PURGE_BATCH)
+                        .await
+                }
+            };
+            match pruned {
                 Ok(n) => {
                     deleted += n;
                     if n < u64::from(PURGE_BATCH) {
@@ -360,11 +382,24 @@ impl App {
             self.store.clone(),
             Duration::from_millis(self.events.sequence_interval_ms),
         ));
+        let relay_config = crate::relay::RelayConfig::from_settings(&self.events);
         let retention = tokio::spawn(purge_events(
             self.store.clone(),
             self.events.retention_days,
             Duration::from_secs(self.events.purge_interval_secs),
+            relay_config.as_ref().map(|r| r.name.clone()),
         ));
+        // The relay is told to stop once the server has stopped, finishes
+        // the batch in flight (bounded by its timeout) and gives up its
+        // lease before the store closes.
+        let (stop_relay, relay_stopping) = tokio::sync::watch::channel(false);
+        let relay = relay_config.map(|config| {
+            tokio::spawn(crate::relay::run(
+                self.store.clone(),
+                config,
+                relay_stopping,
+            ))
+        });
         // A connection with no traffic for this long is closed, so idle and
         // stalled clients do not hold sockets forever; each connection has
         // its own task, so a slow one never delays the others.
@@ -386,6 +421,16 @@ impl App {
         }
         sequencer.abort();
         retention.abort();
+        let _ = stop_relay.send(true);
+        if let Some(mut relay) = relay {
+            if tokio::time::timeout(self.shutdown_timeout, &mut relay)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the event relay did not stop in time");
+                relay.abort();
+            }
+        }
         self.store.close().await;
         served?;
         tracing::info!("stopped");

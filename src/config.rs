@@ -43,6 +43,27 @@ pub struct EventsSettings {
     /// PostgreSQL: how often committed events are given their sequence
     /// number in the background (readers of the feed also do it).
     pub sequence_interval_ms: u64,
+    /// The broker the events are relayed to: `nats://host:port` (JetStream)
+    /// or `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
+    pub relay_url: String,
+    /// The relay's name: its position and lease in the database are kept
+    /// under it (two relays of one database need two names).
+    pub relay_name: String,
+    /// NATS: the JetStream stream, created if missing.
+    pub nats_stream: String,
+    /// NATS: subjects are `<prefix>.<type>`; the stream takes `<prefix>.>`.
+    pub nats_subject_prefix: String,
+    /// RabbitMQ: the durable topic exchange, declared if missing.
+    pub amqp_exchange: String,
+    /// Most events published before waiting for their confirms.
+    pub relay_batch: u32,
+    /// How long a replica's lease lasts unless renewed (it is renewed
+    /// while relaying); a dead holder's is taken over after this.
+    pub relay_lease_secs: u64,
+    /// Longest wait for the broker: connecting, or confirming a batch.
+    pub relay_timeout_ms: u64,
+    /// How often an idle relay looks for new events.
+    pub relay_poll_ms: u64,
 }
 
 impl Default for EventsSettings {
@@ -52,6 +73,15 @@ impl Default for EventsSettings {
             retention_days: 30,
             purge_interval_secs: 300,
             sequence_interval_ms: 150,
+            relay_url: String::new(),
+            relay_name: "default".into(),
+            nats_stream: "COMMANDES".into(),
+            nats_subject_prefix: "commandes.order".into(),
+            amqp_exchange: "commandes".into(),
+            relay_batch: 256,
+            relay_lease_secs: 15,
+            relay_timeout_ms: 5000,
+            relay_poll_ms: 200,
         }
     }
 }
@@ -498,6 +528,9 @@ impl Settings {
         if let Some(v) = env("COMMANDES_EVENTS_RETENTION_DAYS") {
             self.events.retention_days = number("COMMANDES_EVENTS_RETENTION_DAYS", &v)?;
         }
+        if let Some(v) = env("COMMANDES_EVENTS_RELAY_URL") {
+            self.events.relay_url = v.trim().to_string();
+        }
         Ok(())
     }
 
@@ -545,6 +578,24 @@ impl Settings {
         if self.events.retention_days > 36_500 {
             bail!("events.retention_days must be at most 36500 (0 keeps events forever)");
         }
+        if !self.events.relay_url.is_empty() {
+            crate::relay::BrokerUrl::parse(&self.events.relay_url).map_err(anyhow::Error::msg)?;
+            let e = &self.events;
+            if e.relay_name.is_empty() || e.nats_stream.is_empty() || e.amqp_exchange.is_empty() {
+                bail!("events.relay_name, events.nats_stream and events.amqp_exchange must not be empty");
+            }
+            if e.relay_batch == 0 || e.relay_poll_ms == 0 || e.relay_timeout_ms == 0 {
+                bail!("events.relay_batch, events.relay_poll_ms and events.relay_timeout_ms must be at least 1");
+            }
+            if e.relay_lease_secs < 2 {
+                bail!("events.relay_lease_secs must be at least 2");
+            }
+            // A batch must be confirmed well within the lease, so a lease
+            // never runs out in the middle of one.
+            if e.relay_timeout_ms.saturating_mul(3) > e.relay_lease_secs.saturating_mul(1000) {
+                bail!("events.relay_timeout_ms must be at most a third of events.relay_lease_secs");
+            }
+        }
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be at least 1");
         }
@@ -584,7 +635,7 @@ impl Settings {
     /// tokens left out.
     pub fn redacted(&self) -> String {
         format!(
-            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={}",
+            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
@@ -607,6 +658,11 @@ impl Settings {
             if self.metrics.token.is_empty() { "unset" } else { "set" },
             self.cors.allowed_origins,
             self.log.format,
+            if self.events.relay_url.is_empty() {
+                "off".to_string()
+            } else {
+                crate::storage::redact_url(&self.events.relay_url)
+            },
         )
     }
 }

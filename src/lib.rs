@@ -27,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod hex;
+pub mod relay;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;

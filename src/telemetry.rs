@@ -90,6 +90,7 @@ fn describe() {
         STATUS_CHANGES,
         "Order status changes, by from and to status."
     );
+    crate::relay::describe_metrics();
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

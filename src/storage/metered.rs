@@ -252,4 +252,51 @@ impl Store for MeteredStore {
     ) -> Result<u64, StoreError> {
         self.timed("export", self.inner.export(filter, out)).await
     }
+
+    // The relay's calls are not timed: it makes them every few hundred
+    // milliseconds and has figures of its own (crate::relay).
+
+    async fn relay_claim(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>, StoreError> {
+        self.inner.relay_claim(name, holder, ttl).await
+    }
+
+    async fn relay_advance(
+        &self,
+        name: &str,
+        holder: &str,
+        position: i64,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.relay_advance(name, holder, position, ttl).await
+    }
+
+    async fn relay_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.relay_release(name, holder).await
+    }
+
+    async fn relay_position(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.relay_position(name).await
+    }
+
+    async fn last_event_sequence(&self) -> Result<i64, StoreError> {
+        self.inner.last_event_sequence().await
+    }
+
+    async fn purge_relayed_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        timed(
+            "purge_events",
+            self.inner.purge_relayed_events(older_than, up_to, batch),
+        )
+        .await
+    }
 }

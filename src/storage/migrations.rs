@@ -34,6 +34,11 @@ pub const SQLITE: &[Migration] = &[
         name: "events",
         sql: include_str!("../../sql/sqlite/0004_events.sql"),
     },
+    Migration {
+        version: 5,
+        name: "event_relay",
+        sql: include_str!("../../sql/sqlite/0005_event_relay.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -57,6 +62,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "events",
         sql: include_str!("../../sql/postgres/0004_events.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "event_relay",
+        sql: include_str!("../../sql/postgres/0005_event_relay.sql"),
     },
 ];
 

@@ -283,6 +283,53 @@ pub trait Store: Send + Sync {
         filter: &ExportFilter,
         out: tokio::sync::mpsc::Sender<Vec<Order>>,
     ) -> Result<u64, StoreError>;
+
+    // The broker relay's position and lease (migration 0005). One
+    // conditional statement each, no session state: they work through a
+    // transaction pooler and from any number of replicas.
+
+    /// Takes the relay `name`'s lease for `ttl` if it is free, expired or
+    /// already `holder`'s (then renews it), and returns the stored
+    /// position; `None` while another holder has it. A new relay starts
+    /// at 0 (everything still stored is published).
+    async fn relay_claim(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Moves the position of `name` up to `position` (never down) and
+    /// renews the lease for `ttl`, only while `holder` has it; `false`
+    /// when it lost the lease (then nothing changed).
+    async fn relay_advance(
+        &self,
+        name: &str,
+        holder: &str,
+        position: i64,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `holder`'s lease of `name` (on shutdown), so another
+    /// replica takes over without waiting for it to expire.
+    async fn relay_release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// The stored position of relay `name` (`None`: it never ran).
+    async fn relay_position(&self, name: &str) -> Result<Option<i64>, StoreError>;
+
+    /// The highest sequence number given so far (0: none), for the
+    /// relay's pending-events figure.
+    async fn last_event_sequence(&self) -> Result<i64, StoreError>;
+
+    /// [`Store::purge_events`] for a database with a relay: deletes up to
+    /// `batch` events older than `older_than` whose sequence is at most
+    /// `up_to` (the relay's position), so nothing unpublished goes.
+    async fn purge_relayed_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
 }
 
 /// An event as a backend read it back, checked.

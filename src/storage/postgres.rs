@@ -1306,4 +1306,122 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         bulk::export(&mut client, filter, &out).await
     }
+
+    async fn relay_claim(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>, StoreError> {
+        let client = self.client().await?;
+        let ttl_ms = ttl.as_millis() as i64;
+        // The database's clock decides expiry, so replicas with skewed
+        // clocks still agree. `clock_timestamp()`, not `now()`: the time of
+        // this statement even inside a pooler's longer transaction.
+        let row = client
+            .query_typed_opt(
+                "insert into commandes_event_relay as r (name, holder, lease_until)
+                 values ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+                 on conflict (name) do update
+                    set holder = excluded.holder, lease_until = excluded.lease_until
+                    where r.holder = excluded.holder or r.lease_until < clock_timestamp()
+                 returning position",
+                &[
+                    (&name, Type::TEXT),
+                    (&holder, Type::TEXT),
+                    (&ttl_ms, Type::INT8),
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn relay_advance(
+        &self,
+        name: &str,
+        holder: &str,
+        position: i64,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let ttl_ms = ttl.as_millis() as i64;
+        let n = client
+            .execute_typed(
+                "update commandes_event_relay
+                    set position = greatest(position, $3),
+                        lease_until = clock_timestamp() + $4 * interval '1 millisecond'
+                  where name = $1 and holder = $2",
+                &[
+                    (&name, Type::TEXT),
+                    (&holder, Type::TEXT),
+                    (&position, Type::INT8),
+                    (&ttl_ms, Type::INT8),
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(n == 1)
+    }
+
+    async fn relay_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute_typed(
+                "update commandes_event_relay set holder = null, lease_until = '-infinity'
+                  where name = $1 and holder = $2",
+                &[(&name, Type::TEXT), (&holder, Type::TEXT)],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn relay_position(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_typed_opt(
+                "select position from commandes_event_relay where name = $1",
+                &[(&name, Type::TEXT)],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn last_event_sequence(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_typed_opt(
+                "select last_sequence from commandes_event_sequencer where id = 1",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    async fn purge_relayed_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let batch = i64::from(batch);
+        // As purge_events, and never above what the relay published.
+        client
+            .execute_typed(
+                "delete from commandes_events where insertion_id = any(array(
+                    select insertion_id from commandes_events
+                    where time < $1 and sequence <= $2 limit $3))",
+                &[
+                    (&older_than, Type::TIMESTAMPTZ),
+                    (&up_to, Type::INT8),
+                    (&batch, Type::INT8),
+                ],
+            )
+            .await
+            .map_err(map_error)
+    }
 }

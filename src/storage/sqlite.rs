@@ -1073,6 +1073,118 @@ impl Store for SqliteStore {
         self.read(move |conn| bulk::export(conn, &filter, &out))
             .await
     }
+
+    async fn relay_claim(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let now = unix_millis();
+        let until = now + ttl.as_millis() as i64;
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "insert into commandes_event_relay (name, holder, lease_until)
+                 values (?1, ?2, ?3)
+                 on conflict (name) do update
+                    set holder = excluded.holder, lease_until = excluded.lease_until
+                    where holder = excluded.holder or lease_until < ?4
+                 returning position",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![name, holder, until, now], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(map_error)
+        })
+        .await
+    }
+
+    async fn relay_advance(
+        &self,
+        name: &str,
+        holder: &str,
+        position: i64,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let until = unix_millis() + ttl.as_millis() as i64;
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "update commandes_event_relay
+                    set position = max(position, ?3), lease_until = ?4
+                  where name = ?1 and holder = ?2",
+            )
+            .and_then(|mut s| s.execute(params![name, holder, position, until]))
+            .map(|n| n == 1)
+            .map_err(map_error)
+        })
+        .await
+    }
+
+    async fn relay_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "update commandes_event_relay set holder = null, lease_until = 0
+                  where name = ?1 and holder = ?2",
+            )
+            .and_then(|mut s| s.execute(params![name, holder]))
+            .map(|_| ())
+            .map_err(map_error)
+        })
+        .await
+    }
+
+    async fn relay_position(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("select position from commandes_event_relay where name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+                .map_err(map_error)
+        })
+        .await
+    }
+
+    async fn last_event_sequence(&self) -> Result<i64, StoreError> {
+        // AUTOINCREMENT keeps the highest number ever given here, pruned
+        // rows included.
+        self.read(|conn| {
+            conn.prepare_cached(
+                "select coalesce((select seq from sqlite_sequence
+                                   where name = 'commandes_events'), 0)",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(map_error)
+        })
+        .await
+    }
+
+    async fn purge_relayed_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        // As purge_events, and never above what the relay published.
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "delete from commandes_events where sequence in
+                 (select sequence from commandes_events where time < ?1 and sequence <= ?2
+                  order by sequence limit ?3)",
+            )
+            .and_then(|mut s| s.execute(params![format_time(&older_than), up_to, batch]))
+            .map(|n| n as u64)
+            .map_err(map_error)
+        })
+        .await
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch (the relay lease's clock).
+fn unix_millis() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod ownership;
 mod paging;
 mod pooler;
 mod read;
+mod relay;
 mod scale_out;
 mod smoke;
 mod standin;

@@ -15,15 +15,15 @@ use tokio::task::{AbortHandle, JoinHandle};
 use crate::support::{json, postgres_server, problem, Backend, TestApp};
 
 /// A TCP relay in front of PostgreSQL that can be cut and restored.
-struct Proxy {
-    addr: std::net::SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: std::net::SocketAddr,
     upstream: String,
     accept: Option<JoinHandle<()>>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
 impl Proxy {
-    async fn start(upstream: String) -> Proxy {
+    pub(crate) async fn start(upstream: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the proxy");
@@ -55,7 +55,7 @@ impl Proxy {
 
     /// Closes every relayed connection and stops listening: new
     /// connections are refused.
-    async fn cut(&mut self) {
+    pub(crate) async fn cut(&mut self) {
         if let Some(accept) = self.accept.take() {
             accept.abort();
             let _ = accept.await;
@@ -66,7 +66,7 @@ impl Proxy {
     }
 
     /// Listens again on the same address.
-    async fn restore(&mut self) {
+    pub(crate) async fn restore(&mut self) {
         let listener = TcpListener::bind(self.addr)
             .await
             .expect("re-bind the proxy");

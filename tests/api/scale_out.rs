@@ -29,7 +29,7 @@ use crate::support::{TestDatabase, TOKEN};
 /// Concurrent clients.
 const TASKS: usize = 16;
 /// The most requests one client sends.
-const MAX_REQUESTS_PER_TASK: usize = 400;
+const MAX_REQUESTS_PER_TASK: usize = 1000;
 /// `order_id`s are drawn from this few, so that duplicates are frequent.
 const ORDER_IDS: usize = 48;
 const CUSTOMERS: usize = 8;

@@ -1,0 +1,492 @@
+//! The broker relay: publishes the stored events to NATS JetStream or
+//! RabbitMQ, in sequence order, at least once.
+//!
+//! It reads what follows its position ([`Store::events_after`]), publishes
+//! a batch, waits for the broker to confirm every message, and only then
+//! advances the position stored in the database. A failure anywhere means
+//! backing off and resuming from the stored position: nothing is skipped,
+//! and an event published twice carries the same id both times (JetStream
+//! drops the repeat; RabbitMQ consumers can). With several replicas, a
+//! lease in the database lets one relay at a time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::config::EventsSettings;
+use crate::domain::event::{Event, EventKind};
+use crate::storage::{Store, StoreError};
+
+pub mod amqp;
+pub mod nats;
+
+/// Events stored but not yet confirmed by the broker.
+pub const EVENTS_PENDING: &str = "commandes_relay_events_pending";
+/// Age of the oldest event not yet confirmed by the broker (0: none).
+pub const LAG_SECONDS: &str = "commandes_relay_lag_seconds";
+/// Events the broker confirmed.
+pub const PUBLISHED: &str = "commandes_relay_events_published_total";
+/// Batches that failed (no connection, a nack, a timeout); each is retried.
+pub const FAILURES: &str = "commandes_relay_publish_failures_total";
+/// 1 while this process holds the relay lease.
+pub const LEASE_HELD: &str = "commandes_relay_lease_held";
+
+/// The message content type: a CloudEvents structured-mode JSON body.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// The longest pause between retries after a failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The first pause after a failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Describes the relay's metrics to the recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_gauge!(
+        EVENTS_PENDING,
+        "Order events not yet confirmed by the broker (last sequence minus the relay position)."
+    );
+    describe_gauge!(
+        LAG_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest order event not yet confirmed by the broker."
+    );
+    describe_counter!(PUBLISHED, "Order events the broker confirmed.");
+    describe_counter!(
+        FAILURES,
+        "Relay batches that failed (connection, nack, timeout) and are retried."
+    );
+    describe_gauge!(LEASE_HELD, "1 while this process holds the relay lease.");
+}
+
+/// A broker URL, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerUrl {
+    /// `nats://…` (or `tls://…`): NATS JetStream.
+    Nats(String),
+    /// `amqp://…` or `amqps://…`: RabbitMQ.
+    Amqp(String),
+}
+
+impl BrokerUrl {
+    /// Picks the broker from the URL's scheme.
+    pub fn parse(url: &str) -> Result<BrokerUrl, String> {
+        let url = url.trim();
+        if url.starts_with("nats://") || url.starts_with("tls://") {
+            Ok(BrokerUrl::Nats(url.to_string()))
+        } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
+            Ok(BrokerUrl::Amqp(url.to_string()))
+        } else {
+            Err("events.relay_url must start with nats:// or amqp:// (or tls://, amqps://)".into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            BrokerUrl::Nats(u) | BrokerUrl::Amqp(u) => u,
+        }
+    }
+}
+
+/// `url` without its password (or its token, for `nats://TOKEN@host`).
+pub fn redact(url: &str) -> String {
+    let redacted = crate::storage::redact_url(url);
+    if redacted != url {
+        return redacted;
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What the relay needs to know, from `[events]`.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub url: BrokerUrl,
+    pub name: String,
+    pub source: String,
+    pub nats_stream: String,
+    pub nats_subject_prefix: String,
+    pub amqp_exchange: String,
+    pub batch: u32,
+    pub lease: Duration,
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+impl RelayConfig {
+    /// The relay the settings ask for; `None` when none is configured.
+    pub fn from_settings(s: &EventsSettings) -> Option<RelayConfig> {
+        if s.relay_url.is_empty() {
+            return None;
+        }
+        Some(RelayConfig {
+            // Checked when the settings were loaded.
+            url: BrokerUrl::parse(&s.relay_url).ok()?,
+            name: s.relay_name.clone(),
+            source: s.source.clone(),
+            nats_stream: s.nats_stream.clone(),
+            nats_subject_prefix: s.nats_subject_prefix.clone(),
+            amqp_exchange: s.amqp_exchange.clone(),
+            batch: s.relay_batch,
+            lease: Duration::from_secs(s.relay_lease_secs),
+            timeout: Duration::from_millis(s.relay_timeout_ms),
+            poll: Duration::from_millis(s.relay_poll_ms),
+        })
+    }
+}
+
+/// One event, ready to send.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The event id: the broker message id.
+    pub id: String,
+    pub sequence: i64,
+    pub kind: EventKind,
+    /// The CloudEvents JSON.
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    fn of(event: &Event, source: &str) -> Message {
+        Message {
+            id: event.event.id.clone(),
+            sequence: event.sequence,
+            kind: event.event.kind,
+            body: event.cloud_event(source).to_string().into_bytes(),
+        }
+    }
+}
+
+/// A batch that did not go through entirely.
+#[derive(Debug)]
+pub struct Failure {
+    /// How many messages at the start of the batch the broker confirmed.
+    pub confirmed: usize,
+    /// Why the rest did not go (no credentials in it).
+    pub reason: String,
+}
+
+/// A connection to a broker.
+#[async_trait]
+pub trait Publisher: Send {
+    /// Sends `messages` in order and waits (until `deadline`) for the
+    /// broker to confirm each one. On failure, says how many leading
+    /// messages were confirmed; the connection is then dropped.
+    async fn publish(&mut self, messages: &[Message], deadline: Instant) -> Result<(), Failure>;
+
+    /// Closes the connection politely.
+    async fn close(&mut self);
+}
+
+/// Connects to the broker and declares what the relay publishes to.
+async fn connect(config: &RelayConfig) -> Result<Box<dyn Publisher>, String> {
+    let connecting = async {
+        Ok::<Box<dyn Publisher>, String>(match &config.url {
+            BrokerUrl::Nats(url) => Box::new(nats::Nats::connect(url, config).await?),
+            BrokerUrl::Amqp(url) => Box::new(amqp::Amqp::connect(url, config).await?),
+        })
+    };
+    tokio::time::timeout(config.timeout, connecting)
+        .await
+        .unwrap_or_else(|_| Err("timed out connecting".into()))
+}
+
+/// What went wrong last, so each change is logged once, not each retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Ok,
+    Database,
+    Broker,
+}
+
+/// The relay's state between steps.
+struct Relay {
+    store: Arc<dyn Store>,
+    config: RelayConfig,
+    /// This process's name in the lease.
+    holder: String,
+    broker: Option<Box<dyn Publisher>>,
+    /// The stored position, and when the lease was last taken or renewed;
+    /// `None`: (re)claim first.
+    lease: Option<(i64, Instant)>,
+    held: bool,
+    health: Health,
+    backoff: Duration,
+    gauges_at: Option<Instant>,
+}
+
+/// This process's lease holder name: host, process and a random part (two
+/// apps in one process are two holders).
+fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let tag: [u8; 4] = rand::random();
+    format!(
+        "{}/{}/{}",
+        host.trim(),
+        std::process::id(),
+        crate::hex::encode(&tag)
+    )
+}
+
+/// Relays until `stop` turns true (or its sender goes), finishing the
+/// batch in flight, then gives up the lease.
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: RelayConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tracing::info!(
+        broker = %redact(config.url.as_str()),
+        name = %config.name,
+        "relaying events to the broker"
+    );
+    let mut relay = Relay {
+        store,
+        holder: holder_name(),
+        config,
+        broker: None,
+        lease: None,
+        held: false,
+        health: Health::Ok,
+        backoff: MIN_BACKOFF,
+        gauges_at: None,
+    };
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let pause = relay.step().await;
+        if pause.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            changed = stop.changed() => if changed.is_err() { break },
+        }
+    }
+    relay.stop().await;
+}
+
+impl Relay {
+    /// One round: lease, connection, a batch. Returns how long to wait
+    /// before the next.
+    async fn step(&mut self) -> Duration {
+        let Some(position) = self.position().await else {
+            return self.retry_claim_in();
+        };
+        if self.broker.is_none() {
+            match connect(&self.config).await {
+                Ok(broker) => self.broker = Some(broker),
+                Err(reason) => return self.failed(Health::Broker, &reason),
+            }
+        }
+        let events = match self.store.events_after(position, self.config.batch).await {
+            Ok(events) => events,
+            Err(e) => return self.store_failed(&e),
+        };
+        self.gauges(position, &events).await;
+        if events.is_empty() {
+            self.healthy();
+            return self.config.poll;
+        }
+        let messages: Vec<Message> = events
+            .iter()
+            .map(|e| Message::of(e, &self.config.source))
+            .collect();
+        let broker = self.broker.as_mut().expect("connected above");
+        let deadline = Instant::now() + self.config.timeout;
+        let (confirmed, failure) = match broker.publish(&messages, deadline).await {
+            Ok(()) => (messages.len(), None),
+            Err(f) => (f.confirmed.min(messages.len()), Some(f.reason)),
+        };
+        if confirmed > 0 {
+            metrics::counter!(PUBLISHED).increment(confirmed as u64);
+            // Only what the broker confirmed moves the position.
+            let last = messages[confirmed - 1].sequence;
+            match self
+                .store
+                .relay_advance(&self.config.name, &self.holder, last, self.config.lease)
+                .await
+            {
+                Ok(true) => self.lease = Some((last, Instant::now())),
+                Ok(false) => {
+                    self.lost_lease();
+                    return self.retry_claim_in();
+                }
+                Err(e) => return self.store_failed(&e),
+            }
+        }
+        if let Some(reason) = failure {
+            metrics::counter!(FAILURES).increment(1);
+            if let Some(mut broker) = self.broker.take() {
+                broker.close().await;
+            }
+            return self.failed(Health::Broker, &reason);
+        }
+        self.healthy();
+        if messages.len() == self.config.batch as usize {
+            Duration::ZERO
+        } else {
+            self.config.poll
+        }
+    }
+
+    /// The stored position while this process holds the lease, renewing it
+    /// when a third of it has passed; `None` while another holder has it
+    /// (or the database cannot say).
+    async fn position(&mut self) -> Option<i64> {
+        if let Some((position, at)) = self.lease {
+            if at.elapsed() < self.config.lease / 3 {
+                return Some(position);
+            }
+        }
+        match self
+            .store
+            .relay_claim(&self.config.name, &self.holder, self.config.lease)
+            .await
+        {
+            Ok(Some(position)) => {
+                if !self.held {
+                    tracing::info!(holder = %self.holder, position, "relay lease taken");
+                    self.held = true;
+                    metrics::gauge!(LEASE_HELD).set(1.0);
+                }
+                self.lease = Some((position, Instant::now()));
+                Some(position)
+            }
+            Ok(None) => {
+                self.lost_lease();
+                None
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                None
+            }
+        }
+    }
+
+    fn lost_lease(&mut self) {
+        if self.held {
+            tracing::info!(holder = %self.holder, "relay lease lost to another replica");
+            metrics::gauge!(LEASE_HELD).set(0.0);
+        }
+        self.held = false;
+        self.lease = None;
+        // Another replica relays; this one's connection would sit idle.
+        self.broker = None;
+    }
+
+    /// How long a replica without the lease waits before trying again (or
+    /// the backoff, after a database failure).
+    fn retry_claim_in(&self) -> Duration {
+        if self.health == Health::Database {
+            return self.backoff;
+        }
+        (self.config.lease / 5).clamp(Duration::from_millis(200), Duration::from_secs(3))
+    }
+
+    /// Updates the pending and lag gauges (at most every second).
+    async fn gauges(&mut self, position: i64, events: &[Event]) {
+        if self
+            .gauges_at
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.gauges_at = Some(Instant::now());
+        if let Ok(last) = self.store.last_event_sequence().await {
+            metrics::gauge!(EVENTS_PENDING).set((last - position).max(0) as f64);
+        }
+        let lag = events.first().map_or(0.0, |e| {
+            (crate::domain::now() - e.event.time)
+                .to_std()
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        metrics::gauge!(LAG_SECONDS).set(lag);
+    }
+
+    fn store_failed(&mut self, e: &StoreError) -> Duration {
+        // Resume from what the database says, once it answers again.
+        self.lease = None;
+        self.failed(Health::Database, &crate::error::error_chain(e))
+    }
+
+    /// Logs a new kind of trouble once, and returns the next backoff.
+    fn failed(&mut self, what: Health, reason: &str) -> Duration {
+        if self.health != what {
+            let broker = redact(self.config.url.as_str());
+            match what {
+                Health::Broker => {
+                    tracing::warn!(%broker, reason, "cannot publish events; retrying with backoff")
+                }
+                _ => tracing::warn!(
+                    %broker,
+                    reason,
+                    "the relay cannot use the database; retrying with backoff"
+                ),
+            }
+            self.health = what;
+            self.backoff = MIN_BACKOFF;
+        }
+        let pause = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        pause
+    }
+
+    fn healthy(&mut self) {
+        if self.health != Health::Ok {
+            tracing::info!("the relay publishes again");
+            self.health = Health::Ok;
+        }
+        self.backoff = MIN_BACKOFF;
+    }
+
+    async fn stop(mut self) {
+        if let Some(mut broker) = self.broker.take() {
+            broker.close().await;
+        }
+        if self.held {
+            if let Err(e) = self
+                .store
+                .relay_release(&self.config.name, &self.holder)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot give up the relay lease; it will expire");
+            }
+            metrics::gauge!(LEASE_HELD).set(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_broker() {
+        assert!(matches!(
+            BrokerUrl::parse("nats://127.0.0.1:4222"),
+            Ok(BrokerUrl::Nats(_))
+        ));
+        assert!(matches!(
+            BrokerUrl::parse("amqp://guest:guest@h:5672/%2f"),
+            Ok(BrokerUrl::Amqp(_))
+        ));
+        assert!(BrokerUrl::parse("kafka://h").is_err());
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(redact("amqp://u:secret@h:5672/v"), "amqp://u:***@h:5672/v");
+        assert_eq!(redact("nats://s3cr3t@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact("nats://h:4222"), "nats://h:4222");
+    }
+}

@@ -1,0 +1,123 @@
+//! Publishing to NATS JetStream: subjects `<prefix>.<type>` in one stream,
+//! the event id as `Nats-Msg-Id` (the stream drops a repeat within its
+//! duplicate window), each message confirmed by its PubAck.
+
+use std::time::Instant;
+
+use std::future::IntoFuture;
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::HeaderMap;
+use async_trait::async_trait;
+
+use super::{Failure, Message, Publisher, RelayConfig, CONTENT_TYPE};
+
+/// The header carrying the event's sequence number.
+pub const SEQUENCE_HEADER: &str = "Commandes-Sequence";
+
+/// A JetStream connection with the stream in place.
+pub struct Nats {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    prefix: String,
+}
+
+impl Nats {
+    /// Connects and creates the stream if it is missing (an existing
+    /// stream is used as it is).
+    pub async fn connect(url: &str, config: &RelayConfig) -> Result<Nats, String> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(config.timeout)
+            .request_timeout(Some(config.timeout))
+            // The relay makes a new connection after a failure, and resumes
+            // from the stored position; a dropped client must not go on
+            // reconnecting in the background with old messages.
+            .max_reconnects(Some(1))
+            .connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(config.timeout)
+            .ack_timeout(config.timeout)
+            .build(client.clone());
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: config.nats_stream.clone(),
+                subjects: vec![format!("{}.>", config.nats_subject_prefix)],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("cannot find or create the stream: {e}"))?;
+        Ok(Nats {
+            client,
+            jetstream,
+            prefix: config.nats_subject_prefix.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Publisher for Nats {
+    async fn publish(&mut self, messages: &[Message], deadline: Instant) -> Result<(), Failure> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        // All sent first, in order on one connection, then every ack
+        // awaited in the same order: the prefix confirmed is what counts.
+        let mut acks = Vec::with_capacity(messages.len());
+        let mut send_error = None;
+        for m in messages {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, m.id.as_str());
+            headers.insert(SEQUENCE_HEADER, m.sequence.to_string().as_str());
+            headers.insert("Content-Type", CONTENT_TYPE);
+            let publish = PublishMessage::build()
+                .payload(m.body.clone().into())
+                .headers(headers);
+            let subject = format!("{}.{}", self.prefix, m.kind.short());
+            // Sending waits while the client is disconnected: bounded too.
+            let sent =
+                tokio::time::timeout_at(deadline, self.jetstream.send_publish(subject, publish))
+                    .await;
+            match sent {
+                Ok(Ok(ack)) => acks.push(ack),
+                Ok(Err(e)) => {
+                    send_error = Some(format!("cannot send: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    send_error = Some("timed out sending".into());
+                    break;
+                }
+            }
+        }
+        let sent = acks.len();
+        for (i, ack) in acks.into_iter().enumerate() {
+            match tokio::time::timeout_at(deadline, ack.into_future()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(Failure {
+                        confirmed: i,
+                        reason: format!("not stored by JetStream: {e}"),
+                    })
+                }
+                Err(_) => {
+                    return Err(Failure {
+                        confirmed: i,
+                        reason: "timed out waiting for JetStream's acknowledgement".into(),
+                    })
+                }
+            }
+        }
+        match send_error {
+            // Every message sent before the error was confirmed.
+            Some(reason) => Err(Failure {
+                confirmed: sent,
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn close(&mut self) {
+        let _ = self.client.flush().await;
+    }
+}
