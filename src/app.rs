@@ -1,9 +1,8 @@
 //! Start-up and shutdown of the server.
 //!
 //! [`build`] opens and migrates the store, loads the demo data into a new
-//! database, builds the routes and binds the listener, so the real address
-//! is known before anything is served (tests bind port 0), and a client that
-//! connects as soon as it is announced is answered at once. [`App::run`] serves until the
+//! database, and binds the listener, so the real address is known before
+//! anything is served (tests bind port 0). [`App::run`] serves until the
 //! shutdown future completes, lets in-flight requests finish within a
 //! deadline, and closes the store.
 
@@ -15,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{EndpointExt, Server};
+use poem::Server;
 
 use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
 use crate::api::{self, HttpSettings, Tokens};
@@ -28,10 +27,7 @@ pub struct App {
     acceptor: TcpAcceptor,
     addr: SocketAddr,
     store: Arc<dyn Store>,
-    /// The routes, built before the address is announced: a client that
-    /// connects as soon as it is known is answered without waiting for the
-    /// OpenAPI document to be built.
-    routes: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    http: HttpSettings,
     shutdown_timeout: Duration,
     cleanup_interval: Duration,
     idle_timeout: Duration,
@@ -137,19 +133,15 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
     Ok(App {
         acceptor,
         addr,
-        store: store.clone(),
-        routes: api::routes(
-            store.clone(),
-            HttpSettings {
-                auth,
-                max_body_bytes: settings.server.max_body_bytes,
-                metrics_token: (!settings.metrics.token.is_empty())
-                    .then(|| Tokens::new([&settings.metrics.token])),
-                cors: settings.cors.clone(),
-                idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
-            },
-        )
-        .boxed(),
+        store,
+        http: HttpSettings {
+            auth,
+            max_body_bytes: settings.server.max_body_bytes,
+            metrics_token: (!settings.metrics.token.is_empty())
+                .then(|| Tokens::new([&settings.metrics.token])),
+            cors: settings.cors.clone(),
+            idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+        },
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -226,6 +218,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let routes = api::routes(self.store.clone(), self.http);
         let cleanup = tokio::spawn(purge_expired_keys(
             self.store.clone(),
             self.cleanup_interval,
@@ -237,7 +230,7 @@ impl App {
         // its own task, so a slow one never delays the others.
         let served = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(self.idle_timeout)
-            .run_with_graceful_shutdown(self.routes, shutdown, Some(self.shutdown_timeout))
+            .run_with_graceful_shutdown(routes, shutdown, Some(self.shutdown_timeout))
             .await;
         cleanup.abort();
         upkeep.abort();
