@@ -714,6 +714,21 @@ mod tests {
     }
 
     #[test]
+    fn event_settings_come_from_the_environment() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+        let s = load(&[
+            ("COMMANDES_EVENTS_RETENTION_DAYS", "7"),
+            ("COMMANDES_EVENTS_SOURCE", " /shop/commandes "),
+        ])
+        .unwrap();
+        assert_eq!(s.events.retention_days, 7);
+        assert_eq!(s.events.source, "/shop/commandes");
+        assert_eq!(Settings::default().events.retention_days, 30);
+        assert!(load(&[("COMMANDES_EVENTS_RETENTION_DAYS", "a month")]).is_err());
+        assert!(load(&[("COMMANDES_EVENTS_SOURCE", " ")]).is_err());
+    }
+
+    #[test]
     fn the_database_ca_file_comes_from_the_environment() {
         let s = Settings::load(
             None,
