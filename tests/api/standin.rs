@@ -426,10 +426,10 @@ impl Pooler {
                 run(Command::new("chown").args(["-R", "postgres:", &dir.display().to_string()]))?;
             }
             run(pooler.cluster.as_postgres(&program).arg("-d").arg(&ini))?;
-            stops.push(format!(
-                "kill $(cat {}/pgbouncer-{mode}.pid) 2>/dev/null",
-                dir.display()
-            ));
+            // The pid itself, read now: the cluster's watchdog may remove
+            // the directory (and the pid file) first.
+            let pid = pooler.pid(mode).ok_or("pgbouncer wrote no pid file")?;
+            stops.push(format!("kill {pid} 2>/dev/null"));
         }
         watchdog(&stops.join("; "), dir)?;
         // Listening once the pid file is there; wait for the ports.
@@ -446,6 +446,24 @@ impl Pooler {
             }
         }
         Ok(pooler)
+    }
+
+    /// The pid of the PgBouncer in `mode`, once its pid file is written.
+    fn pid(&self, mode: &str) -> Option<u32> {
+        let file = self.cluster.dir.join(format!("pgbouncer-{mode}.pid"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                return Some(pid);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn config(&self, mode: &str, port: u16) -> String {
@@ -505,5 +523,28 @@ impl Pooler {
     /// Session mode: where migrations go.
     pub fn session_url(&self, db: &str) -> String {
         self.url(self.session_port, db)
+    }
+}
+
+// A private stand-in (the drill's, the start-up test's) stops when its test
+// is done; the shared ones live in statics and are stopped by their
+// watchdogs when the process ends.
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        for mode in ["transaction", "session"] {
+            let file = self.cluster.dir.join(format!("pgbouncer-{mode}.pid"));
+            if let Ok(pid) = std::fs::read_to_string(file) {
+                let _ = Command::new("kill")
+                    .arg(pid.trim())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
     }
 }
