@@ -207,12 +207,12 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// Removes `dir` and runs `stop` once this process is gone.
-fn watchdog(stop: &str, dir: &Path) -> Result<(), String> {
+/// Runs `stop` once this process is gone, then removes `dir` if given.
+fn watchdog(stop: &str, dir: Option<&Path>) -> Result<(), String> {
+    let remove = dir.map_or(String::new(), |d| format!("; rm -rf {}", d.display()));
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf {dir}",
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}{remove}",
         pid = std::process::id(),
-        dir = dir.display()
     );
     Command::new("sh")
         .args(["-c", &script])
@@ -254,7 +254,7 @@ impl TlsCluster {
         for key in ["server.key", "pooler.key"] {
             run(Command::new("chmod").args(["600", &dir.join(key).display().to_string()]))?;
         }
-        let cluster = TlsCluster {
+        let mut cluster = TlsCluster {
             port: free_port()?,
             dir,
             ca,
@@ -280,13 +280,23 @@ impl TlsCluster {
              hostssl all all ::1/128 trust\n",
         )
         .map_err(|e| e.to_string())?;
-        cluster.pg_ctl(&["-w", "start"])?;
+        // A free port may be taken (by any test's client socket) before
+        // PostgreSQL binds it: then try another.
+        let mut tries = 0;
+        while let Err(e) = cluster.pg_ctl(&["-w", "start"]) {
+            let log = std::fs::read_to_string(cluster.dir.join("log")).unwrap_or_default();
+            tries += 1;
+            if tries == 5 || !log.contains("Address already in use") {
+                return Err(e);
+            }
+            cluster.port = free_port()?;
+        }
         watchdog(
             &format!(
                 "{} >/dev/null 2>&1",
                 cluster.pg_ctl_line("-m immediate stop")
             ),
-            &cluster.dir,
+            Some(&cluster.dir),
         )?;
         Ok(cluster)
     }
@@ -431,7 +441,8 @@ impl Pooler {
             let pid = pooler.pid(mode).ok_or("pgbouncer wrote no pid file")?;
             stops.push(format!("kill {pid} 2>/dev/null"));
         }
-        watchdog(&stops.join("; "), dir)?;
+        // The cluster's watchdog removes the directory, after its stop.
+        watchdog(&stops.join("; "), None)?;
         // Listening once the pid file is there; wait for the ports.
         for port in [pooler.transaction_port, pooler.session_port] {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
