@@ -207,12 +207,12 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// Removes `dir` and runs `stop` once this process is gone.
-fn watchdog(stop: &str, dir: &Path) -> Result<(), String> {
+/// Runs `stop` once this process is gone, then removes `dir` if given.
+fn watchdog(stop: &str, dir: Option<&Path>) -> Result<(), String> {
+    let remove = dir.map_or(String::new(), |d| format!("; rm -rf {}", d.display()));
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf {dir}",
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}{remove}",
         pid = std::process::id(),
-        dir = dir.display()
     );
     Command::new("sh")
         .args(["-c", &script])
@@ -254,7 +254,7 @@ impl TlsCluster {
         for key in ["server.key", "pooler.key"] {
             run(Command::new("chmod").args(["600", &dir.join(key).display().to_string()]))?;
         }
-        let cluster = TlsCluster {
+        let mut cluster = TlsCluster {
             port: free_port()?,
             dir,
             ca,
@@ -280,13 +280,23 @@ impl TlsCluster {
              hostssl all all ::1/128 trust\n",
         )
         .map_err(|e| e.to_string())?;
-        cluster.pg_ctl(&["-w", "start"])?;
+        // A free port may be taken (by any test's client socket) before
+        // PostgreSQL binds it: then try another.
+        let mut tries = 0;
+        while let Err(e) = cluster.pg_ctl(&["-w", "start"]) {
+            let log = std::fs::read_to_string(cluster.dir.join("log")).unwrap_or_default();
+            tries += 1;
+            if tries == 5 || !log.contains("Address already in use") {
+                return Err(e);
+            }
+            cluster.port = free_port()?;
+        }
         watchdog(
             &format!(
                 "{} >/dev/null 2>&1",
                 cluster.pg_ctl_line("-m immediate stop")
             ),
-            &cluster.dir,
+            Some(&cluster.dir),
         )?;
         Ok(cluster)
     }
@@ -426,12 +436,13 @@ impl Pooler {
                 run(Command::new("chown").args(["-R", "postgres:", &dir.display().to_string()]))?;
             }
             run(pooler.cluster.as_postgres(&program).arg("-d").arg(&ini))?;
-            stops.push(format!(
-                "kill $(cat {}/pgbouncer-{mode}.pid) 2>/dev/null",
-                dir.display()
-            ));
+            // The pid itself, read now: the cluster's watchdog may remove
+            // the directory (and the pid file) first.
+            let pid = pooler.pid(mode).ok_or("pgbouncer wrote no pid file")?;
+            stops.push(format!("kill {pid} 2>/dev/null"));
         }
-        watchdog(&stops.join("; "), dir)?;
+        // The cluster's watchdog removes the directory, after its stop.
+        watchdog(&stops.join("; "), None)?;
         // Listening once the pid file is there; wait for the ports.
         for port in [pooler.transaction_port, pooler.session_port] {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -446,6 +457,24 @@ impl Pooler {
             }
         }
         Ok(pooler)
+    }
+
+    /// The pid of the PgBouncer in `mode`, once its pid file is written.
+    fn pid(&self, mode: &str) -> Option<u32> {
+        let file = self.cluster.dir.join(format!("pgbouncer-{mode}.pid"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                return Some(pid);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn config(&self, mode: &str, port: u16) -> String {
@@ -505,5 +534,28 @@ impl Pooler {
     /// Session mode: where migrations go.
     pub fn session_url(&self, db: &str) -> String {
         self.url(self.session_port, db)
+    }
+}
+
+// A private stand-in (the drill's, the start-up test's) stops when its test
+// is done; the shared ones live in statics and are stopped by their
+// watchdogs when the process ends.
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        for mode in ["transaction", "session"] {
+            let file = self.cluster.dir.join(format!("pgbouncer-{mode}.pid"));
+            if let Ok(pid) = std::fs::read_to_string(file) {
+                let _ = Command::new("kill")
+                    .arg(pid.trim())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
     }
 }

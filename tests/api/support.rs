@@ -91,6 +91,10 @@ impl TestApp {
         }
         settings.database.demo_data = DemoData::Never;
         settings.database.pool_size = 8;
+        // The suite shares a loaded machine: a request must not be cut by
+        // the statement deadline because the CPU is busy elsewhere. The
+        // deadline itself is tested by `pooler::postgres_stops_…`.
+        settings.database.statement_timeout_secs = 30;
         settings.auth.tokens = vec![TOKEN.into(), SECOND_TOKEN.into()];
         adjust(&mut settings);
         let app = commandes::app::build(&settings)
