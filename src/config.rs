@@ -729,6 +729,30 @@ mod tests {
     }
 
     #[test]
+    fn the_relay_url_comes_from_the_environment_and_is_checked() {
+        let load = |url: &str| {
+            Settings::load(
+                None,
+                env(&[("COMMANDES_EVENTS_RELAY_URL", url)]),
+                &Overrides::default(),
+            )
+        };
+        let s = load(" amqp://u:secret@h:5672/%2f ").unwrap();
+        assert_eq!(s.events.relay_url, "amqp://u:secret@h:5672/%2f");
+        assert!(s.redacted().contains("events_relay=amqp://u:***@h"));
+        assert!(!s.redacted().contains("u:secret"));
+        assert!(load("kafka://h:9092").is_err());
+        assert!(Settings::default().redacted().contains("events_relay=off"));
+        let mut s = Settings::default();
+        s.events.relay_url = "nats://h:4222".into();
+        s.events.relay_timeout_ms = 6000;
+        assert!(
+            s.validate().is_err(),
+            "a timeout longer than a third of the lease"
+        );
+    }
+
+    #[test]
     fn the_database_ca_file_comes_from_the_environment() {
         let s = Settings::load(
             None,

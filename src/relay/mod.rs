@@ -103,6 +103,23 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// `reason` with the URL's secret (password or token) masked, in case a
+/// client library quoted it in an error.
+fn scrub(reason: &str, url: &str) -> String {
+    let secret = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            userinfo.split_once(':').map_or(userinfo, |(_, p)| p)
+        }
+        _ => "",
+    };
+    if secret.is_empty() {
+        reason.to_string()
+    } else {
+        reason.replace(secret, "***")
+    }
+}
+
 /// What the relay needs to know, from `[events]`.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -423,6 +440,8 @@ impl Relay {
     fn failed(&mut self, what: Health, reason: &str) -> Duration {
         if self.health != what {
             let broker = redact(self.config.url.as_str());
+            let reason = scrub(reason, self.config.url.as_str());
+            let reason = reason.as_str();
             match what {
                 Health::Broker => {
                     tracing::warn!(%broker, reason, "cannot publish events; retrying with backoff")
@@ -488,5 +507,10 @@ mod tests {
         assert_eq!(redact("amqp://u:secret@h:5672/v"), "amqp://u:***@h:5672/v");
         assert_eq!(redact("nats://s3cr3t@h:4222"), "nats://***@h:4222");
         assert_eq!(redact("nats://h:4222"), "nats://h:4222");
+        assert_eq!(
+            scrub("bad auth for u:secret", "amqp://u:secret@h/v"),
+            "bad auth for u:***"
+        );
+        assert_eq!(scrub("refused", "nats://h:4222"), "refused");
     }
 }
