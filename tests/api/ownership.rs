@@ -237,7 +237,48 @@ async fn an_authenticated_jwt_without_the_claim_is_403(app: TestApp) {
     assert_eq!(list_ids(&app, &service, "/commandes").await.len(), 1);
 }
 
+/// Events follow the same rule: another customer's history is absent, and
+/// the feed of every customer's events is not for a customer.
+async fn a_customer_sees_only_its_own_history_and_not_the_feed(app: TestApp) {
+    let (app, c1, orders) = setup(app).await;
+    let own = orders[0]["id"].as_i64().unwrap();
+    let theirs = orders[2]["id"].as_i64().unwrap();
+    let history = json(
+        get_with(&app, &c1, &format!("/commandes/{own}/history")).await,
+        200,
+    )
+    .await;
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["order.created"]);
+    let absent = problem(get_with(&app, &c1, "/commandes/999999/history").await, 404).await;
+    let other = problem(
+        get_with(&app, &c1, &format!("/commandes/{theirs}/history")).await,
+        404,
+    )
+    .await;
+    assert_eq!(other["detail"], absent["detail"]);
+    // Still absent once the order is gone (its history outlives it).
+    let r = app.delete(&format!("/commandes/{theirs}")).await;
+    assert_eq!(r.status(), 204);
+    problem(
+        get_with(&app, &c1, &format!("/commandes/{theirs}/history")).await,
+        404,
+    )
+    .await;
+    problem(get_with(&app, &c1, "/events").await, 403).await;
+    // The static token sees the deleted order's history and the feed.
+    let h = app.list(&format!("/commandes/{theirs}/history")).await;
+    assert_eq!(h.last().unwrap()["type"], "order.deleted");
+    assert!(app.list("/events").await.len() >= 4);
+}
+
 crate::both_backends!(
+    a_customer_sees_only_its_own_history_and_not_the_feed,
     a_customer_lists_and_counts_only_its_orders,
     another_customers_order_is_absent,
     a_customer_changes_only_its_own_orders,
