@@ -220,15 +220,7 @@ async fn purge_events(
         };
         let mut deleted = 0;
         loop {
-            let pruned = match up_to {
-                None => store.purge_events(older_than, PURGE_BATCH).await,
-                Some(up_to) => {
-                    store
-                        .purge_relayed_events(older_than, up_to, PURGE_BATCH)
-                        .await
-                }
-            };
-            match pruned {
+            match store.purge_events(older_than, up_to, PURGE_BATCH).await {
                 Ok(n) => {
                     deleted += n;
                     if n < u64::from(PURGE_BATCH) {

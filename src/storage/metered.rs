@@ -202,9 +202,17 @@ impl Store for MeteredStore {
         self.timed("history", self.inner.history(id, actor)).await
     }
 
-    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
-        self.timed("purge_events", self.inner.purge_events(older_than, batch))
-            .await
+    async fn purge_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: Option<i64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.timed(
+            "purge_events",
+            self.inner.purge_events(older_than, up_to, batch),
+        )
+        .await
     }
 
     async fn sequence_events(&self) -> Result<u64, StoreError> {
@@ -285,18 +293,5 @@ impl Store for MeteredStore {
 
     async fn last_event_sequence(&self) -> Result<i64, StoreError> {
         self.inner.last_event_sequence().await
-    }
-
-    async fn purge_relayed_events(
-        &self,
-        older_than: DateTime<Utc>,
-        up_to: i64,
-        batch: u32,
-    ) -> Result<u64, StoreError> {
-        timed(
-            "purge_events",
-            self.inner.purge_relayed_events(older_than, up_to, batch),
-        )
-        .await
     }
 }

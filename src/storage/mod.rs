@@ -233,9 +233,16 @@ pub trait Store: Send + Sync {
     /// demo data, or older than the events) has an empty history.
     async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError>;
 
-    /// Deletes up to `batch` numbered events older than `older_than`;
-    /// returns how many went (fewer than `batch`: nothing is left).
-    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
+    /// Deletes up to `batch` numbered events older than `older_than`, and,
+    /// with `up_to` (a relay's position), none above it, so nothing
+    /// unpublished goes; returns how many went (fewer than `batch`: nothing
+    /// is left).
+    async fn purge_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: Option<i64>,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
 
     /// Numbers the committed events that have no sequence number yet;
     /// returns how many. Backends that number at insert (SQLite) have
@@ -320,16 +327,6 @@ pub trait Store: Send + Sync {
     /// The highest sequence number given so far (0: none), for the
     /// relay's pending-events figure.
     async fn last_event_sequence(&self) -> Result<i64, StoreError>;
-
-    /// [`Store::purge_events`] for a database with a relay: deletes up to
-    /// `batch` events older than `older_than` whose sequence is at most
-    /// `up_to` (the relay's position), so nothing unpublished goes.
-    async fn purge_relayed_events(
-        &self,
-        older_than: DateTime<Utc>,
-        up_to: i64,
-        batch: u32,
-    ) -> Result<u64, StoreError>;
 }
 
 /// An event as a backend read it back, checked.

@@ -1172,7 +1172,12 @@ impl Store for PostgresStore {
         super::history_visible(events, current, actor)
     }
 
-    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+    async fn purge_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: Option<i64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let batch = i64::from(batch);
         // Old rows only: writers insert new ones and never wait for this.
@@ -1181,8 +1186,13 @@ impl Store for PostgresStore {
             .execute_typed(
                 "delete from commandes_events where insertion_id = any(array(
                     select insertion_id from commandes_events
-                    where time < $1 and sequence is not null limit $2))",
-                &[(&older_than, Type::TIMESTAMPTZ), (&batch, Type::INT8)],
+                    where time < $1 and sequence is not null
+                      and ($2::int8 is null or sequence <= $2) limit $3))",
+                &[
+                    (&older_than, Type::TIMESTAMPTZ),
+                    (&up_to, Type::INT8),
+                    (&batch, Type::INT8),
+                ],
             )
             .await
             .map_err(map_error)
@@ -1399,29 +1409,5 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(row.map_or(0, |r| r.get(0)))
-    }
-
-    async fn purge_relayed_events(
-        &self,
-        older_than: DateTime<Utc>,
-        up_to: i64,
-        batch: u32,
-    ) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let batch = i64::from(batch);
-        // As purge_events, and never above what the relay published.
-        client
-            .execute_typed(
-                "delete from commandes_events where insertion_id = any(array(
-                    select insertion_id from commandes_events
-                    where time < $1 and sequence <= $2 limit $3))",
-                &[
-                    (&older_than, Type::TIMESTAMPTZ),
-                    (&up_to, Type::INT8),
-                    (&batch, Type::INT8),
-                ],
-            )
-            .await
-            .map_err(map_error)
     }
 }

@@ -953,15 +953,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn purge_events(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+    async fn purge_events(
+        &self,
+        older_than: DateTime<Utc>,
+        up_to: Option<i64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
         // A batched write like any other, short enough not to hold up the
         // requests committed with it.
         self.write(move |conn| {
             conn.prepare_cached(
                 "delete from commandes_events where sequence in
-                 (select sequence from commandes_events where time < ?1 order by sequence limit ?2)",
+                 (select sequence from commandes_events
+                  where time < ?1 and (?2 is null or sequence <= ?2)
+                  order by sequence limit ?3)",
             )
-            .and_then(|mut s| s.execute(params![format_time(&older_than), batch]))
+            .and_then(|mut s| s.execute(params![format_time(&older_than), up_to, batch]))
             .map(|n| n as u64)
             .map_err(map_error)
         })
@@ -1156,26 +1163,6 @@ impl Store for SqliteStore {
                                    where name = 'commandes_events'), 0)",
             )
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(map_error)
-        })
-        .await
-    }
-
-    async fn purge_relayed_events(
-        &self,
-        older_than: DateTime<Utc>,
-        up_to: i64,
-        batch: u32,
-    ) -> Result<u64, StoreError> {
-        // As purge_events, and never above what the relay published.
-        self.write(move |conn| {
-            conn.prepare_cached(
-                "delete from commandes_events where sequence in
-                 (select sequence from commandes_events where time < ?1 and sequence <= ?2
-                  order by sequence limit ?3)",
-            )
-            .and_then(|mut s| s.execute(params![format_time(&older_than), up_to, batch]))
-            .map(|n| n as u64)
             .map_err(map_error)
         })
         .await

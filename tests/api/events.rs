@@ -477,7 +477,7 @@ async fn retention_prunes_old_events_in_batches(app: TestApp) {
     let cutoff = chrono::Utc::now() - chrono::TimeDelta::days(30);
     let mut batches = Vec::new();
     loop {
-        let n = store.purge_events(cutoff, 7).await.unwrap();
+        let n = store.purge_events(cutoff, None, 7).await.unwrap();
         batches.push(n);
         if n < 7 {
             break;
