@@ -282,7 +282,7 @@ async fn a_refused_change_writes_no_event(app: TestApp) {
 async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
     let store = open_store(&app).await;
     assert!(matches!(
-        store.history(424_242, &Actor::system()).await,
+        store.history(424_242, 0, 100, &Actor::system()).await,
         Err(StoreError::NotFound)
     ));
     // Demo data (like imports) is a restore, not a change: no events.
@@ -307,7 +307,7 @@ async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 
     // A caller restricted to another customer finds nothing, even once
-    // the order is gone (its last event still names its customer).
+    // the order is gone (none of its events is that customer's).
     let other = Actor {
         owner: Some("C-OTHER".into()),
         ..Actor::system()
@@ -317,19 +317,28 @@ async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
         ..Actor::system()
     };
     assert!(matches!(
-        store.history(id, &other).await,
+        store.history(id, 0, 100, &other).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.history(id, &mine).await.unwrap(), vec![]);
+    assert_eq!(store.history(id, 0, 100, &mine).await.unwrap(), vec![]);
     let made = app.create("EV-OWN", "C-DEMO", "1.00", "pending").await;
     let made = made["id"].as_i64().unwrap();
     assert_eq!(
         app.delete(&format!("/commandes/{made}")).await.status(),
         204
     );
-    assert_eq!(store.history(made, &mine).await.unwrap().len(), 2);
+    let gone = store.history(made, 0, 100, &mine).await.unwrap();
+    assert_eq!(gone.len(), 2);
     assert!(matches!(
-        store.history(made, &other).await,
+        store.history(made, 0, 100, &other).await,
+        Err(StoreError::NotFound)
+    ));
+    // Past its last event, the history of a deleted order is an empty
+    // page to its customer, and still absent to the others.
+    let last = gone[1].sequence;
+    assert_eq!(store.history(made, last, 100, &mine).await.unwrap(), vec![]);
+    assert!(matches!(
+        store.history(made, last, 100, &other).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -619,7 +628,7 @@ async fn a_history_is_paged_like_the_feed(app: TestApp) {
     let of = |id: i64| -> Vec<Value> {
         everything
             .iter()
-            .filter(|e| e["subject"] == id.to_string())
+            .filter(|e| e["data"]["id"] == id)
             .cloned()
             .collect()
     };
