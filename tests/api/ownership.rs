@@ -505,10 +505,16 @@ fn without_request_id(mut body: Value) -> Value {
 
 /// `order_id` is unique across the service, so a taken one is a 409 to
 /// anyone; but the 409 is the same whoever holds it, and names nothing a
-/// guess could not.
+/// guess could not (it echoes the `order_id` sent, nothing of the order).
 async fn a_taken_order_id_tells_a_customer_nothing_more(app: TestApp) {
     let (app, c1, orders) = setup(app).await;
     let own = orders[1]["id"].as_i64().unwrap();
+    // The body, with the value sent in place of `taken`.
+    let conflict = |taken: &str, mut body: Value| {
+        let detail = body["detail"].as_str().unwrap().replace(taken, "<sent>");
+        body["detail"] = json!(detail);
+        without_request_id(body)
+    };
     let mut bodies = Vec::new();
     for taken in ["C1-A", "C2-A"] {
         let r = send_with(
@@ -522,7 +528,7 @@ async fn a_taken_order_id_tells_a_customer_nothing_more(app: TestApp) {
         for header in ["location", "etag", "link"] {
             assert!(r.headers().get(header).is_none(), "POST {taken}: {header}");
         }
-        bodies.push(without_request_id(problem(r, 409).await));
+        bodies.push(conflict(taken, problem(r, 409).await));
         let r = send_with(
             &app,
             &c1,
@@ -534,7 +540,7 @@ async fn a_taken_order_id_tells_a_customer_nothing_more(app: TestApp) {
         for header in ["location", "etag", "link"] {
             assert!(r.headers().get(header).is_none(), "PUT {taken}: {header}");
         }
-        bodies.push(without_request_id(problem(r, 409).await));
+        bodies.push(conflict(taken, problem(r, 409).await));
     }
     assert_eq!(
         bodies[0], bodies[2],
@@ -542,7 +548,9 @@ async fn a_taken_order_id_tells_a_customer_nothing_more(app: TestApp) {
     );
     assert_eq!(bodies[1], bodies[3], "PUT: own and other's order_id differ");
     assert_eq!(bodies[0], bodies[1]);
-    let keys: Vec<&String> = bodies[0].as_object().unwrap().keys().collect();
+    assert_eq!(bodies[0]["detail"], "order_id \"<sent>\" is already taken");
+    let mut keys: Vec<&String> = bodies[0].as_object().unwrap().keys().collect();
+    keys.sort();
     assert_eq!(keys, ["detail", "status", "title", "type"], "{}", bodies[0]);
     // A service token gets the same answer.
     let r = app
@@ -551,7 +559,7 @@ async fn a_taken_order_id_tells_a_customer_nothing_more(app: TestApp) {
             &json!({"order_id": "C2-A", "customer_id": "C2", "total_amount": "1.00"}),
         )
         .await;
-    assert_eq!(without_request_id(problem(r, 409).await), bodies[0]);
+    assert_eq!(conflict("C2-A", problem(r, 409).await), bodies[0]);
     // Nothing changed.
     assert_eq!(app.fetch(own).await, orders[1]);
 }
