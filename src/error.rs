@@ -78,6 +78,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The `order_id` (as the caller sent it) is taken. The answer is the
+    /// same whoever holds it and names nothing else (no id, customer or
+    /// link of that order): `order_id` is unique across the service, and a
+    /// customer-scoped caller must learn no more than that it is taken.
     #[error("{0}")]
     DuplicateOrderId(String),
     #[error("illegal transition")]
@@ -152,7 +156,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => "this path does not accept this method".into(),
             ApiError::DuplicateOrderId(order_id) => {
-                format!("an order with order_id {order_id:?} already exists")
+                format!("order_id {order_id:?} is already taken")
             }
             ApiError::Transition { from, to } => {
                 let allowed: Vec<String> =
@@ -304,7 +308,7 @@ const DECLARED: &[(u16, &str)] = &[
     (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
     (403, "The token is valid but may not do this: a read-only token (or a JWT without the `write` scope) on any change, a JWT whose role may not use the service (`anon`), an `authenticated` JWT without the customer claim, a customer-scoped JWT creating an order for another customer or moving one to another customer, or reading the event feed of all customers."),
     (404, "No such order (or an `{id}` outside 1…2⁶³−1); for a customer-scoped JWT, also another customer's order."),
-    (409, "Duplicate `order_id`, a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
+    (409, "Duplicate `order_id` (unique across the service: the same answer whoever holds it, naming nothing but that it is taken), a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
     (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
     (413, "The request body is over the configured limit (default 64 KiB)."),
     (415, "A request body sent without `Content-Type: application/json`."),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::auth::BearerAuth;
-use super::extract::{no_query, query_pairs, Problems};
+use super::extract::{query_pairs, Problems};
 use super::json::JsonValue;
 use super::schema::{AmountText, Doc, IdText, Order, ParamSchema, Status, Timestamp};
 use super::ApiTags;
@@ -62,7 +62,7 @@ pub struct EventsApi {
     pub stopping: Stopping,
 }
 
-/// What `GET /events` asks for.
+/// What `GET /events` asks for (and an order's history, without `wait`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedQuery {
     pub after: i64,
@@ -74,6 +74,17 @@ impl FeedQuery {
     /// Parses the query string; every bad, repeated, empty or unknown
     /// parameter is reported.
     pub fn from_query(pairs: &[(String, String)]) -> Result<FeedQuery, ValidationErrors> {
+        Self::parse(pairs, &["after", "limit", "wait"])
+    }
+
+    /// The query of an order's history: `after` and `limit` as in the feed
+    /// (a history does not wait).
+    pub fn history_query(pairs: &[(String, String)]) -> Result<FeedQuery, ValidationErrors> {
+        Self::parse(pairs, &["after", "limit"])
+    }
+
+    /// Parses the parameters `known` (any others are unknown).
+    fn parse(pairs: &[(String, String)], known: &[&str]) -> Result<FeedQuery, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let mut query = FeedQuery {
             after: 0,
@@ -83,7 +94,7 @@ impl FeedQuery {
         let mut seen: Vec<&str> = Vec::new();
         let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
         for (name, value) in pairs {
-            if !["after", "limit", "wait"].contains(&name.as_str()) {
+            if !known.contains(&name.as_str()) {
                 errors.push(name.clone(), "unknown query parameter");
                 continue;
             }
@@ -137,15 +148,31 @@ pub enum FeedResponse {
 
 #[derive(ApiResponse)]
 pub enum HistoryResponse {
-    /// The order's events, oldest first (an empty array for an order that
-    /// has none: loaded by an import or as demo data, or made before
-    /// events existed, or whose events are past the retention).
+    /// The order's events after `after`, oldest first, at most `limit` (an
+    /// empty array for an order that has none: loaded by an import or as
+    /// demo data, or made before events existed, or whose events are past
+    /// the retention).
     #[oai(status = 200)]
-    Ok(JsonValue<Vec<CloudEvent>>),
+    Ok(
+        JsonValue<Vec<CloudEvent>>,
+        /// When the page is full (more may follow):
+        /// `</commandes/{id}/history?after=N&limit=L>; rel="next"`, where
+        /// `N` is the last sequence number returned. A shorter page is the
+        /// end of the history and has no `Link`.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
 }
 
 fn envelopes(events: &[Event], source: &str) -> Value {
     Value::Array(events.iter().map(|e| e.cloud_event(source)).collect())
+}
+
+/// `<{path}?after=N&limit=L>; rel="next"`: the page after `events`, where
+/// `N` is the last sequence number returned, or `after` if none was.
+fn next_link(path: &str, query: &FeedQuery, events: &[Event]) -> String {
+    let next = events.last().map_or(query.after, |e| e.sequence);
+    format!("<{path}?after={next}&limit={}>; rel=\"next\"", query.limit)
 }
 
 #[OpenApi(tag = "ApiTags::Events")]
@@ -157,6 +184,22 @@ impl EventsApi {
     /// (the deletion is the last entry); 404 for an id that never had an
     /// order (or a deleted one whose events are past the retention). Events
     /// are kept for the configured retention (default 30 days).
+    ///
+    /// Paged like `GET /events`: at most `limit` events (default 100, at
+    /// most 1000) after the sequence number `after`; a full page carries
+    /// `Link: rel="next"` to the following one, and a history shorter than
+    /// a page is the whole of it, without a `Link`.
+    ///
+    /// A customer-scoped JWT (`COMMANDES_CUSTOMER_CLAIM`) reads only the
+    /// time the order was its customer's: the events after which the order
+    /// belonged to that customer. The event that moved the order to another
+    /// customer, and everything after it, is the new customer's; the event
+    /// that moved it to this customer shows only the `after` values of its
+    /// `changes` (no `before`: that was another customer's order). Such a
+    /// caller never gets `data.actor` nor `data.request_id`, which name
+    /// other callers. It gets a 404 for an order of which it may read no
+    /// event and which is not its own. Static tokens and unscoped JWTs read
+    /// every event whole.
     #[oai(
         path = "/commandes/:id/history",
         method = "get",
@@ -168,17 +211,29 @@ impl EventsApi {
         request: &Request,
         /// The order's numeric id.
         id: Path<IdText>,
+        /// The last sequence number seen (0: from the oldest event kept).
+        #[oai(name = "after")]
+        _after: Query<Option<Doc<AfterParam>>>,
+        /// Most events to return, 1–1000.
+        #[oai(name = "limit")]
+        _limit: Query<Option<Doc<FeedLimitParam>>>,
     ) -> Result<HistoryResponse, ApiError> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
-        problems.check(no_query(request));
+        let query = problems.check(query_pairs(request).and_then(|q| FeedQuery::history_query(&q)));
         problems.finish()?;
         let id = id.flatten().ok_or_else(ApiError::order_not_found)?;
-        let events = self.store.history(id, &auth.0.actor()).await?;
-        Ok(HistoryResponse::Ok(JsonValue::new(envelopes(
-            &events,
-            &self.source,
-        ))))
+        let query = query.expect("checked");
+        let events = self
+            .store
+            .history(id, query.after, query.limit, &auth.0.actor())
+            .await?;
+        let next = (events.len() == query.limit as usize)
+            .then(|| next_link(&format!("/commandes/{id}/history"), &query, &events));
+        Ok(HistoryResponse::Ok(
+            JsonValue::new(envelopes(&events, &self.source)),
+            next,
+        ))
     }
 
     /// The event feed
@@ -226,8 +281,7 @@ impl EventsApi {
                 () = stopping.raised() => {}
             }
         };
-        let next = events.last().map_or(query.after, |e| e.sequence);
-        let link = format!("</events?after={next}&limit={}>; rel=\"next\"", query.limit);
+        let link = next_link("/events", &query, &events);
         Ok(FeedResponse::Ok(
             JsonValue::new(envelopes(&events, &self.source)),
             link,
@@ -323,10 +377,11 @@ pub struct EventData {
     /// The order's `order_id` after the change.
     pub order_id: String,
     /// Who made the change: `token:<token id>`, `jwt:<subject>` or
-    /// `system` (never a credential).
-    pub actor: String,
-    /// The `X-Request-Id` of the request that made it.
-    pub request_id: String,
+    /// `system` (never a credential). Never shown to a customer-scoped JWT.
+    pub actor: Option<String>,
+    /// The `X-Request-Id` of the request that made it. Never shown to a
+    /// customer-scoped JWT.
+    pub request_id: Option<String>,
     /// `order.updated`: each changed field, before and after.
     pub changes: Option<FieldChanges>,
     /// `order.status_changed`: the status before.
@@ -348,14 +403,17 @@ pub struct FieldChanges {
 /// A text field's values before and after a change.
 #[derive(Debug, Clone, Object)]
 pub struct TextChange {
-    pub before: String,
+    /// Left out in the event that moved the order to a customer-scoped
+    /// caller's customer (it was another customer's order then).
+    pub before: Option<String>,
     pub after: String,
 }
 
 /// An amount before and after a change.
 #[derive(Debug, Clone, Object)]
 pub struct AmountChange {
-    pub before: AmountText,
+    /// Left out like `TextChange.before`.
+    pub before: Option<AmountText>,
     pub after: AmountText,
 }
 
@@ -419,6 +477,21 @@ mod tests {
             parse(&[("after", "1"), ("after", "2"), ("x", "")]).unwrap_err(),
             ["after", "x"]
         );
+    }
+
+    #[test]
+    fn a_history_query_is_the_feed_query_without_wait() {
+        let pairs = |q: &[(&str, &str)]| -> Vec<(String, String)> {
+            q.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        let q = FeedQuery::history_query(&pairs(&[("after", "7"), ("limit", "5")])).unwrap();
+        assert_eq!((q.after, q.limit, q.wait), (7, 5, Duration::ZERO));
+        let q = FeedQuery::history_query(&[]).unwrap();
+        assert_eq!((q.after, q.limit), (0, DEFAULT_LIMIT));
+        let e = FeedQuery::history_query(&pairs(&[("wait", "1")])).unwrap_err();
+        assert_eq!(e.0[0].field, "wait");
     }
 
     #[test]

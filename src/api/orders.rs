@@ -210,14 +210,24 @@ impl OrdersApi {
     /// Create an order
     ///
     /// `status` defaults to `pending`; any status may be given. The
-    /// response carries `Location: /commandes/{id}`. A taken `order_id` is
-    /// a 409.
+    /// response carries `Location: /commandes/{id}`.
+    ///
+    /// `order_id` is unique across the service (case-sensitive), so a taken
+    /// one is a 409 whoever holds it, another customer included for a
+    /// customer-scoped JWT. That 409 is the same in every case and says only
+    /// that the `order_id` is taken: no id, customer, status or link of the
+    /// order holding it. An `order_id` is a business id, not a secret: that
+    /// one exists can be learned by trying it. Where that matters, use
+    /// unguessable `order_id`s.
     ///
     /// With an `Idempotency-Key`, a retry of the same request (same key,
     /// same values, same caller) within the key's lifetime (default 24 h)
     /// replays the first answer with `Idempotent-Replayed: true` instead of
     /// creating again; the same key with other values is a 422, and a retry
-    /// while the first is still running a 409.
+    /// while the first is still running a 409. Keys belong to their caller
+    /// (a static token, or a JWT's issuer and subject): the same key from
+    /// another caller is another request, never replayed nor refused
+    /// because of someone else's.
     #[oai(path = "/commandes", method = "post", operation_id = "create_order")]
     async fn create(
         &self,
@@ -446,7 +456,8 @@ impl OrdersApi {
     /// Any non-empty subset of `order_id`, `customer_id`, `total_amount`
     /// and `status`; the whole change is applied atomically or not at all.
     /// A status change must follow the transitions (409 otherwise); fields
-    /// equal to the stored ones change nothing, `updated_at` included.
+    /// equal to the stored ones change nothing, `updated_at` included. A
+    /// taken `order_id` is a 409, the same as on create.
     ///
     /// Send `If-Match` with the `ETag` you read to change only that version
     /// (412 if someone changed it since); without it, the last write wins.

@@ -212,6 +212,40 @@ pub fn deleted(order: &Order, actor: &Actor, time: DateTime<Utc>) -> NewEvent {
 }
 
 impl Event {
+    /// The event as `actor` may read it in an order's history, or `None`
+    /// when it is not for `actor` at all.
+    ///
+    /// A caller restricted to customer C reads the events after which the
+    /// order was C's (the event's `customer_id`): the time the order was
+    /// C's. The event that took the order away from C belongs to the new
+    /// customer. What C reads names no other caller and no other customer:
+    /// no `actor`, no `request_id`, and in the event that gave the order to
+    /// C, no `before` in `changes` (it describes the order as another
+    /// customer had it). Every other caller reads every event whole.
+    pub fn seen_by(mut self, actor: &Actor) -> Option<Event> {
+        let Some(owner) = actor.owner.as_deref() else {
+            return Some(self);
+        };
+        if self.event.customer_id != owner {
+            return None;
+        }
+        if let Value::Object(data) = &mut self.event.data {
+            data.remove("actor");
+            data.remove("request_id");
+            if let Some(Value::Object(changes)) = data.get_mut("changes") {
+                // Within C's time, only the move to C changes the customer.
+                if changes.contains_key("customer_id") {
+                    for change in changes.values_mut() {
+                        if let Value::Object(change) = change {
+                            change.remove("before");
+                        }
+                    }
+                }
+            }
+        }
+        Some(self)
+    }
+
     /// The CloudEvents 1.0 JSON envelope. `source` names this service (a
     /// URI reference, the same on every replica). The sequence number is in
     /// `data.sequence` (the CloudEvents `sequence` extension would want a
@@ -288,6 +322,49 @@ mod tests {
             changed(&before, &moved, &Actor::system())[0].customer_id,
             "c2"
         );
+    }
+
+    #[test]
+    fn a_customer_reads_only_its_time_without_other_callers() {
+        let order = order();
+        let by = Actor {
+            who: "jwt:user-1".into(),
+            request_id: "r1".into(),
+            owner: None,
+        };
+        let mut moved = order.clone();
+        moved.customer_id = "c2".into();
+        moved.total_amount = Amount::from_cents(1100).unwrap();
+        let stored = |e: NewEvent| Event {
+            sequence: 1,
+            event: e,
+        };
+        let made = stored(created(&order, &by));
+        let move_to_c2 = stored(changed(&order, &moved, &by).remove(0));
+        let c1 = Actor {
+            owner: Some("c1".into()),
+            ..Actor::system()
+        };
+        let c2 = Actor {
+            owner: Some("c2".into()),
+            ..Actor::system()
+        };
+        // Everyone else reads it whole.
+        assert_eq!(move_to_c2.clone().seen_by(&by), Some(move_to_c2.clone()));
+        // c1 reads its own time, and not the move away.
+        let seen = made.clone().seen_by(&c1).unwrap();
+        assert!(seen.event.data.get("actor").is_none());
+        assert!(seen.event.data.get("request_id").is_none());
+        assert_eq!(seen.event.data["order"], made.event.data["order"]);
+        assert_eq!(move_to_c2.clone().seen_by(&c1), None);
+        assert_eq!(made.seen_by(&c2), None);
+        // c2 reads the move without what the order was before.
+        let seen = move_to_c2.seen_by(&c2).unwrap();
+        assert_eq!(
+            seen.event.data["changes"],
+            json!({"customer_id": {"after": "c2"}, "total_amount": {"after": "11.00"}})
+        );
+        assert!(!seen.event.data.to_string().contains("c1"));
     }
 
     #[test]

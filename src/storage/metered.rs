@@ -198,8 +198,15 @@ impl Store for MeteredStore {
             .await
     }
 
-    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError> {
-        self.timed("history", self.inner.history(id, actor)).await
+    async fn history(
+        &self,
+        id: i64,
+        after: i64,
+        limit: u32,
+        actor: &Actor,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.timed("history", self.inner.history(id, after, limit, actor))
+            .await
     }
 
     async fn purge_events(

@@ -226,12 +226,21 @@ pub trait Store: Send + Sync {
     /// gets a number only once committed, above every number given before.
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
 
-    /// The events of order `id`, oldest first, also once it is deleted
-    /// (the deletion is the last). `NotFound` if there are none and no such
-    /// order, or if `actor` may not see the order (as it is, or as its last
-    /// event left it); an order without events (loaded by an import or as
-    /// demo data, or older than the events) has an empty history.
-    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError>;
+    /// A page of order `id`'s history, also once it is deleted (the
+    /// deletion is the last event): its events above `after` (a sequence
+    /// number), oldest first, at most `limit`, each as [`Event::seen_by`]
+    /// lets `actor` read it. The query itself leaves out the events that
+    /// are not `actor`'s, so a page is only short at the end. `NotFound`
+    /// when `actor` may see neither the order nor any of its events; an
+    /// order without events (loaded by an import or as demo data, or older
+    /// than the events) has an empty history.
+    async fn history(
+        &self,
+        id: i64,
+        after: i64,
+        limit: u32,
+        actor: &Actor,
+    ) -> Result<Vec<Event>, StoreError>;
 
     /// Deletes up to `batch` numbered events older than `older_than`, and,
     /// with `up_to` (a relay's position), none above it, so nothing
@@ -360,18 +369,13 @@ pub(crate) fn stored_event(
     })
 }
 
-/// Who may see an order's history: its customer as it is now (`current`,
-/// if it still exists), else as its last event left it.
-pub(crate) fn history_visible(
-    events: Vec<Event>,
-    current: Option<String>,
-    actor: &Actor,
-) -> Result<Vec<Event>, StoreError> {
-    let customer = current.or_else(|| events.last().map(|e| e.event.customer_id.clone()));
-    match customer {
-        Some(c) if actor.sees(&c) => Ok(events),
-        _ => Err(StoreError::NotFound),
-    }
+/// A history page as `actor` reads it ([`Event::seen_by`]). Both
+/// backends answer through here, so no history leaves a store unredacted.
+pub(crate) fn history_seen(events: Vec<Event>, actor: &Actor) -> Vec<Event> {
+    events
+        .into_iter()
+        .filter_map(|e| e.seen_by(actor))
+        .collect()
 }
 
 /// One valid row of an import, and where it came from (for reports).

@@ -1142,18 +1142,40 @@ impl Store for PostgresStore {
         rows.iter().map(row_to_event).collect()
     }
 
-    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError> {
+    async fn history(
+        &self,
+        id: i64,
+        after: i64,
+        limit: u32,
+        actor: &Actor,
+    ) -> Result<Vec<Event>, StoreError> {
         let mut client = self.client().await?;
         run_sequencer(&mut client, true).await?;
-        // An order's changes are serialised by its row lock, so insertion
-        // order is their order (and their sequence order).
+        let limit = i64::from(limit);
+        let owner = actor.owner.as_deref();
+        // An order's changes are serialised by its row lock, so within one
+        // order insertion order is sequence order: the page is read along
+        // the (order_ref, insertion_id) index, from the event numbered
+        // `after` when it is one of this order's (a `Link` of an earlier
+        // page), so a deep page costs what the first one does. Only the
+        // owner's events (the rule of `Event::seen_by`), so that the limit
+        // bounds what the caller gets.
         let rows = client
             .query_typed(
                 &format!(
                     "select {EVENT_COLUMNS} from commandes_events
-                     where order_ref = $1 and sequence is not null order by insertion_id"
+                     where order_ref = $1 and sequence > $2
+                       and ($4::varchar is null or customer_id = $4)
+                       and insertion_id > coalesce((select insertion_id from commandes_events
+                                                    where sequence = $2 and order_ref = $1), 0)
+                     order by insertion_id limit $3"
                 ),
-                &[(&id, Type::INT8)],
+                &[
+                    (&id, Type::INT8),
+                    (&after, Type::INT8),
+                    (&limit, Type::INT8),
+                    (&owner, Type::VARCHAR),
+                ],
             )
             .await
             .map_err(map_error)?;
@@ -1161,15 +1183,26 @@ impl Store for PostgresStore {
             .iter()
             .map(row_to_event)
             .collect::<Result<Vec<_>, _>>()?;
-        let current: Option<String> = client
-            .query_typed_opt(
-                "select customer_id from commandes where id = $1",
-                &[(&id, Type::INT8)],
-            )
-            .await
-            .map_err(map_error)?
-            .map(|r| r.get(0));
-        super::history_visible(events, current, actor)
+        // Nothing to show: an empty page of a history the caller may read,
+        // or no history for it at all.
+        if events.is_empty() {
+            let visible: bool = client
+                .query_typed(
+                    "select exists (select 1 from commandes
+                                    where id = $1 and ($2::varchar is null or customer_id = $2))
+                         or exists (select 1 from commandes_events
+                                    where order_ref = $1 and ($2::varchar is null or customer_id = $2))",
+                    &[(&id, Type::INT8), (&owner, Type::VARCHAR)],
+                )
+                .await
+                .map_err(map_error)?[0]
+                .try_get(0)
+                .map_err(StoreError::backend)?;
+            if !visible {
+                return Err(StoreError::NotFound);
+            }
+        }
+        Ok(super::history_seen(events, actor))
     }
 
     async fn purge_events(

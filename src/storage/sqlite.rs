@@ -933,22 +933,43 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn history(&self, id: i64, actor: &Actor) -> Result<Vec<Event>, StoreError> {
+    async fn history(
+        &self,
+        id: i64,
+        after: i64,
+        limit: u32,
+        actor: &Actor,
+    ) -> Result<Vec<Event>, StoreError> {
         let actor = actor.clone();
         self.read(move |conn| {
+            // The owner's events only (the rule of `Event::seen_by`), so
+            // that the limit bounds what the caller gets.
             let events = query_events(
                 conn,
                 &format!(
                     "select {EVENT_COLUMNS} from commandes_events
-                     where order_ref = ?1 order by sequence"
+                     where order_ref = ?1 and sequence > ?2 and (?4 is null or customer_id = ?4)
+                     order by sequence limit ?3"
                 ),
-                [id],
+                params![id, after, limit, actor.owner],
             )?;
-            let current: Option<String> = conn
-                .prepare_cached("select customer_id from commandes where id = ?1")
-                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-                .map_err(map_error)?;
-            super::history_visible(events, current, &actor)
+            // Nothing to show: an empty page of a history the caller may
+            // read, or no history for it at all.
+            if events.is_empty() {
+                let visible: bool = conn
+                    .prepare_cached(
+                        "select exists (select 1 from commandes
+                                        where id = ?1 and (?2 is null or customer_id = ?2))
+                             or exists (select 1 from commandes_events
+                                        where order_ref = ?1 and (?2 is null or customer_id = ?2))",
+                    )
+                    .and_then(|mut s| s.query_row(params![id, actor.owner], |r| r.get(0)))
+                    .map_err(map_error)?;
+                if !visible {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            Ok(super::history_seen(events, &actor))
         })
         .await
     }

@@ -38,6 +38,55 @@ async fn feed(app: &TestApp, after: i64, limit: u32, wait: u32) -> (Vec<Value>, 
     (events.as_array().expect("an array").clone(), next)
 }
 
+/// Every page of a history as `token` sees it, `limit` at a time, following
+/// the `Link` headers (each page but the last must be full).
+pub async fn history_pages(app: &TestApp, token: &str, id: i64, limit: u32) -> Vec<Value> {
+    // The default limit is asked for as clients always did: without a query.
+    let mut path = match limit {
+        100 => format!("/commandes/{id}/history"),
+        _ => format!("/commandes/{id}/history?limit={limit}"),
+    };
+    let mut all = Vec::new();
+    loop {
+        let r = app
+            .anonymous(Method::GET, &path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let link = r
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page = crate::support::json(r, 200)
+            .await
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            page.len() <= limit as usize,
+            "{path}: {} events",
+            page.len()
+        );
+        all.extend(page.iter().cloned());
+        match link {
+            Some(link) => {
+                assert_eq!(
+                    page.len(),
+                    limit as usize,
+                    "{path}: a Link after a short page"
+                );
+                path = link
+                    .strip_prefix('<')
+                    .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+                    .unwrap_or_else(|| panic!("Link: {link}"))
+                    .to_string();
+            }
+            None => return all,
+        }
+    }
+}
+
 fn sequence(event: &Value) -> i64 {
     event["data"]["sequence"].as_i64().expect("data.sequence")
 }
@@ -233,7 +282,7 @@ async fn a_refused_change_writes_no_event(app: TestApp) {
 async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
     let store = open_store(&app).await;
     assert!(matches!(
-        store.history(424_242, &Actor::system()).await,
+        store.history(424_242, 0, 100, &Actor::system()).await,
         Err(StoreError::NotFound)
     ));
     // Demo data (like imports) is a restore, not a change: no events.
@@ -258,7 +307,7 @@ async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
     assert!(store.events_after(0, 10).await.unwrap().is_empty());
 
     // A caller restricted to another customer finds nothing, even once
-    // the order is gone (its last event still names its customer).
+    // the order is gone (none of its events is that customer's).
     let other = Actor {
         owner: Some("C-OTHER".into()),
         ..Actor::system()
@@ -268,19 +317,28 @@ async fn histories_of_unknown_and_eventless_orders(app: TestApp) {
         ..Actor::system()
     };
     assert!(matches!(
-        store.history(id, &other).await,
+        store.history(id, 0, 100, &other).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.history(id, &mine).await.unwrap(), vec![]);
+    assert_eq!(store.history(id, 0, 100, &mine).await.unwrap(), vec![]);
     let made = app.create("EV-OWN", "C-DEMO", "1.00", "pending").await;
     let made = made["id"].as_i64().unwrap();
     assert_eq!(
         app.delete(&format!("/commandes/{made}")).await.status(),
         204
     );
-    assert_eq!(store.history(made, &mine).await.unwrap().len(), 2);
+    let gone = store.history(made, 0, 100, &mine).await.unwrap();
+    assert_eq!(gone.len(), 2);
     assert!(matches!(
-        store.history(made, &other).await,
+        store.history(made, 0, 100, &other).await,
+        Err(StoreError::NotFound)
+    ));
+    // Past its last event, the history of a deleted order is an empty
+    // page to its customer, and still absent to the others.
+    let last = gone[1].sequence;
+    assert_eq!(store.history(made, last, 100, &mine).await.unwrap(), vec![]);
+    assert!(matches!(
+        store.history(made, last, 100, &other).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -538,6 +596,111 @@ async fn the_feed_and_histories_check_their_input(app: TestApp) {
     assert_eq!(error_fields(&body), ["x"]);
 }
 
+/// 250 events on one order, interleaved with another order's: every page
+/// is bounded, and following `Link` gives each event once, in order, with
+/// any `limit`.
+async fn a_history_is_paged_like_the_feed(app: TestApp) {
+    let x = app.create("PAGE-X", "C", "1.00", "pending").await["id"]
+        .as_i64()
+        .unwrap();
+    let y = app.create("PAGE-Y", "C", "1.00", "pending").await["id"]
+        .as_i64()
+        .unwrap();
+    for i in 2..=250 {
+        let r = app
+            .put(
+                &format!("/commandes/{x}"),
+                &json!({"total_amount": format!("{i}.00")}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        if i % 2 == 0 {
+            let r = app
+                .put(
+                    &format!("/commandes/{y}"),
+                    &json!({"total_amount": format!("{i}.00")}),
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let (everything, _) = feed(&app, 0, 1000, 0).await;
+    let of = |id: i64| -> Vec<Value> {
+        everything
+            .iter()
+            .filter(|e| e["data"]["id"] == id)
+            .cloned()
+            .collect()
+    };
+    let expected = of(x);
+    assert_eq!(expected.len(), 250);
+
+    // The first page by default: 100 events, and where to go next.
+    let r = app.get(&format!("/commandes/{x}/history")).await;
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(
+        link,
+        format!(
+            "</commandes/{x}/history?after={}&limit=100>; rel=\"next\"",
+            sequence(&expected[99])
+        )
+    );
+    let page = crate::support::json(r, 200).await;
+    assert_eq!(page.as_array().unwrap(), &expected[..100]);
+
+    // Every limit walks the whole history, each event once, in order.
+    for limit in [1, 7, 100, 250, 1000] {
+        let walked = history_pages(&app, crate::support::TOKEN, x, limit).await;
+        assert_eq!(walked.len(), 250, "limit {limit}");
+        assert_eq!(walked, expected, "limit {limit}");
+    }
+    // `after` may be any sequence number, another order's included.
+    let y_events = of(y);
+    let middle = sequence(&y_events[y_events.len() / 2]);
+    let above: Vec<Value> = expected
+        .iter()
+        .filter(|e| sequence(e) > middle)
+        .cloned()
+        .collect();
+    assert!(!above.is_empty() && above.len() < 250);
+    assert_eq!(
+        app.list(&format!("/commandes/{x}/history?after={middle}&limit=1000"))
+            .await,
+        above
+    );
+    // Past the end: an empty page, without a Link.
+    let last = sequence(expected.last().unwrap());
+    let r = app
+        .get(&format!("/commandes/{x}/history?after={last}"))
+        .await;
+    assert!(r.headers().get("link").is_none());
+    assert_eq!(crate::support::json(r, 200).await, json!([]));
+    // A history shorter than a page looks as it always did: no Link.
+    let z = app.create("PAGE-Z", "C", "1.00", "pending").await["id"]
+        .as_i64()
+        .unwrap();
+    let r = app.get(&format!("/commandes/{z}/history")).await;
+    assert!(r.headers().get("link").is_none());
+    let short = crate::support::json(r, 200).await;
+    assert_eq!(types(short.as_array().unwrap()), ["order.created"]);
+
+    // The feed's bounds; no long polling here.
+    for (query, fields) in [
+        ("wait=1", vec!["wait"]),
+        ("limit=0", vec!["limit"]),
+        ("limit=1001", vec!["limit"]),
+        ("after=-1", vec!["after"]),
+        ("after=1&after=2&cursor=x", vec!["after", "cursor"]),
+    ] {
+        let body = problem(
+            app.get(&format!("/commandes/{x}/history?{query}")).await,
+            422,
+        )
+        .await;
+        assert_eq!(error_fields(&body), fields, "{query}");
+    }
+}
+
 async fn a_long_poll_answers_when_an_event_arrives(app: TestApp) {
     let app = Arc::new(app);
     app.create("LP-0", "C", "1.00", "pending").await;
@@ -637,6 +800,7 @@ mod background {
 }
 
 crate::both_backends!(
+    a_history_is_paged_like_the_feed,
     the_feed_and_histories_check_their_input,
     a_long_poll_answers_when_an_event_arrives,
     shutdown_ends_long_polls,
