@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{Status, ValidationErrors};
 use crate::storage::{Conflict, StoreError};
+use crate::telemetry::{clip, MAX_LOGGED_CHARS};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -233,11 +234,12 @@ impl From<StoreError> for ApiError {
                 etag: current.etag(),
             },
             StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
+                tracing::warn!(reason = %clip(&reason, MAX_LOGGED_CHARS), "database unavailable");
                 ApiError::Unavailable
             }
             StoreError::Backend(source) => {
-                tracing::error!(error = %error_chain(source.as_ref()), "database error");
+                let error = error_chain(source.as_ref());
+                tracing::error!(error = %clip(&error, MAX_LOGGED_CHARS), "database error");
                 ApiError::Internal
             }
         }
@@ -353,7 +355,8 @@ pub fn to_problem(err: poem::Error) -> Response {
         StatusCode::BAD_REQUEST => ApiError::BadRequest("the request is malformed".into()),
         s if s.is_client_error() => ApiError::Client(s),
         _ => {
-            tracing::error!(%status, error = %err, "unhandled error");
+            let error = err.to_string();
+            tracing::error!(%status, error = %clip(&error, MAX_LOGGED_CHARS), "unhandled error");
             ApiError::Internal
         }
     };

@@ -206,7 +206,18 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
     );
     let doc = finished_spec(&api.spec());
     let allowed = Arc::new(AllowedMethods::from_spec(&doc));
-    let routes = Arc::new(observe::RouteNames::from_spec(&doc));
+    // The routes declared below outside the OpenAPI document, for the
+    // route label of metrics (one not listed is labelled `unmatched`).
+    let routes = Arc::new(observe::RouteNames::from_spec(
+        &doc,
+        &[
+            "/openapi.json",
+            "/docs",
+            "/redoc",
+            "/assets/*path",
+            "/metrics",
+        ],
+    ));
     let spec = serde_json::to_string_pretty(&doc).unwrap_or_default();
     let limit = settings.max_body_bytes;
     let cors = cors(&settings.cors);
