@@ -12,6 +12,8 @@ pub const HTTP_REQUESTS: &str = "commandes_http_requests_total";
 pub const HTTP_SECONDS: &str = "commandes_http_request_duration_seconds";
 /// Requests being served now.
 pub const HTTP_IN_FLIGHT: &str = "commandes_http_requests_in_flight";
+/// Client connections open now.
+pub const HTTP_CONNECTIONS: &str = "commandes_http_connections_open";
 /// Connection pool figures, by state (`size`, `idle`, `waiting`, `max`).
 pub const DB_POOL: &str = "commandes_db_pool_connections";
 /// Always 1, labelled with the version.
@@ -68,6 +70,10 @@ fn describe() {
         "HTTP request latency, by method, route template and status."
     );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served now.");
+    describe_gauge!(
+        HTTP_CONNECTIONS,
+        "Client connections open now (at most server.max_connections)."
+    );
     describe_gauge!(
         DB_POOL,
         "Database connections, by state: size, idle, waiting, max."
