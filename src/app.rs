@@ -272,6 +272,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
             HttpSettings {
                 auth,
                 max_body_bytes: settings.server.max_body_bytes,
+                body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
                 metrics_token: (!settings.metrics.token.is_empty())
                     .then(|| Tokens::new([&settings.metrics.token])),
                 cors: settings.cors.clone(),

@@ -175,6 +175,9 @@ pub struct ServerSettings {
     /// How long a request's head may take to arrive: from a new connection,
     /// or from the first byte of an HTTP/1 request after the previous one.
     pub header_timeout_secs: u64,
+    /// How long a request's body may take to arrive once its head is in;
+    /// then 408 and the connection is closed.
+    pub body_timeout_secs: u64,
     /// Most open connections; past it, new ones wait in the listen backlog.
     pub max_connections: u32,
     /// Most concurrent HTTP/2 streams (requests) on one connection.
@@ -350,6 +353,7 @@ impl Default for ServerSettings {
             shutdown_timeout_secs: 10,
             idle_timeout_secs: 60,
             header_timeout_secs: 10,
+            body_timeout_secs: 30,
             max_connections: 1024,
             http2_max_streams: 64,
         }
@@ -506,6 +510,9 @@ impl Settings {
         if let Some(v) = env("COMMANDES_HEADER_TIMEOUT_SECS") {
             self.server.header_timeout_secs = number("COMMANDES_HEADER_TIMEOUT_SECS", &v)?;
         }
+        if let Some(v) = env("COMMANDES_BODY_TIMEOUT_SECS") {
+            self.server.body_timeout_secs = number("COMMANDES_BODY_TIMEOUT_SECS", &v)?;
+        }
         if let Some(v) = env("COMMANDES_MAX_CONNECTIONS") {
             self.server.max_connections = number("COMMANDES_MAX_CONNECTIONS", &v)?;
         }
@@ -589,8 +596,11 @@ impl Settings {
             bail!("server.max_body_bytes must be at least 1");
         }
         let server = &self.server;
-        if server.idle_timeout_secs == 0 || server.header_timeout_secs == 0 {
-            bail!("server.idle_timeout_secs and server.header_timeout_secs must be at least 1");
+        if server.idle_timeout_secs == 0
+            || server.header_timeout_secs == 0
+            || server.body_timeout_secs == 0
+        {
+            bail!("server.idle_timeout_secs, header_timeout_secs and body_timeout_secs must be at least 1");
         }
         if server.max_connections == 0 || server.http2_max_streams == 0 {
             bail!("server.max_connections and server.http2_max_streams must be at least 1");
@@ -896,6 +906,7 @@ mod tests {
         let s = load(&[
             ("COMMANDES_IDLE_TIMEOUT_SECS", "30"),
             ("COMMANDES_HEADER_TIMEOUT_SECS", "5"),
+            ("COMMANDES_BODY_TIMEOUT_SECS", "20"),
             ("COMMANDES_MAX_CONNECTIONS", "200"),
             ("COMMANDES_HTTP2_MAX_STREAMS", "16"),
         ])
@@ -904,14 +915,16 @@ mod tests {
             (
                 s.server.idle_timeout_secs,
                 s.server.header_timeout_secs,
+                s.server.body_timeout_secs,
                 s.server.max_connections,
                 s.server.http2_max_streams
             ),
-            (30, 5, 200, 16)
+            (30, 5, 20, 200, 16)
         );
         for name in [
             "COMMANDES_IDLE_TIMEOUT_SECS",
             "COMMANDES_HEADER_TIMEOUT_SECS",
+            "COMMANDES_BODY_TIMEOUT_SECS",
             "COMMANDES_MAX_CONNECTIONS",
             "COMMANDES_HTTP2_MAX_STREAMS",
         ] {

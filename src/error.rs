@@ -199,6 +199,7 @@ impl ApiError {
             ApiError::Client(status) => match *status {
                 StatusCode::FORBIDDEN => "this request is not allowed".into(),
                 StatusCode::URI_TOO_LONG => "the request target is too long (at most 8 KiB)".into(),
+                StatusCode::REQUEST_TIMEOUT => "the request body did not arrive in time".into(),
                 other => other
                     .canonical_reason()
                     .unwrap_or("client error")
@@ -282,6 +283,11 @@ impl IntoResponse for ApiError {
                     headers.insert(header::ETAG, v);
                 }
             }
+            // The rest of a stalled body is not waited for: the connection
+            // closes once this is sent (HTTP/1.1).
+            ApiError::Client(StatusCode::REQUEST_TIMEOUT) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
@@ -306,6 +312,7 @@ const DECLARED: &[(u16, &str)] = &[
     (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
     (403, "The token is valid but may not do this: a read-only token (or a JWT without the `write` scope) on any change, a JWT whose role may not use the service (`anon`), an `authenticated` JWT without the customer claim, a customer-scoped JWT creating an order for another customer or moving one to another customer, or reading the event feed of all customers."),
     (404, "No such order (or an `{id}` outside 1…2⁶³−1); for a customer-scoped JWT, also another customer's order."),
+    (408, "The request body did not arrive within `server.body_timeout_secs` (default 30 s) of its head; the connection is closed."),
     (409, "Duplicate `order_id`, a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
     (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
     (413, "The request body is over the configured limit (default 64 KiB)."),

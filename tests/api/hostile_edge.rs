@@ -352,3 +352,29 @@ async fn connections_are_capped_and_idle_ones_closed() {
     );
     assert!(terminate(served).0);
 }
+
+/// A write whose body stops coming (the head promised 100 bytes, 12 came):
+/// the handler waits for it at most `server.body_timeout_secs` (2 s here),
+/// then answers 408 problem+json and closes the connection, so a stalled
+/// upload cannot hold a connection slot. Before the fix: no answer in 6 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_and_the_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = start(dir.path(), &[("COMMANDES_BODY_TIMEOUT_SECS", "2")]);
+    let started = Instant::now();
+    let request = format!(
+        "POST /commandes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"order_id\":"
+    );
+    // Reads to the end: the connection must close after the answer.
+    let answer = raw_exchange(served.port, request.as_bytes(), Duration::from_secs(6)).await;
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "after {took:?}: {text:?}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(
+        took < Duration::from_secs(4),
+        "answered and closed after {took:?} (bound: 2 s + 2 s)"
+    );
+    assert!(terminate(served).0);
+}
