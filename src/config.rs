@@ -170,7 +170,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout_secs: u64,
-    /// A connection with no traffic for this long is closed.
+    /// A connection with no traffic for this long, and no request being
+    /// handled, is closed.
     pub idle_timeout_secs: u64,
     /// How long a request's head may take to arrive: from a new connection,
     /// or from the first byte of an HTTP/1 request after the previous one.

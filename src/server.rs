@@ -25,6 +25,10 @@
 //!   advertised in SETTINGS; h2 refuses streams past it), and poem's limits
 //!   on pending reset streams and header list size.
 //!
+//! A request's body has its own deadline, kept where bodies are read
+//! ([`crate::api::BodyTimeout`]): a stalled upload gets 408 and the
+//! connection closes.
+//!
 //! Shutdown is poem's: on the signal the listener closes, every connection
 //! is asked to finish gracefully (in-flight requests complete, keep-alive
 //! connections close), and whatever is still open after the shutdown
@@ -108,6 +112,7 @@ pub async fn serve(
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let mut full = false;
+    let mut failing = false;
     tokio::pin!(signal);
     loop {
         // A slot first: at the cap, connections wait in the backlog.
@@ -118,11 +123,18 @@ pub async fn serve(
         let (socket, remote) = tokio::select! {
             _ = &mut signal => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    failing = false;
+                    accepted
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather
-                    // than spin; the connections that close free some.
-                    tracing::warn!(error = %e, "cannot accept a connection");
+                    // than spin (the connections that close free some),
+                    // and say so once, not ten times a second.
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                    }
+                    failing = true;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
