@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{NaiveTime, Utc};
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{EndpointExt, Server};
+use poem::EndpointExt;
 
 use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
 use crate::api::{self, HttpSettings, Tokens};
@@ -25,7 +24,7 @@ use crate::storage::{self, Backend, Store, StoreOptions};
 
 /// A bound, ready-to-run server.
 pub struct App {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     addr: SocketAddr,
     store: Arc<dyn Store>,
     /// The routes, built before the address is announced: a client that
@@ -34,7 +33,8 @@ pub struct App {
     routes: poem::endpoint::BoxEndpoint<'static, poem::Response>,
     shutdown_timeout: Duration,
     cleanup_interval: Duration,
-    idle_timeout: Duration,
+    /// Connection limits: head and idle timeouts, connection and stream caps.
+    limits: crate::server::Limits,
     /// The JWKS refreshed in the background, and how often.
     jwks: Option<(Arc<jwks::Jwks>, Duration)>,
     events: crate::config::EventsSettings,
@@ -257,17 +257,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         .map(|j| (j, Duration::from_secs(settings.auth.jwks_refresh_secs)));
     let (stop_long_polls, stopping) = api::events::Stopping::new();
     let address = format!("{}:{}", settings.server.host, settings.server.port);
-    let acceptor = TcpListener::bind(address.clone())
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(address.as_str())
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    let addr = acceptor
+    let addr = listener
         .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
         .context("the listener has no address")?;
     Ok(App {
-        acceptor,
+        listener,
         addr,
         store: store.clone(),
         routes: api::routes(
@@ -275,6 +272,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
             HttpSettings {
                 auth,
                 max_body_bytes: settings.server.max_body_bytes,
+                body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
                 metrics_token: (!settings.metrics.token.is_empty())
                     .then(|| Tokens::new([&settings.metrics.token])),
                 cors: settings.cors.clone(),
@@ -288,7 +286,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         .boxed(),
         stop_long_polls,
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
-        idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
+        limits: crate::server::Limits {
+            header_timeout: Duration::from_secs(settings.server.header_timeout_secs),
+            idle_timeout: Duration::from_secs(settings.server.idle_timeout_secs),
+            max_connections: settings.server.max_connections,
+            http2_max_streams: settings.server.http2_max_streams,
+        },
         events: settings.events.clone(),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         jwks,
@@ -392,20 +395,23 @@ impl App {
                 relay_stopping,
             ))
         });
-        // A connection with no traffic for this long is closed, so idle and
-        // stalled clients do not hold sockets forever; each connection has
-        // its own task, so a slow one never delays the others.
-        // Long polls answer as soon as the shutdown starts, instead of
-        // holding it for up to their `wait`.
+        // Slow, idle and surplus connections are bounded by the limits (see
+        // `server`); each connection has its own task, so a slow one never
+        // delays the others. Long polls answer as soon as the shutdown
+        // starts, instead of holding it for up to their `wait`.
         let stop_long_polls = self.stop_long_polls;
         let shutdown = async move {
             shutdown.await;
             let _ = stop_long_polls.send(true);
         };
-        let served = Server::new_with_acceptor(self.acceptor)
-            .idle_timeout(self.idle_timeout)
-            .run_with_graceful_shutdown(self.routes, shutdown, Some(self.shutdown_timeout))
-            .await;
+        let served = crate::server::serve(
+            self.listener,
+            self.routes,
+            self.limits,
+            shutdown,
+            self.shutdown_timeout,
+        )
+        .await;
         cleanup.abort();
         upkeep.abort();
         if let Some(r) = refresher {

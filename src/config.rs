@@ -170,8 +170,19 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout_secs: u64,
-    /// A connection with no traffic for this long is closed.
+    /// A connection with no traffic for this long, and no request being
+    /// handled, is closed.
     pub idle_timeout_secs: u64,
+    /// How long a request's head may take to arrive: from a new connection,
+    /// or from the first byte of an HTTP/1 request after the previous one.
+    pub header_timeout_secs: u64,
+    /// How long a request's body may take to arrive once its head is in;
+    /// then 408 and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Most open connections; past it, new ones wait in the listen backlog.
+    pub max_connections: u32,
+    /// Most concurrent HTTP/2 streams (requests) on one connection.
+    pub http2_max_streams: u32,
 }
 
 /// Whether a new database starts with the demo orders.
@@ -342,6 +353,10 @@ impl Default for ServerSettings {
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 10,
             idle_timeout_secs: 60,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 1024,
+            http2_max_streams: 64,
         }
     }
 }
@@ -490,6 +505,21 @@ impl Settings {
         if let Some(v) = env("COMMANDES_SHUTDOWN_TIMEOUT_SECS") {
             self.server.shutdown_timeout_secs = number("COMMANDES_SHUTDOWN_TIMEOUT_SECS", &v)?;
         }
+        if let Some(v) = env("COMMANDES_IDLE_TIMEOUT_SECS") {
+            self.server.idle_timeout_secs = number("COMMANDES_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_HEADER_TIMEOUT_SECS") {
+            self.server.header_timeout_secs = number("COMMANDES_HEADER_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_BODY_TIMEOUT_SECS") {
+            self.server.body_timeout_secs = number("COMMANDES_BODY_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_MAX_CONNECTIONS") {
+            self.server.max_connections = number("COMMANDES_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_HTTP2_MAX_STREAMS") {
+            self.server.http2_max_streams = number("COMMANDES_HTTP2_MAX_STREAMS", &v)?;
+        }
         if let Some(v) = env("COMMANDES_POOL_SIZE") {
             self.database.pool_size = number("COMMANDES_POOL_SIZE", &v)?;
         }
@@ -565,6 +595,16 @@ impl Settings {
         }
         if self.server.max_body_bytes == 0 {
             bail!("server.max_body_bytes must be at least 1");
+        }
+        let server = &self.server;
+        if server.idle_timeout_secs == 0
+            || server.header_timeout_secs == 0
+            || server.body_timeout_secs == 0
+        {
+            bail!("server.idle_timeout_secs, header_timeout_secs and body_timeout_secs must be at least 1");
+        }
+        if server.max_connections == 0 || server.http2_max_streams == 0 {
+            bail!("server.max_connections and server.http2_max_streams must be at least 1");
         }
         if self.idempotency.ttl_secs == 0 || self.idempotency.cleanup_interval_secs == 0 {
             bail!("idempotency.ttl_secs and idempotency.cleanup_interval_secs must be at least 1");
@@ -859,6 +899,39 @@ mod tests {
             &Overrides::default()
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_connection_limits_come_from_the_environment() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+        let s = load(&[
+            ("COMMANDES_IDLE_TIMEOUT_SECS", "30"),
+            ("COMMANDES_HEADER_TIMEOUT_SECS", "5"),
+            ("COMMANDES_BODY_TIMEOUT_SECS", "20"),
+            ("COMMANDES_MAX_CONNECTIONS", "200"),
+            ("COMMANDES_HTTP2_MAX_STREAMS", "16"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                s.server.idle_timeout_secs,
+                s.server.header_timeout_secs,
+                s.server.body_timeout_secs,
+                s.server.max_connections,
+                s.server.http2_max_streams
+            ),
+            (30, 5, 20, 200, 16)
+        );
+        for name in [
+            "COMMANDES_IDLE_TIMEOUT_SECS",
+            "COMMANDES_HEADER_TIMEOUT_SECS",
+            "COMMANDES_BODY_TIMEOUT_SECS",
+            "COMMANDES_MAX_CONNECTIONS",
+            "COMMANDES_HTTP2_MAX_STREAMS",
+        ] {
+            assert!(load(&[(name, "0")]).is_err(), "{name}=0");
+            assert!(load(&[(name, "many")]).is_err(), "{name}=many");
+        }
     }
 
     #[test]

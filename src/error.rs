@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{Status, ValidationErrors};
 use crate::storage::{Conflict, StoreError};
+use crate::telemetry::{clip, MAX_LOGGED_CHARS};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -202,6 +203,7 @@ impl ApiError {
             ApiError::Client(status) => match *status {
                 StatusCode::FORBIDDEN => "this request is not allowed".into(),
                 StatusCode::URI_TOO_LONG => "the request target is too long (at most 8 KiB)".into(),
+                StatusCode::REQUEST_TIMEOUT => "the request body did not arrive in time".into(),
                 other => other
                     .canonical_reason()
                     .unwrap_or("client error")
@@ -237,11 +239,12 @@ impl From<StoreError> for ApiError {
                 etag: current.etag(),
             },
             StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
+                tracing::warn!(reason = %clip(&reason, MAX_LOGGED_CHARS), "database unavailable");
                 ApiError::Unavailable
             }
             StoreError::Backend(source) => {
-                tracing::error!(error = %error_chain(source.as_ref()), "database error");
+                let error = error_chain(source.as_ref());
+                tracing::error!(error = %clip(&error, MAX_LOGGED_CHARS), "database error");
                 ApiError::Internal
             }
         }
@@ -284,6 +287,11 @@ impl IntoResponse for ApiError {
                     headers.insert(header::ETAG, v);
                 }
             }
+            // The rest of a stalled body is not waited for: the connection
+            // closes once this is sent (HTTP/1.1).
+            ApiError::Client(StatusCode::REQUEST_TIMEOUT) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
@@ -308,6 +316,7 @@ const DECLARED: &[(u16, &str)] = &[
     (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
     (403, "The token is valid but may not do this: a read-only token (or a JWT without the `write` scope) on any change, a JWT whose role may not use the service (`anon`), an `authenticated` JWT without the customer claim, a customer-scoped JWT creating an order for another customer or moving one to another customer, or reading the event feed of all customers."),
     (404, "No such order (or an `{id}` outside 1…2⁶³−1); for a customer-scoped JWT, also another customer's order."),
+    (408, "The request body did not arrive within `server.body_timeout_secs` (default 30 s) of its head; the connection is closed."),
     (409, "Duplicate `order_id` (unique across the service: the same answer whoever holds it, naming nothing but that it is taken), a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
     (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
     (413, "The request body is over the configured limit (default 64 KiB)."),
@@ -357,7 +366,8 @@ pub fn to_problem(err: poem::Error) -> Response {
         StatusCode::BAD_REQUEST => ApiError::BadRequest("the request is malformed".into()),
         s if s.is_client_error() => ApiError::Client(s),
         _ => {
-            tracing::error!(%status, error = %err, "unhandled error");
+            let error = err.to_string();
+            tracing::error!(%status, error = %clip(&error, MAX_LOGGED_CHARS), "unhandled error");
             ApiError::Internal
         }
     };

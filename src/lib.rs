@@ -15,7 +15,8 @@
 //! - [`error`]: [`error::ApiError`], the one mapping from failures to
 //!   RFC 9457 problem responses.
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
-//!   start-up and shutdown.
+//!   start-up and shutdown; [`server`]: the accept loop and the limits on
+//!   connections.
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod hex;
 pub mod relay;
+pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;

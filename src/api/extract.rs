@@ -18,6 +18,12 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// How long a body may take to arrive once the head is in, stored in the
+/// request data by the app: a client that stalls its upload gets 408 and
+/// loses the connection instead of holding it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// A JSON request body, syntax-checked but not yet validated. `D` is the
 /// documented shape (a poem-openapi type); the domain parses the value.
 pub struct JsonBody<D>(pub Value, PhantomData<D>);
@@ -51,11 +57,16 @@ impl<D: Type> ParsePayload for JsonBody<D> {
         // A declared oversize body was refused before routing (api::routes);
         // this bounds what is actually read, chunked bodies included.
         let limit = request.data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
-        let bytes = body
+        let deadline = request
+            .data::<BodyTimeout>()
+            .map_or(std::time::Duration::from_secs(30), |t| t.0);
+        let reading = body
             .take()
             .map_err(|_| ApiError::BadRequest("the request body was already read".into()))?
-            .into_bytes_limit(limit)
+            .into_bytes_limit(limit);
+        let bytes = tokio::time::timeout(deadline, reading)
             .await
+            .map_err(|_| ApiError::Client(poem::http::StatusCode::REQUEST_TIMEOUT))?
             .map_err(|e| match e {
                 poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge { limit },
                 _ => ApiError::BadRequest("the request body could not be read".into()),

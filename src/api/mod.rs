@@ -28,7 +28,7 @@ pub mod schema;
 pub mod stats;
 
 pub use auth::{Authenticator, Caller, Tokens};
-pub use extract::BodyLimit;
+pub use extract::{BodyLimit, BodyTimeout};
 
 /// The groups of operations in the docs.
 #[derive(Tags)]
@@ -179,6 +179,8 @@ pub struct HttpSettings {
     /// Who may call the API.
     pub auth: Authenticator,
     pub max_body_bytes: usize,
+    /// How long a body may take to arrive once the head is in.
+    pub body_timeout: Duration,
     /// The only token `/metrics` accepts; `None`: any API token.
     pub metrics_token: Option<Tokens>,
     pub cors: CorsSettings,
@@ -206,7 +208,18 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
     );
     let doc = finished_spec(&api.spec());
     let allowed = Arc::new(AllowedMethods::from_spec(&doc));
-    let routes = Arc::new(observe::RouteNames::from_spec(&doc));
+    // The routes declared below outside the OpenAPI document, for the
+    // route label of metrics (one not listed is labelled `unmatched`).
+    let routes = Arc::new(observe::RouteNames::from_spec(
+        &doc,
+        &[
+            "/openapi.json",
+            "/docs",
+            "/redoc",
+            "/assets/*path",
+            "/metrics",
+        ],
+    ));
     let spec = serde_json::to_string_pretty(&doc).unwrap_or_default();
     let limit = settings.max_body_bytes;
     let cors = cors(&settings.cors);
@@ -232,6 +245,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         }))
         .data(settings.auth)
         .data(BodyLimit(limit))
+        .data(BodyTimeout(settings.body_timeout))
         .before(move |req: Request| async move {
             check_request_size(&req)?;
             // Refuse a declared oversize body before anything reads it.

@@ -1,17 +1,17 @@
 //! What every request goes through first: a request id, a tracing span,
 //! metrics by route template, and one log line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::HeaderValue;
+use poem::http::{HeaderValue, Method};
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::telemetry::{HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
+use crate::telemetry::{clip, HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
 
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -51,37 +51,76 @@ fn quiet(route: &str) -> bool {
     route.starts_with("/health/") || route == "/metrics"
 }
 
+/// The method label of anything but the methods the API serves (and
+/// `HEAD`, `OPTIONS` for CORS preflights).
+pub const OTHER_METHOD: &str = "other";
+/// The route label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
+/// Longest method name written to a log line as sent (its label is `other`).
+const MAX_LOGGED_METHOD: usize = 32;
+
+/// The metric label of a method: one of a fixed set, so no client can add
+/// series (hyper accepts method names of any length, and series never
+/// expire).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => OTHER_METHOD,
+    }
+}
+
 /// Route templates by operation id, read from the OpenAPI document, so
-/// metrics and logs name a route as the docs do (`/commandes/{id}`).
+/// metrics and logs name a route as the docs do (`/commandes/{id}`); and
+/// the templates a route label may take, so it is one of a fixed set
+/// whatever the request was.
 #[derive(Debug, Default)]
-pub struct RouteNames(HashMap<String, String>);
+pub struct RouteNames {
+    by_operation: HashMap<String, String>,
+    known: HashSet<String>,
+}
 
 impl RouteNames {
-    pub fn from_spec(doc: &serde_json::Value) -> RouteNames {
-        let mut names = HashMap::new();
+    /// The operations of `doc`, plus the app's `plain` routes (those
+    /// outside the OpenAPI document, as they are declared).
+    pub fn from_spec(doc: &serde_json::Value, plain: &[&str]) -> RouteNames {
+        let mut by_operation = HashMap::new();
+        let mut known: HashSet<String> = plain.iter().map(|p| p.to_string()).collect();
         if let Some(paths) = doc["paths"].as_object() {
             for (path, operations) in paths {
+                known.insert(path.clone());
                 for operation in operations.as_object().into_iter().flat_map(|o| o.values()) {
                     if let Some(id) = operation["operationId"].as_str() {
-                        names.insert(id.to_string(), path.clone());
+                        by_operation.insert(id.to_string(), path.clone());
                     }
                 }
             }
         }
-        RouteNames(names)
+        RouteNames {
+            by_operation,
+            known,
+        }
     }
 
-    /// The template of the route that answered `response`.
+    /// The template of the route that answered `response`, or `unmatched`:
+    /// never anything taken from the request.
     fn of(&self, response: &Response) -> String {
         if let Some(path) = response
             .data::<OperationId>()
-            .and_then(|id| self.0.get(id.0))
+            .and_then(|id| self.by_operation.get(id.0))
         {
             return path.clone();
         }
-        response
-            .data::<PathPattern>()
-            .map_or_else(|| "unmatched".to_string(), |p| p.0.to_string())
+        // poem builds a pattern from the declared routes only; checking it
+        // against them keeps that true whatever poem does next.
+        match response.data::<PathPattern>() {
+            Some(p) if self.known.contains(&*p.0) => p.0.to_string(),
+            _ => UNMATCHED.to_string(),
+        }
     }
 }
 
@@ -97,7 +136,10 @@ pub async fn observe<E: Endpoint>(
     routes: Arc<RouteNames>,
 ) -> poem::Result<Response> {
     let request_id = accept_request_id(req.headers().get(REQUEST_ID_HEADER));
-    let method = req.method().to_string();
+    let method = method_label(req.method());
+    // An odd method is logged as sent, clipped (its label says only `other`).
+    let sent_method = (method == OTHER_METHOD && !quiet_level())
+        .then(|| clip(req.method().as_str(), MAX_LOGGED_METHOD).into_owned());
     // Hashing the token again only pays when the line will be written.
     let token_id = if quiet_level() {
         String::new()
@@ -121,7 +163,7 @@ pub async fn observe<E: Endpoint>(
     let route = routes.of(&response);
     let status = response.status().as_u16();
     let labels = [
-        ("method", method.clone()),
+        ("method", method.to_string()),
         ("route", route.clone()),
         ("status", status.to_string()),
     ];
@@ -133,7 +175,7 @@ pub async fn observe<E: Endpoint>(
     if !quiet(&route) {
         span.in_scope(|| {
             tracing::info!(
-                method = %method,
+                method = sent_method.as_deref().unwrap_or(method),
                 route = %route,
                 status,
                 latency_ms = elapsed.as_secs_f64() * 1000.0,
@@ -158,5 +200,36 @@ mod tests {
         assert_eq!(keep(&"x".repeat(128)), "x".repeat(128));
         assert_eq!(accept_request_id(None).len(), 32);
         assert_ne!(accept_request_id(None), accept_request_id(None));
+    }
+
+    #[test]
+    fn labels_come_from_fixed_sets() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        assert_eq!(method_label(&Method::PATCH), OTHER_METHOD);
+        let odd = Method::from_bytes("X".repeat(50_000).as_bytes()).unwrap();
+        assert_eq!(method_label(&odd), OTHER_METHOD);
+
+        let doc =
+            serde_json::json!({"paths": {"/commandes/{id}": {"get": {"operationId": "read"}}}});
+        let names = RouteNames::from_spec(&doc, &["/metrics"]);
+        let labelled = |data: Option<PathPattern>| {
+            let mut r = Response::default();
+            if let Some(p) = data {
+                r.set_data(p);
+            }
+            names.of(&r)
+        };
+        assert_eq!(labelled(Some(PathPattern("/metrics".into()))), "/metrics");
+        assert_eq!(
+            labelled(Some(PathPattern("/commandes/{id}".into()))),
+            "/commandes/{id}"
+        );
+        assert_eq!(
+            labelled(Some(PathPattern("/anything/else".into()))),
+            UNMATCHED
+        );
+        assert_eq!(labelled(Some(PathPattern("".into()))), UNMATCHED);
+        assert_eq!(labelled(None), UNMATCHED);
     }
 }

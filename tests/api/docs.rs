@@ -144,7 +144,7 @@ async fn problem_responses_are_declared(app: TestApp) {
             wanted.push("404");
         }
         if method == "post" || method == "put" {
-            wanted.extend(["400", "409", "413", "415"]);
+            wanted.extend(["400", "408", "409", "413", "415"]);
         }
         for status in wanted {
             let response = responses
