@@ -1193,4 +1193,43 @@ mod tests {
         );
         assert_eq!(args.len(), 4);
     }
+
+    /// Every sort, in both directions, on a first page and on a `cursor`
+    /// page, reads an index in order: SQLite never sorts the table.
+    #[test]
+    fn every_sort_is_read_from_an_index() {
+        use crate::domain::filter::{Cursor, Sort};
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply_migrations(&mut conn, migrations::SQLITE).unwrap();
+        for key in [
+            SortKey::CreatedAt,
+            SortKey::UpdatedAt,
+            SortKey::TotalAmount,
+            SortKey::Id,
+        ] {
+            for descending in [false, true] {
+                for cursor in [None, Some(Cursor { value: 5, id: 3 })] {
+                    let filter = ListFilter {
+                        sort: Sort { key, descending },
+                        cursor,
+                        skip: 10,
+                        ..ListFilter::default()
+                    };
+                    let (sql, args) = list_sql(&filter, None);
+                    let mut stmt = conn.prepare(&format!("explain query plan {sql}")).unwrap();
+                    let plan: Vec<String> = stmt
+                        .query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+                        .unwrap()
+                        .collect::<rusqlite::Result<_>>()
+                        .unwrap();
+                    let plan = plan.join("; ");
+                    assert!(
+                        !plan.contains("TEMP B-TREE"),
+                        "{key:?} desc={descending} cursor={}: {plan}",
+                        cursor.is_some()
+                    );
+                }
+            }
+        }
+    }
 }
