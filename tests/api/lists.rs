@@ -754,7 +754,10 @@ async fn amount_and_update_sorts_are_served_by_an_index(app: TestApp) {
         ("updated_at", "now()", "commandes_updated"),
     ] {
         for (dir, op) in [("asc", ">"), ("desc", "<")] {
-            for keyset in [String::new(), format!("where ({column}, id) {op} ({key}, 3)")] {
+            for keyset in [
+                String::new(),
+                format!("where ({column}, id) {op} ({key}, 3)"),
+            ] {
                 let sql = format!(
                     "explain select id from commandes {keyset}
                      order by {column} {dir}, id {dir} limit 100 offset 10"
@@ -779,8 +782,7 @@ async fn amount_and_update_sorts_are_served_by_an_index(app: TestApp) {
 mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn amount_and_update_sorts_are_served_by_an_index() {
-        if let Some(app) = crate::support::TestApp::spawn(crate::support::Backend::Postgres).await
-        {
+        if let Some(app) = crate::support::TestApp::spawn(crate::support::Backend::Postgres).await {
             super::amount_and_update_sorts_are_served_by_an_index(app).await;
         }
     }

@@ -111,9 +111,7 @@ pub fn readiness_calls_in(scrape: &str) -> u64 {
     scrape
         .lines()
         .filter(|l| l.starts_with("commandes_db_query_duration_seconds_count{"))
-        .filter(|l| {
-            l.contains("operation=\"info\"") || l.contains("operation=\"schema_version\"")
-        })
+        .filter(|l| l.contains("operation=\"info\"") || l.contains("operation=\"schema_version\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
