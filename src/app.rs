@@ -56,6 +56,8 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         statement_timeout: (settings.database.statement_timeout_secs > 0)
             .then(|| Duration::from_secs(settings.database.statement_timeout_secs)),
         startup_timeout: Duration::from_secs(settings.database.startup_timeout_secs),
+        sqlite_read_queue: settings.database.sqlite_read_queue,
+        sqlite_write_queue: settings.database.sqlite_write_queue,
     }
 }
 
@@ -73,11 +75,11 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     };
     let store = storage::open(&settings.database.url, &options).await?;
     crate::telemetry::prometheus();
-    let limit = (store.backend() == Backend::Postgres)
-        .then_some(options.statement_timeout)
-        .flatten();
-    let store: Arc<dyn Store> =
-        Arc::new(storage::metered::MeteredStore::new(store).with_statement_timeout(limit));
+    // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
+    let store: Arc<dyn Store> = Arc::new(
+        storage::metered::MeteredStore::new(store)
+            .with_statement_timeout(options.statement_timeout),
+    );
     let report = match report {
         Some(report) => report,
         None => store
@@ -277,9 +279,11 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                     .then(|| Tokens::new([&settings.metrics.token])),
                 cors: settings.cors.clone(),
                 idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+                max_skip: settings.server.max_skip,
                 events: api::EventSettings {
                     source: settings.events.source.clone(),
                     stopping,
+                    max_waiters: settings.events.max_waiters,
                 },
             },
         )

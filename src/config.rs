@@ -64,6 +64,9 @@ pub struct EventsSettings {
     pub relay_timeout_ms: u64,
     /// How often an idle relay looks for new events.
     pub relay_poll_ms: u64,
+    /// Most `GET /events` long polls waiting at once; past it, 503 with
+    /// `Retry-After`.
+    pub max_waiters: usize,
 }
 
 impl Default for EventsSettings {
@@ -82,6 +85,7 @@ impl Default for EventsSettings {
             relay_lease_secs: 15,
             relay_timeout_ms: 5000,
             relay_poll_ms: 200,
+            max_waiters: 256,
         }
     }
 }
@@ -183,6 +187,9 @@ pub struct ServerSettings {
     pub max_connections: u32,
     /// Most concurrent HTTP/2 streams (requests) on one connection.
     pub http2_max_streams: u32,
+    /// Largest `skip` of a list (422 beyond: deeper pages follow the
+    /// `Link` cursor, which costs the same at any depth).
+    pub max_skip: u64,
 }
 
 /// Whether a new database starts with the demo orders.
@@ -218,13 +225,19 @@ pub struct DatabaseSettings {
     /// PostgreSQL: where migrations run (a direct or session-mode URL) when
     /// `url` is a transaction pooler; empty: through `url`.
     pub migration_url: String,
-    /// PostgreSQL: longest a store operation (its statements, not the wait
-    /// for a connection) may take before it is cancelled and answered 503;
-    /// 0: no limit. Under the Supabase roles' own limits (8 s).
+    /// Longest a store operation may take before it is cancelled and
+    /// answered 503 (PostgreSQL: a cancel request; SQLite: the statement is
+    /// interrupted); 0: no limit. Under the Supabase roles' own limits (8 s).
     pub statement_timeout_secs: u64,
     /// PostgreSQL: how long start-up waits for an unreachable or starting
     /// database, retrying with backoff; 0: one attempt.
     pub startup_timeout_secs: u64,
+    /// SQLite: most reads waiting for a reader connection; past it a
+    /// request is answered 503 with `Retry-After` at once.
+    pub sqlite_read_queue: usize,
+    /// SQLite: most writes waiting for the writer; past it, 503 with
+    /// `Retry-After` at once.
+    pub sqlite_write_queue: usize,
 }
 
 /// Authentication: static tokens, JWTs, and what each may do.
@@ -357,6 +370,7 @@ impl Default for ServerSettings {
             body_timeout_secs: 30,
             max_connections: 1024,
             http2_max_streams: 64,
+            max_skip: 10_000,
         }
     }
 }
@@ -374,6 +388,8 @@ impl Default for DatabaseSettings {
             migration_url: String::new(),
             statement_timeout_secs: 5,
             startup_timeout_secs: 60,
+            sqlite_read_queue: 256,
+            sqlite_write_queue: 256,
         }
     }
 }
@@ -466,6 +482,12 @@ impl Settings {
         if let Some(v) = env("COMMANDES_STARTUP_TIMEOUT_SECS") {
             self.database.startup_timeout_secs = number("COMMANDES_STARTUP_TIMEOUT_SECS", &v)?;
         }
+        if let Some(v) = env("COMMANDES_SQLITE_READ_QUEUE") {
+            self.database.sqlite_read_queue = number("COMMANDES_SQLITE_READ_QUEUE", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_SQLITE_WRITE_QUEUE") {
+            self.database.sqlite_write_queue = number("COMMANDES_SQLITE_WRITE_QUEUE", &v)?;
+        }
         if let Some(v) = env("COMMANDES_API_TOKENS") {
             self.auth.tokens = list(&v);
         }
@@ -501,6 +523,9 @@ impl Settings {
         }
         if let Some(v) = env("COMMANDES_MAX_BODY_BYTES") {
             self.server.max_body_bytes = number("COMMANDES_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = env("COMMANDES_MAX_SKIP") {
+            self.server.max_skip = number("COMMANDES_MAX_SKIP", &v)?;
         }
         if let Some(v) = env("COMMANDES_SHUTDOWN_TIMEOUT_SECS") {
             self.server.shutdown_timeout_secs = number("COMMANDES_SHUTDOWN_TIMEOUT_SECS", &v)?;
@@ -561,6 +586,9 @@ impl Settings {
         if let Some(v) = env("COMMANDES_EVENTS_RELAY_URL") {
             self.events.relay_url = v.trim().to_string();
         }
+        if let Some(v) = env("COMMANDES_EVENTS_MAX_WAITERS") {
+            self.events.max_waiters = number("COMMANDES_EVENTS_MAX_WAITERS", &v)?;
+        }
         Ok(())
     }
 
@@ -615,6 +643,9 @@ impl Settings {
         if self.events.purge_interval_secs == 0 || self.events.sequence_interval_ms == 0 {
             bail!("events.purge_interval_secs and events.sequence_interval_ms must be at least 1");
         }
+        if self.events.max_waiters == 0 {
+            bail!("events.max_waiters must be at least 1");
+        }
         if self.events.retention_days > 36_500 {
             bail!("events.retention_days must be at most 36500 (0 keeps events forever)");
         }
@@ -638,6 +669,9 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             bail!("database.pool_size must be at least 1");
+        }
+        if self.database.sqlite_read_queue == 0 || self.database.sqlite_write_queue == 0 {
+            bail!("database.sqlite_read_queue and database.sqlite_write_queue must be at least 1");
         }
         let auth = &self.auth;
         if !auth.jwks_url.is_empty() && !auth.jwks_file.is_empty() {

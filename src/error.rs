@@ -22,6 +22,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// How many seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "2";
+/// The same, after a 503 of a limit: queues drain in moments.
+const OVERLOADED_RETRY_AFTER_SECONDS: &str = "1";
 
 /// One bad field or parameter.
 #[derive(Debug, Clone, Serialize, Object)]
@@ -101,6 +103,10 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("service unavailable")]
     Unavailable,
+    /// A limit of the service was reached (503 at once, `Retry-After`);
+    /// the text says which, in the client's terms.
+    #[error("overloaded")]
+    Overloaded(&'static str),
     /// Any other client error the HTTP layer raises (e.g. a CORS refusal).
     #[error("client error {0}")]
     Client(StatusCode),
@@ -124,7 +130,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Client(status) => *status,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -200,6 +206,7 @@ impl ApiError {
                 errors.summary()
             }
             ApiError::Unavailable => "the database cannot be reached; retry shortly".into(),
+            ApiError::Overloaded(detail) => (*detail).into(),
             ApiError::Client(status) => match *status {
                 StatusCode::FORBIDDEN => "this request is not allowed".into(),
                 StatusCode::URI_TOO_LONG => "the request target is too long (at most 8 KiB)".into(),
@@ -242,6 +249,14 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(reason = %clip(&reason, MAX_LOGGED_CHARS), "database unavailable");
                 ApiError::Unavailable
             }
+            StoreError::Overloaded(limit) => {
+                // Debug only: a flood would otherwise flood the logs too.
+                tracing::debug!(limit, "request refused at a limit");
+                ApiError::Overloaded(
+                    "the service is busy: too many requests are waiting for the database; \
+                     retry after the delay in Retry-After",
+                )
+            }
             StoreError::Backend(source) => {
                 let error = error_chain(source.as_ref());
                 tracing::error!(error = %clip(&error, MAX_LOGGED_CHARS), "database error");
@@ -280,6 +295,12 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            ApiError::Overloaded(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(OVERLOADED_RETRY_AFTER_SECONDS),
                 );
             }
             ApiError::PreconditionFailed { etag } => {
@@ -322,7 +343,7 @@ const DECLARED: &[(u16, &str)] = &[
     (413, "The request body is over the configured limit (default 64 KiB)."),
     (415, "A request body sent without `Content-Type: application/json`."),
     (422, "Values of the wrong shape or out of range, unknown fields or query parameters: every one is listed in `errors`."),
-    (503, "The database cannot be reached. Carries `Retry-After`."),
+    (503, "The database cannot be reached, or a limit of the service was reached (too many requests waiting for the database, too many `GET /events` long polls): refused at once. Carries `Retry-After`."),
 ];
 
 impl ApiResponse for ApiError {

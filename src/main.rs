@@ -278,7 +278,8 @@ async fn import(settings: Settings, args: cli::ImportArgs) -> anyhow::Result<()>
 }
 
 async fn export(settings: Settings, args: cli::ExportArgs) -> anyhow::Result<()> {
-    let filter = ListFilter::from_query(&args.query_pairs(), ListScope::All)
+    // An export has no `skip`: it takes every order the filters admit.
+    let filter = ListFilter::from_query(&args.query_pairs(), ListScope::All, 0)
         .map_err(|e| anyhow::anyhow!("bad filter: {}", e.summary().replace('_', "-")))?;
     let store = open_for_transfer(&settings, &settings.database.url, false).await?;
     let export_args = transfer::export::ExportArgs {

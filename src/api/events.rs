@@ -9,7 +9,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::registry::MetaSchema;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::auth::BearerAuth;
 use super::extract::{query_pairs, Problems};
@@ -60,6 +60,9 @@ pub struct EventsApi {
     /// The CloudEvents `source` of every event.
     pub source: String,
     pub stopping: Stopping,
+    /// One permit per long poll that may wait at once
+    /// (`events.max_waiters`).
+    pub waiters: Arc<Semaphore>,
 }
 
 /// What `GET /events` asks for (and an order's history, without `wait`).
@@ -245,8 +248,11 @@ impl EventsApi {
     /// is committed, above every number given before. With `wait`, a
     /// request that finds nothing waits up to that many seconds for an
     /// event (long polling) and answers as soon as one arrives, or with an
-    /// empty array. A caller restricted to one customer may not read the
-    /// feed (403).
+    /// empty array. At most `events.max_waiters` (default 256) long polls
+    /// wait at once: past it, a request with `wait` is refused at once with
+    /// 503 and `Retry-After`. A waiting poll holds no database connection
+    /// (it looks every 200 ms). A caller restricted to one customer may not
+    /// read the feed (403).
     #[oai(path = "/events", method = "get", operation_id = "list_events")]
     async fn feed(
         &self,
@@ -268,6 +274,17 @@ impl EventsApi {
                 "the event feed covers every customer; this caller may see only one".into(),
             ));
         }
+        // A long poll holds a slot for its whole wait.
+        let _slot = if query.wait.is_zero() {
+            None
+        } else {
+            Some(self.waiters.clone().try_acquire_owned().map_err(|_| {
+                ApiError::Overloaded(
+                    "too many long polls are waiting; retry after the delay in Retry-After, \
+                     or read without wait",
+                )
+            })?)
+        };
         let deadline = tokio::time::Instant::now() + query.wait;
         let mut stopping = self.stopping.clone();
         let events = loop {

@@ -5,17 +5,68 @@ use std::time::Duration;
 
 use super::json::JsonOut;
 use poem_openapi::{ApiResponse, OpenApi};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::schema::{ProbeStatus, ServiceInfo};
 use super::ApiTags;
-use crate::storage::{migrations, Store};
+use crate::storage::{migrations, Backend, Store, StoreError};
 
 /// How long the readiness probe waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a readiness answer is reused.
+const READY_FOR: Duration = Duration::from_secs(1);
+
 /// Service information and health probes.
 pub struct HealthApi {
     pub store: Arc<dyn Store>,
+    pub readiness: Readiness,
+}
+
+/// The last readiness answer and when it was made. The probe is
+/// unauthenticated, so a flood of probes must not become a flood of
+/// database calls: an answer is reused for [`READY_FOR`], and the lock
+/// makes one probe at a time ask the database while the others wait for
+/// its answer (a single flight). So probes cost at most about one database
+/// call, and one connection, per second, however many there are.
+#[derive(Default)]
+pub struct Readiness(Mutex<Option<(Instant, Result<(), String>)>>);
+
+impl Readiness {
+    /// Ready, or why not.
+    async fn check(&self, store: &dyn Store) -> Result<(), String> {
+        let Ok(mut last) = tokio::time::timeout(READY_TIMEOUT, self.0.lock()).await else {
+            return Err("the database did not answer in time".into());
+        };
+        if let Some((at, answer)) = &*last {
+            if at.elapsed() < READY_FOR {
+                return answer.clone();
+            }
+        }
+        let answer = ask(store).await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+}
+
+/// Asks the database for its schema version (one small statement).
+async fn ask(store: &dyn Store) -> Result<(), String> {
+    let version = match tokio::time::timeout(READY_TIMEOUT, store.schema_version()).await {
+        Err(_) => return Err("the database did not answer in time".into()),
+        Ok(Err(StoreError::Overloaded(_))) => return Err("the database is busy".into()),
+        Ok(Err(_)) => return Err("the database cannot be reached".into()),
+        Ok(Ok(version)) => version,
+    };
+    let expected = match store.backend() {
+        Backend::Sqlite => migrations::latest(migrations::SQLITE),
+        Backend::Postgres => migrations::latest(migrations::POSTGRES),
+    };
+    if version == expected {
+        Ok(())
+    } else {
+        Err(format!("schema version {version} (expected {expected})"))
+    }
 }
 
 #[derive(ApiResponse)]
@@ -69,29 +120,17 @@ impl HealthApi {
     /// Readiness probe
     ///
     /// The database answers within two seconds and its schema is at the
-    /// version this build expects; 503 with the reason otherwise.
+    /// version this build expects; 503 with the reason otherwise. The
+    /// answer is reused for a second (a recovery shows up within about a
+    /// second), so probes cost at most about one database call a second.
     #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
     async fn ready(&self) -> ProbeResponse {
-        let reason = match tokio::time::timeout(READY_TIMEOUT, self.store.info()).await {
-            Err(_) => "the database did not answer in time".to_string(),
-            Ok(Err(_)) => "the database cannot be reached".to_string(),
-            Ok(Ok(info)) => {
-                let expected = match info.backend {
-                    crate::storage::Backend::Sqlite => migrations::latest(migrations::SQLITE),
-                    crate::storage::Backend::Postgres => migrations::latest(migrations::POSTGRES),
-                };
-                if info.schema_version == expected {
-                    return ok();
-                }
-                format!(
-                    "schema version {} (expected {expected})",
-                    info.schema_version
-                )
-            }
-        };
-        ProbeResponse::Unavailable(JsonOut(ProbeStatus {
-            status: "unavailable".into(),
-            reason: Some(reason),
-        }))
+        match self.readiness.check(self.store.as_ref()).await {
+            Ok(()) => ok(),
+            Err(reason) => ProbeResponse::Unavailable(JsonOut(ProbeStatus {
+                status: "unavailable".into(),
+                reason: Some(reason),
+            })),
+        }
     }
 }

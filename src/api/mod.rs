@@ -66,16 +66,19 @@ type Apis = (
 pub fn openapi_service(
     store: Arc<dyn Store>,
     idempotency_ttl: Duration,
+    max_skip: u64,
     events: EventSettings,
 ) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             health::HealthApi {
                 store: store.clone(),
+                readiness: health::Readiness::default(),
             },
             orders::OrdersApi {
                 store: store.clone(),
                 idempotency_ttl,
+                max_skip,
             },
             stats::StatsApi {
                 store: store.clone(),
@@ -84,6 +87,7 @@ pub fn openapi_service(
                 store,
                 source: events.source,
                 stopping: events.stopping,
+                waiters: Arc::new(tokio::sync::Semaphore::new(events.max_waiters)),
             },
         ),
         "commandes",
@@ -95,11 +99,21 @@ pub fn openapi_service(
 /// The OpenAPI document as JSON (what `/openapi.json` serves and
 /// `commandes openapi` prints). No store is touched to build it.
 pub fn spec_json(store: Arc<dyn Store>) -> String {
+    let defaults = crate::config::EventsSettings::default();
     let events = EventSettings {
-        source: crate::config::EventsSettings::default().source,
+        source: defaults.source,
         stopping: events::Stopping::new().1,
+        max_waiters: defaults.max_waiters,
     };
-    let doc = finished_spec(&openapi_service(store, Duration::from_secs(86_400), events).spec());
+    let doc = finished_spec(
+        &openapi_service(
+            store,
+            Duration::from_secs(86_400),
+            crate::domain::filter::DEFAULT_MAX_SKIP,
+            events,
+        )
+        .spec(),
+    );
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
@@ -185,6 +199,8 @@ pub struct HttpSettings {
     pub metrics_token: Option<Tokens>,
     pub cors: CorsSettings,
     pub idempotency_ttl: Duration,
+    /// The largest `skip` of a list.
+    pub max_skip: u64,
     pub events: EventSettings,
 }
 
@@ -195,6 +211,8 @@ pub struct EventSettings {
     pub source: String,
     /// Raised when the server stops, to end long polls.
     pub stopping: events::Stopping,
+    /// Most long polls waiting at once.
+    pub max_waiters: usize,
 }
 
 /// The routes, wrapped (outermost first) in: request id, metrics and log
@@ -204,6 +222,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
     let api = openapi_service(
         store.clone(),
         settings.idempotency_ttl,
+        settings.max_skip,
         settings.events.clone(),
     );
     let doc = finished_spec(&api.spec());

@@ -31,6 +31,15 @@ pub struct OrdersApi {
     pub store: Arc<dyn Store>,
     /// How long an idempotency key's outcome is kept.
     pub idempotency_ttl: Duration,
+    /// The largest `skip` of a list (`server.max_skip`).
+    pub max_skip: u64,
+}
+
+impl OrdersApi {
+    /// The list filter of `request`'s query string.
+    fn filter(&self, request: &Request, scope: ListScope) -> Result<ListFilter, ValidationErrors> {
+        query_pairs(request).and_then(|q| ListFilter::from_query(&q, scope, self.max_skip))
+    }
 }
 
 #[derive(ApiResponse)]
@@ -191,15 +200,16 @@ impl OrdersApi {
         /// pagination; send the same `sort`).
         #[oai(name = "cursor")]
         _cursor: Query<Option<Doc<CursorParam>>>,
-        /// Orders to skip.
+        /// Orders to skip, at most 10,000 unless configured otherwise
+        /// (`server.max_skip`; 422 beyond): deeper pages follow the `Link`
+        /// header's `cursor`, which costs the same at any depth.
         #[oai(name = "skip")]
         _skip: Query<Option<Doc<SkipParam>>>,
         /// Most orders to return, 1–1000.
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<LimitParam>>>,
     ) -> Result<ListResponse, ApiError> {
-        let filter =
-            query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::All))?;
+        let filter = self.filter(request, ListScope::All)?;
         Ok(page(
             request,
             &filter,
@@ -365,15 +375,16 @@ impl OrdersApi {
         /// pagination; send the same `sort`).
         #[oai(name = "cursor")]
         _cursor: Query<Option<Doc<CursorParam>>>,
-        /// Orders to skip.
+        /// Orders to skip, at most 10,000 unless configured otherwise
+        /// (`server.max_skip`; 422 beyond): deeper pages follow the `Link`
+        /// header's `cursor`, which costs the same at any depth.
         #[oai(name = "skip")]
         _skip: Query<Option<Doc<SkipParam>>>,
         /// Most orders to return, 1–1000.
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<LimitParam>>>,
     ) -> Result<ListResponse, ApiError> {
-        let mut filter =
-            query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::Customer))?;
+        let mut filter = self.filter(request, ListScope::Customer)?;
         // A value no order can hold matches nothing: an empty list.
         if crate::domain::check_text(&customer_id.0).is_err() {
             return Ok(ListResponse::Ok(JsonOut(Vec::new()), None));
@@ -423,7 +434,9 @@ impl OrdersApi {
         /// pagination; send the same `sort`).
         #[oai(name = "cursor")]
         _cursor: Query<Option<Doc<CursorParam>>>,
-        /// Orders to skip.
+        /// Orders to skip, at most 10,000 unless configured otherwise
+        /// (`server.max_skip`; 422 beyond): deeper pages follow the `Link`
+        /// header's `cursor`, which costs the same at any depth.
         #[oai(name = "skip")]
         _skip: Query<Option<Doc<SkipParam>>>,
         /// Most orders to return, 1–1000.
@@ -438,9 +451,7 @@ impl OrdersApi {
                 .parse::<Status>()
                 .map_err(|e| ValidationErrors::one("status", e.to_string())),
         );
-        let filter = problems.check(
-            query_pairs(request).and_then(|q| ListFilter::from_query(&q, ListScope::Status)),
-        );
+        let filter = problems.check(self.filter(request, ListScope::Status));
         problems.finish()?;
         let (status, mut filter) = (status.expect("checked"), filter.expect("checked"));
         filter.status = Some(status);

@@ -33,6 +33,8 @@ impl Default for Sort {
 /// The default and largest page sizes.
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
+/// The default largest `skip` (`server.max_skip`).
+pub const DEFAULT_MAX_SKIP: u64 = 10_000;
 
 /// A valid list query. Every bound is inclusive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,10 +191,13 @@ impl ListScope {
 
 impl ListFilter {
     /// Parses the query pairs of a list request. Unknown, repeated, empty and
-    /// bad parameters are all reported together.
+    /// bad parameters are all reported together. `skip` may be at most
+    /// `max_skip`: an offset costs a read of every row it skips, so deep
+    /// pages are reached with the cursor instead.
     pub fn from_query(
         pairs: &[(String, String)],
         scope: ListScope,
+        max_skip: u64,
     ) -> Result<ListFilter, ValidationErrors> {
         let allowed = scope.parameters();
         let mut errors = ValidationErrors::default();
@@ -234,12 +239,7 @@ impl ListFilter {
                 "cursor" => Cursor::decode(value)
                     .map(|c| filter.cursor = Some(c))
                     .ok_or_else(|| "is not a cursor this service issued".to_string()),
-                "skip" => value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= i64::MAX as u64 && value.bytes().all(|b| b.is_ascii_digit()))
-                    .map(|n| filter.skip = n)
-                    .ok_or_else(|| "must be a non-negative integer".to_string()),
+                "skip" => parse_skip(value, max_skip).map(|n| filter.skip = n),
                 "limit" => value
                     .parse::<u32>()
                     .ok()
@@ -290,6 +290,20 @@ fn parse_bound(value: &str, bound: Bound) -> Result<DateTime<Utc>, String> {
     })
 }
 
+/// `skip`: digits, at most `max_skip`.
+fn parse_skip(value: &str, max_skip: u64) -> Result<u64, String> {
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("must be a non-negative integer".into());
+    }
+    match value.parse::<u64>() {
+        Ok(n) if n <= max_skip => Ok(n),
+        _ => Err(format!(
+            "must be at most {max_skip}; to read further, follow the Link header's \
+             rel=\"next\" URL (its cursor parameter costs the same at any depth)"
+        )),
+    }
+}
+
 fn parse_sort(value: &str) -> Result<Sort, String> {
     let (descending, name) = match value.strip_prefix('-') {
         Some(name) => (true, name),
@@ -321,7 +335,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let f = ListFilter::from_query(&[], ListScope::All).unwrap();
+        let f = ListFilter::from_query(&[], ListScope::All, DEFAULT_MAX_SKIP).unwrap();
         assert_eq!(f, ListFilter::default());
         assert_eq!(
             f.sort,
@@ -347,6 +361,7 @@ mod tests {
                 ("limit", "1000"),
             ]),
             ListScope::All,
+            DEFAULT_MAX_SKIP,
         )
         .unwrap();
         assert_eq!(f.status, Some(Status::Pending));
@@ -379,6 +394,7 @@ mod tests {
                 ("customer_id", ""),
             ]),
             ListScope::All,
+            DEFAULT_MAX_SKIP,
         )
         .unwrap_err();
         let mut names: Vec<_> = e.0.iter().map(|e| e.field.as_str()).collect();
@@ -400,14 +416,38 @@ mod tests {
 
     #[test]
     fn fixed_filters_are_unknown_on_their_lists() {
-        assert!(ListFilter::from_query(&q(&[("customer_id", "C1")]), ListScope::Customer).is_err());
-        assert!(ListFilter::from_query(&q(&[("status", "pending")]), ListScope::Status).is_err());
-        assert!(ListFilter::from_query(&q(&[("status", "pending")]), ListScope::Customer).is_ok());
-        assert!(ListFilter::from_query(&q(&[("limit", "1001")]), ListScope::All).is_err());
-        assert!(ListFilter::from_query(&q(&[("limit", "+5")]), ListScope::All).is_err());
+        assert!(ListFilter::from_query(
+            &q(&[("customer_id", "C1")]),
+            ListScope::Customer,
+            DEFAULT_MAX_SKIP
+        )
+        .is_err());
+        assert!(ListFilter::from_query(
+            &q(&[("status", "pending")]),
+            ListScope::Status,
+            DEFAULT_MAX_SKIP
+        )
+        .is_err());
+        assert!(ListFilter::from_query(
+            &q(&[("status", "pending")]),
+            ListScope::Customer,
+            DEFAULT_MAX_SKIP
+        )
+        .is_ok());
         assert!(
-            ListFilter::from_query(&q(&[("limit", "5"), ("limit", "6")]), ListScope::All).is_err()
+            ListFilter::from_query(&q(&[("limit", "1001")]), ListScope::All, DEFAULT_MAX_SKIP)
+                .is_err()
         );
+        assert!(
+            ListFilter::from_query(&q(&[("limit", "+5")]), ListScope::All, DEFAULT_MAX_SKIP)
+                .is_err()
+        );
+        assert!(ListFilter::from_query(
+            &q(&[("limit", "5"), ("limit", "6")]),
+            ListScope::All,
+            DEFAULT_MAX_SKIP
+        )
+        .is_err());
     }
 
     #[test]
@@ -435,9 +475,25 @@ mod tests {
         let f = ListFilter::from_query(
             &q(&[("sort", "total_amount"), ("cursor", &token)]),
             ListScope::All,
+            DEFAULT_MAX_SKIP,
         )
         .unwrap();
         assert_eq!(f.cursor, Some(c));
+    }
+
+    #[test]
+    fn skip_stops_at_the_cap_and_says_where_to_go() {
+        let skip = |v: &str| ListFilter::from_query(&q(&[("skip", v)]), ListScope::All, 10);
+        assert_eq!(skip("10").unwrap().skip, 10);
+        for v in ["11", "9223372036854775808", &"9".repeat(100)] {
+            let e = skip(v).unwrap_err();
+            assert_eq!(e.0[0].field, "skip");
+            assert!(e.0[0].message.contains("at most 10") && e.0[0].message.contains("cursor"));
+        }
+        assert_eq!(
+            skip("-1").unwrap_err().0[0].message,
+            "must be a non-negative integer"
+        );
     }
 
     #[test]

@@ -11,13 +11,14 @@
 //! [`bounded`] runs an operation in a [`Scope`]; a backend's connection
 //! signs up with the current scope ([`current`]) and says what to do on
 //! expiry (PostgreSQL: send a cancel request, then close the connection
-//! instead of reusing it). The caller gets [`StoreError::Unavailable`], a
-//! 503.
+//! instead of reusing it), or reads the scope's deadline and enforces it
+//! where the statement runs (SQLite: a progress handler interrupts it). The
+//! caller gets [`StoreError::Unavailable`], a 503.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::StoreError;
 
@@ -29,13 +30,26 @@ tokio::task_local! {
 type Hook = Box<dyn FnOnce() + Send>;
 
 /// One operation under a deadline.
-#[derive(Default)]
 pub struct Scope {
+    until: Instant,
     expired: AtomicBool,
     hooks: Mutex<Vec<Hook>>,
 }
 
 impl Scope {
+    fn until(until: Instant) -> Scope {
+        Scope {
+            until,
+            expired: AtomicBool::new(false),
+            hooks: Mutex::default(),
+        }
+    }
+
+    /// When the operation's time is up.
+    pub fn deadline(&self) -> Instant {
+        self.until
+    }
+
     /// Runs `hook` if the deadline passes while the operation runs.
     pub fn on_expiry(&self, hook: Hook) {
         self.hooks
@@ -71,7 +85,7 @@ pub async fn bounded<T>(
     let Some(limit) = limit else {
         return operation.await;
     };
-    let scope = Arc::new(Scope::default());
+    let scope = Arc::new(Scope::until(Instant::now() + limit));
     let operation = std::pin::pin!(CURRENT.scope(scope.clone(), operation));
     match tokio::time::timeout(limit, operation).await {
         Ok(result) => result,

@@ -80,6 +80,7 @@ fn outcome<T>(r: &Result<T, StoreError>) -> &'static str {
         Err(StoreError::PreconditionFailed(_)) => "precondition_failed",
         Err(StoreError::IdempotencyInProgress | StoreError::IdempotencyMismatch) => "idempotency",
         Err(StoreError::Unavailable(_)) => "unavailable",
+        Err(StoreError::Overloaded(_)) => "overloaded",
         Err(StoreError::Backend(_)) => "error",
     }
 }
@@ -242,6 +243,11 @@ impl Store for MeteredStore {
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {
         self.timed("info", self.inner.info()).await
+    }
+
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.timed("schema_version", self.inner.schema_version())
+            .await
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

@@ -39,6 +39,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_relay",
         sql: include_str!("../../sql/sqlite/0005_event_relay.sql"),
     },
+    Migration {
+        version: 6,
+        name: "sort_indexes",
+        sql: include_str!("../../sql/sqlite/0006_sort_indexes.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -67,6 +72,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "event_relay",
         sql: include_str!("../../sql/postgres/0005_event_relay.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "sort_indexes",
+        sql: include_str!("../../sql/postgres/0006_sort_indexes.sql"),
     },
 ];
 

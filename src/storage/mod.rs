@@ -80,6 +80,11 @@ pub enum StoreError {
     /// The database cannot be reached or is too busy; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A bound of this process was reached (a full queue of waiting
+    /// requests): refused at once, without waiting; retrying shortly may
+    /// work. The text names the bound, for the logs.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -268,8 +273,13 @@ pub trait Store: Send + Sync {
     /// Figures over the orders `actor` may see.
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError>;
 
-    /// Backend, server version, schema version and order count.
+    /// Backend, server version, schema version and order count (counts
+    /// every order: for `commandes check`, not for probes).
     async fn info(&self) -> Result<StoreInfo, StoreError>;
+
+    /// The schema version (0: not migrated), in one small statement that
+    /// costs the same whatever the data: what the readiness probe asks.
+    async fn schema_version(&self) -> Result<i64, StoreError>;
 
     /// Connection pool figures, where the backend has a pool.
     fn pool_status(&self) -> Option<PoolStatus> {
@@ -510,15 +520,20 @@ pub struct StoreOptions {
     /// PostgreSQL: PEM file of the CAs trusted for the server's certificate,
     /// when the URL has no `sslrootcert` (see [`tls`]).
     pub ca_file: Option<std::path::PathBuf>,
-    /// PostgreSQL: longest a store operation may run once it has a
-    /// connection (then it is cancelled: `Unavailable`); `None`: no limit.
-    /// Bulk imports, exports and migrations are not limited.
+    /// Longest a store operation may run (then it is cancelled:
+    /// `Unavailable`); `None`: no limit. Bulk imports, exports and
+    /// migrations are not limited. Applied by [`metered::MeteredStore`].
     pub statement_timeout: Option<Duration>,
     /// PostgreSQL: how long [`open`] waits for a database that cannot be
     /// reached yet (refused, starting up, too many connections), retrying
     /// with backoff; zero: one attempt. Other failures (password, TLS) end
     /// the wait at once.
     pub startup_timeout: Duration,
+    /// SQLite: most reads waiting for a reader connection (then
+    /// `Overloaded`, at once).
+    pub sqlite_read_queue: usize,
+    /// SQLite: most writes waiting for the writer (then `Overloaded`).
+    pub sqlite_write_queue: usize,
 }
 
 /// SQLite's `synchronous` setting, as offered.
@@ -540,6 +555,8 @@ impl Default for StoreOptions {
             ca_file: None,
             statement_timeout: Some(Duration::from_secs(5)),
             startup_timeout: Duration::ZERO,
+            sqlite_read_queue: 256,
+            sqlite_write_queue: 256,
         }
     }
 }

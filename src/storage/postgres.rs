@@ -183,11 +183,37 @@ impl PostgresStore {
             .map(Conn::new)
             .map_err(map_pool_error)?;
         if let Some(scope) = super::deadline::current() {
-            let (tls, token) = (self.tls.clone(), conn.cancel_token());
-            scope.on_expiry(Box::new(move || cancel(tls, token)));
+            let (tls, token, held) = (self.tls.clone(), conn.cancel_token(), conn.held.clone());
+            scope.on_expiry(Box::new(move || {
+                // Only while the operation still holds it: an operation
+                // may take several connections in turn, and one given back
+                // may already serve another request.
+                if held.load(Ordering::Acquire) {
+                    cancel(tls, token);
+                }
+            }));
             conn.broken_when(scope);
         }
         Ok(conn)
+    }
+
+    /// A connection on which every event committed before this call has
+    /// its sequence number, for the feed and the histories: runs the
+    /// sequencer. While another run holds the sequencer's lock, waits for
+    /// it without holding a connection (a new try every
+    /// [`SEQUENCER_RETRY`], each with a connection taken and given back),
+    /// for at most [`SEQUENCER_WAIT`], then reads anyway (what that run
+    /// numbers shows up on the next read).
+    async fn sequenced_client(&self) -> Result<Conn, StoreError> {
+        let give_up = Instant::now() + SEQUENCER_WAIT;
+        loop {
+            let mut client = self.client().await?;
+            if run_sequencer(&mut client).await?.is_some() || Instant::now() >= give_up {
+                return Ok(client);
+            }
+            drop(client);
+            tokio::time::sleep(SEQUENCER_RETRY).await;
+        }
     }
 }
 
@@ -211,6 +237,8 @@ struct Conn {
     object: Option<Object>,
     broken: AtomicBool,
     deadline: Option<Arc<super::deadline::Scope>>,
+    /// Until dropped: whether the operation still holds it.
+    held: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -219,6 +247,7 @@ impl Conn {
             object: Some(object),
             broken: AtomicBool::new(false),
             deadline: None,
+            held: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -246,6 +275,7 @@ impl std::ops::DerefMut for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        self.held.store(false, Ordering::Release);
         let expired = self.deadline.as_ref().is_some_and(|d| d.expired());
         if expired || self.broken.load(Ordering::Relaxed) {
             if let Some(object) = self.object.take() {
@@ -581,15 +611,16 @@ const SEQUENCE_SQL: &str = "
 
 /// How long a reader waits for a sequencer run in progress elsewhere
 /// before reading anyway (what that run numbers shows up on its next read).
-const SEQUENCER_WAIT: &str = "2s";
+const SEQUENCER_WAIT: Duration = Duration::from_secs(2);
 
-/// One sequencer run on `client`. With `wait`, waits (a little) for a run
-/// in progress elsewhere, so that a reader sees what was committed before
-/// it asked; without, leaves the work to that run.
-async fn run_sequencer(
-    client: &mut deadpool_postgres::Object,
-    wait: bool,
-) -> Result<u64, StoreError> {
+/// The pause between two tries of a reader waiting for another run.
+const SEQUENCER_RETRY: Duration = Duration::from_millis(20);
+
+/// One sequencer run on `client`: how many events it numbered, or `None`
+/// when a run in progress elsewhere holds the lock (that run numbers them;
+/// a reader that must see them waits for it, see
+/// [`PostgresStore::sequenced_client`]). Never waits for the lock.
+async fn run_sequencer(client: &mut deadpool_postgres::Object) -> Result<Option<u64>, StoreError> {
     // Served by the partial index: next to nothing when all is numbered.
     let pending: bool = client
         .query_typed(
@@ -600,7 +631,7 @@ async fn run_sequencer(
         .map_err(map_error)?[0]
         .get(0);
     if !pending {
-        return Ok(0);
+        return Ok(Some(0));
     }
     // Read committed whatever the server's default: each statement below
     // must see what was committed before it started, the lock included.
@@ -610,43 +641,23 @@ async fn run_sequencer(
         .start()
         .await
         .map_err(map_error)?;
-    if wait {
-        tx.query_typed(
-            "select set_config('lock_timeout', $1, true)",
-            &[(&SEQUENCER_WAIT, Type::TEXT)],
+    let locked: bool = tx
+        .query_typed(
+            "select pg_try_advisory_xact_lock($1)",
+            &[(&SEQUENCER_LOCK, Type::INT8)],
         )
         .await
-        .map_err(map_error)?;
-        match tx
-            .query_typed(
-                "select pg_advisory_xact_lock($1)",
-                &[(&SEQUENCER_LOCK, Type::INT8)],
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(0),
-            Err(e) => return Err(map_error(e)),
-        }
-    } else {
-        let locked: bool = tx
-            .query_typed(
-                "select pg_try_advisory_xact_lock($1)",
-                &[(&SEQUENCER_LOCK, Type::INT8)],
-            )
-            .await
-            .map_err(map_error)?[0]
-            .get(0);
-        if !locked {
-            return Ok(0);
-        }
+        .map_err(map_error)?[0]
+        .get(0);
+    if !locked {
+        return Ok(None);
     }
     let n = tx
         .execute_typed(SEQUENCE_SQL, &[(&SEQUENCE_BATCH, Type::INT8)])
         .await
         .map_err(map_error)?;
     tx.commit().await.map_err(map_error)?;
-    Ok(n)
+    Ok(Some(n))
 }
 
 const EVENT_COLUMNS: &str =
@@ -1126,8 +1137,7 @@ impl Store for PostgresStore {
     }
 
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let mut client = self.client().await?;
-        run_sequencer(&mut client, true).await?;
+        let client = self.sequenced_client().await?;
         let limit = i64::from(limit);
         let rows = client
             .query_typed(
@@ -1149,8 +1159,7 @@ impl Store for PostgresStore {
         limit: u32,
         actor: &Actor,
     ) -> Result<Vec<Event>, StoreError> {
-        let mut client = self.client().await?;
-        run_sequencer(&mut client, true).await?;
+        let client = self.sequenced_client().await?;
         let limit = i64::from(limit);
         let owner = actor.owner.as_deref();
         // An order's changes are serialised by its row lock, so within one
@@ -1233,7 +1242,7 @@ impl Store for PostgresStore {
 
     async fn sequence_events(&self) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
-        run_sequencer(&mut client, false).await
+        Ok(run_sequencer(&mut client).await?.unwrap_or(0))
     }
 
     async fn unsequenced_events(&self) -> Result<u64, StoreError> {
@@ -1316,6 +1325,22 @@ impl Store for PostgresStore {
             schema_version: version,
             order_count: count,
         })
+    }
+
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let version = client
+            .query_typed(
+                "select coalesce(max(version), 0)::int8 from commandes_schema_migrations",
+                &[],
+            )
+            .await;
+        match version {
+            Ok(rows) => Ok(rows[0].get(0)),
+            // Not migrated at all.
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
+            Err(e) => Err(map_error(e)),
+        }
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

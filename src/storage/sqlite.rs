@@ -1,20 +1,30 @@
 //! The SQLite backend: a single file (or memory), for demos and small sites.
 //!
-//! rusqlite is synchronous, so every call runs on tokio's blocking threads,
-//! never on an async worker. The file is in WAL mode: one writer connection
-//! (behind an async mutex, so waiting writers do not tie up threads) and a
-//! few read-only connections that never wait for it. `synchronous=FULL`
-//! makes every acknowledged commit survive a power loss. Amounts are integer
-//! cents and times RFC 3339 text with six digits, which sorts as time.
+//! rusqlite is synchronous, so every call runs on threads of this store,
+//! never on an async worker. The file is in WAL mode: one writer thread and
+//! connection, fed by a queue, and a few reader threads with read-only
+//! connections that never wait for it. `synchronous=FULL` makes every
+//! acknowledged commit survive a power loss. Amounts are integer cents and
+//! times RFC 3339 text with six digits, which sorts as time.
+//!
+//! Both queues are bounded (`database.sqlite_read_queue`,
+//! `sqlite_write_queue`): when one is full a request is refused at once
+//! ([`StoreError::Overloaded`], a 503) instead of waiting behind a flood,
+//! and a job whose caller has gone (its request ended or its deadline
+//! passed) is dropped unrun. A read runs under the operation's deadline
+//! ([`super::deadline`]): a progress handler interrupts a statement past
+//! it, so the connection is free again at once.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -82,6 +92,51 @@ enum ReadJob {
     Exit,
 }
 
+thread_local! {
+    /// The deadline of the job running on this thread's connection, if it
+    /// has one: the connection's progress handler interrupts a statement
+    /// past it.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Virtual machine steps between two looks at the clock: a point read takes
+/// fewer and never looks; a scan looks every few tens of microseconds.
+const STEPS_BETWEEN_LOOKS: std::os::raw::c_int = 1000;
+
+/// Makes `conn` interrupt a statement once the deadline of the job running
+/// it has passed (`SQLITE_INTERRUPT`: the statement ends, the connection
+/// stays usable, and the caller gets [`StoreError::Unavailable`]).
+fn interrupt_past_deadline(conn: &Connection) {
+    conn.progress_handler(
+        STEPS_BETWEEN_LOOKS,
+        Some(|| DEADLINE.with(|d| d.get().is_some_and(|t| Instant::now() >= t))),
+    );
+}
+
+/// The deadline of the job running on this thread, until dropped.
+struct JobDeadline;
+
+impl JobDeadline {
+    fn set(until: Option<Instant>) -> JobDeadline {
+        DEADLINE.with(|d| d.set(until));
+        JobDeadline
+    }
+}
+
+impl Drop for JobDeadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+}
+
+/// Queues `job`, or refuses at once when the queue is full.
+fn enqueue<J>(queue: &Sender<J>, job: J, full: &'static str) -> Result<(), StoreError> {
+    queue.try_send(job).map_err(|e| match e {
+        TrySendError::Full(_) => StoreError::Overloaded(full),
+        TrySendError::Disconnected(_) => closed(),
+    })
+}
+
 /// Opens the writing connection with the settings every write relies on.
 fn open_writer(path: &Path, options: &StoreOptions) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -96,6 +151,10 @@ fn open_writer(path: &Path, options: &StoreOptions) -> rusqlite::Result<Connecti
     conn.execute_batch(&format!(
         "pragma synchronous = {sync}; pragma foreign_keys = on; pragma cache_size = -{CACHE_KIB};"
     ))?;
+    // Only reads set a deadline here (a memory database's); writes are
+    // point changes or small batches, never interrupted (an interrupted
+    // change would roll back every job of its group commit).
+    interrupt_past_deadline(&conn);
     Ok(conn)
 }
 
@@ -201,11 +260,11 @@ impl SqliteStore {
         })
         .await?
         .map_err(|e| anyhow::anyhow!("cannot open SQLite database {shown}: {e}"))?;
-        let (writes, write_jobs) = crossbeam_channel::unbounded();
+        let (writes, write_jobs) = crossbeam_channel::bounded(options.sqlite_write_queue.max(1));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer, write_jobs))?;
-        let (reads, read_jobs) = crossbeam_channel::unbounded();
+        let (reads, read_jobs) = crossbeam_channel::bounded(options.sqlite_read_queue.max(1));
         let busy_readers = Arc::new(AtomicUsize::new(0));
         let count = readers.len();
         for (i, conn) in readers.into_iter().enumerate() {
@@ -226,9 +285,10 @@ impl SqliteStore {
 
     /// A private in-memory database: one connection serves everything,
     /// since another connection would see another database.
-    pub async fn open_memory(_options: &StoreOptions) -> anyhow::Result<SqliteStore> {
+    pub async fn open_memory(options: &StoreOptions) -> anyhow::Result<SqliteStore> {
         let conn = Connection::open_in_memory()?;
-        let (writes, write_jobs) = crossbeam_channel::unbounded();
+        interrupt_past_deadline(&conn);
+        let (writes, write_jobs) = crossbeam_channel::bounded(options.sqlite_write_queue.max(1));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, write_jobs))?;
@@ -260,6 +320,15 @@ impl SqliteStore {
         self.check_open()?;
         let (tx, rx) = oneshot::channel();
         let job = WriteJob::Batched(Box::new(move |conn| {
+            if tx.is_closed() {
+                // The caller has gone (its request ended, or its deadline
+                // passed and it was answered 503): nobody is told of this
+                // write, so it is not made.
+                return Delivery {
+                    keep: false,
+                    answer: Box::new(|_| {}),
+                };
+            }
             let result = f(conn);
             Delivery {
                 keep: result.is_ok(),
@@ -273,7 +342,7 @@ impl SqliteStore {
                 }),
             }
         }));
-        self.writes.send(job).map_err(|_| closed())?;
+        enqueue(&self.writes, job, "the SQLite write queue is full")?;
         rx.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the write could not be started".into(),
@@ -292,26 +361,39 @@ impl SqliteStore {
         let job = WriteJob::Exclusive(Box::new(move |conn| {
             let _ = tx.send(f(conn));
         }));
-        self.writes.send(job).map_err(|_| closed())?;
+        enqueue(&self.writes, job, "the SQLite write queue is full")?;
         rx.await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the write failed".into())))
     }
 
-    /// Runs `f` on a reader thread (or on the writer, for a memory database).
+    /// Runs `f` on a reader thread (or on the writer, for a memory
+    /// database), under the current operation's deadline if it has one.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.check_open()?;
+        let until = super::deadline::current().map(|scope| scope.deadline());
         let Some(reads) = &self.reads else {
-            return self.write(f).await;
+            return self
+                .write(move |conn| {
+                    let _deadline = JobDeadline::set(until);
+                    f(conn)
+                })
+                .await;
         };
         let (tx, rx) = oneshot::channel();
         let job = ReadJob::Run(Box::new(move |conn| {
+            if tx.is_closed() {
+                // The caller has gone: its request ended, or its deadline
+                // passed and it was answered. Skipped unrun.
+                return;
+            }
+            let _deadline = JobDeadline::set(until);
             let _ = tx.send(f(conn));
         }));
-        reads.send(job).map_err(|_| closed())?;
+        enqueue(reads, job, "the SQLite read queue is full")?;
         rx.await.unwrap_or_else(|_| {
             Err(StoreError::backend(std::io::Error::other(
                 "a read job failed",
@@ -333,12 +415,17 @@ fn open_reader(path: &Path, busy: std::time::Duration) -> rusqlite::Result<Conne
     )?;
     conn.busy_timeout(busy)?;
     conn.execute_batch(&format!("pragma cache_size = -{CACHE_KIB};"))?;
+    interrupt_past_deadline(&conn);
     Ok(conn)
 }
+
+/// Why a statement was interrupted: its operation's deadline passed.
+const PAST_DEADLINE: &str = "the statement ran past the statement timeout; interrupted";
 
 /// The outage reason of an error that is one, for logs and answers.
 fn map_error_ref(e: &rusqlite::Error) -> Option<String> {
     match e.sqlite_error_code() {
+        Some(ErrorCode::OperationInterrupted) => Some(PAST_DEADLINE.into()),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             Some("the SQLite database is locked by another writer".into())
         }
@@ -353,6 +440,7 @@ fn map_error_ref(e: &rusqlite::Error) -> Option<String> {
 /// and never shows its raw message to a client.
 fn map_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
+        Some(ErrorCode::OperationInterrupted) => StoreError::Unavailable(PAST_DEADLINE.into()),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable("the SQLite database is locked by another writer".into())
         }
@@ -1055,6 +1143,11 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| schema_version(conn).map_err(map_error))
+            .await
+    }
+
     fn pool_status(&self) -> Option<PoolStatus> {
         // One writer connection plus the readers; "waiting" counts the jobs
         // queued for them.
@@ -1071,13 +1164,19 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         // Jobs already queued run first; then the threads end and their
-        // connections close.
-        let _ = self.writes.send(WriteJob::Exit);
-        if let Some(reads) = &self.reads {
-            for _ in 0..self.readers {
-                let _ = reads.send(ReadJob::Exit);
+        // connections close. A full queue makes these sends wait for room,
+        // so they wait on a blocking thread (once the threads have ended,
+        // a send fails at once).
+        let (writes, reads, readers) = (self.writes.clone(), self.reads.clone(), self.readers);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = writes.send(WriteJob::Exit);
+            if let Some(reads) = reads {
+                for _ in 0..readers {
+                    let _ = reads.send(ReadJob::Exit);
+                }
             }
-        }
+        })
+        .await;
     }
 
     async fn import(
@@ -1213,5 +1312,165 @@ mod tests {
             "{sql}"
         );
         assert_eq!(args.len(), 4);
+    }
+
+    /// "At once", generously.
+    const SOON: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// A store on a new file with one reader and small queues.
+    async fn small_store(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+        let options = StoreOptions {
+            pool_size: 1,
+            sqlite_read_queue: 2,
+            sqlite_write_queue: 1,
+            ..StoreOptions::default()
+        };
+        let store = SqliteStore::open_file(&dir.path().join("q.db"), &options)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        Arc::new(store)
+    }
+
+    async fn until(mut done: impl FnMut() -> bool) {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_read_queue_refuses_at_once_and_a_gone_caller_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir).await;
+        // The only reader is held until `release`.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holding = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |_| {
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        until(|| store.busy_readers.load(Ordering::Relaxed) == 1).await;
+        // Two reads fill the queue; the caller of the first goes away.
+        let ran = Arc::new(AtomicBool::new(false));
+        let gone = tokio::spawn({
+            let (store, ran) = (store.clone(), ran.clone());
+            async move {
+                store
+                    .read(move |_| {
+                        ran.store(true, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        let queued = tokio::spawn({
+            let store = store.clone();
+            async move { store.read(|_| Ok(7)).await }
+        });
+        until(|| store.reads.as_ref().unwrap().len() == 2).await;
+        let refused = tokio::time::timeout(SOON, store.read(|_| Ok(()))).await;
+        assert!(
+            matches!(refused, Ok(Err(StoreError::Overloaded(_)))),
+            "not refused at once: {refused:?}"
+        );
+        gone.abort();
+        let _ = gone.await;
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        assert_eq!(queued.await.unwrap().unwrap(), 7);
+        assert!(!ran.load(Ordering::SeqCst), "the gone caller's read ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_write_queue_refuses_at_once_and_a_gone_caller_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(&dir).await;
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let holding = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write_exclusive(move |_| {
+                        let _ = started.send(());
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        running.await.unwrap();
+        let order = NewOrder {
+            order_id: "GONE".into(),
+            customer_id: "C".into(),
+            status: Status::Pending,
+            total_amount: Amount::from_cents(100).unwrap(),
+        };
+        let gone = tokio::spawn({
+            let (store, order) = (store.clone(), order.clone());
+            async move { store.create(&order, None, &Actor::system()).await }
+        });
+        until(|| store.writes.len() == 1).await;
+        let refused =
+            tokio::time::timeout(SOON, store.create(&order, None, &Actor::system())).await;
+        assert!(
+            matches!(refused, Ok(Err(StoreError::Overloaded(_)))),
+            "not refused at once: {refused:?}"
+        );
+        gone.abort();
+        let _ = gone.await;
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        // A write queued after it has run: so has the gone caller's job.
+        store.write(|_| Ok(())).await.unwrap();
+        assert!(matches!(
+            store.get_by_order_id("GONE", &Actor::system()).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    /// Every sort, in both directions, on a first page and on a `cursor`
+    /// page, reads an index in order: SQLite never sorts the table.
+    #[test]
+    fn every_sort_is_read_from_an_index() {
+        use crate::domain::filter::{Cursor, Sort};
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply_migrations(&mut conn, migrations::SQLITE).unwrap();
+        for key in [
+            SortKey::CreatedAt,
+            SortKey::UpdatedAt,
+            SortKey::TotalAmount,
+            SortKey::Id,
+        ] {
+            for descending in [false, true] {
+                for cursor in [None, Some(Cursor { value: 5, id: 3 })] {
+                    let filter = ListFilter {
+                        sort: Sort { key, descending },
+                        cursor,
+                        skip: 10,
+                        ..ListFilter::default()
+                    };
+                    let (sql, args) = list_sql(&filter, None);
+                    let mut stmt = conn.prepare(&format!("explain query plan {sql}")).unwrap();
+                    let plan: Vec<String> = stmt
+                        .query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+                        .unwrap()
+                        .collect::<rusqlite::Result<_>>()
+                        .unwrap();
+                    let plan = plan.join("; ");
+                    assert!(
+                        !plan.contains("TEMP B-TREE"),
+                        "{key:?} desc={descending} cursor={}: {plan}",
+                        cursor.is_some()
+                    );
+                }
+            }
+        }
     }
 }

@@ -752,6 +752,100 @@ async fn shutdown_ends_long_polls(app: TestApp) {
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
 }
 
+/// Long polls past `events.max_waiters` (2 here) are refused at once with
+/// 503 and `Retry-After`; reads that do not wait, and other requests, are
+/// not counted; a slot freed is taken again.
+async fn long_polls_past_the_cap_are_503(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.events.max_waiters = 2).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let order = app.create("W-0", "C", "1.00", "pending").await;
+    let (_, after) = feed(&app, 0, 10, 0).await;
+    // Three long polls at once: two wait their 3 s, one is refused.
+    let polls: Vec<_> = (0..3)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                let r = app.get(&format!("/events?after={after}&wait=3")).await;
+                (r, t.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile reads that do not wait, and the rest of the API, answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(feed(&app, 0, 10, 0).await.0.len(), 1);
+    app.fetch(order["id"].as_i64().unwrap()).await;
+    let mut refused = Vec::new();
+    for p in polls {
+        let (r, took) = p.await.unwrap();
+        match r.status().as_u16() {
+            200 => assert!(r.json::<Value>().await.unwrap() == json!([])),
+            503 => {
+                assert!(took < std::time::Duration::from_secs(2), "refused at once");
+                assert!(r.headers().contains_key("retry-after"));
+                refused.push(problem(r, 503).await);
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0]["detail"].as_str().unwrap().contains("long poll"),
+        "{}",
+        refused[0]
+    );
+    // The slots are free again.
+    assert!(feed(&app, after, 10, 1).await.0.is_empty());
+}
+
+/// While another sequencer run holds its lock (here a transaction of the
+/// test's own), feed reads wait for it without holding a pooled
+/// connection: with a pool of 2 and three such reads, an order is still
+/// read within a second (it used to wait the reads' 2 s out).
+async fn feed_reads_waiting_for_the_sequencer_hold_no_connection() {
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| s.database.pool_size = 2).await
+    else {
+        return;
+    };
+    let app = Arc::new(app);
+    let order = app.create("SEQ-0", "C", "1.00", "pending").await;
+    feed(&app, 0, 10, 0).await;
+    let (mut client, conn) = tokio_postgres::connect(&app.direct_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("select pg_advisory_xact_lock(7165065848790871668)")
+        .await
+        .unwrap();
+    // An event no run can number while the lock is held.
+    app.create("SEQ-1", "C", "1.00", "pending").await;
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { feed(&app, 0, 10, 0).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    app.fetch(order["id"].as_i64().unwrap()).await;
+    let took = t.elapsed();
+    for r in readers {
+        r.await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    drop(client);
+    let _ = task.await;
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "a read took {took:?} while feed reads waited for the sequencer"
+    );
+    let (events, _) = feed(&app, 0, 10, 0).await;
+    assert_eq!(events.len(), 2, "numbered once the lock is free");
+}
+
 /// The background task prunes by itself (every second here).
 async fn old_events_are_pruned_in_the_background(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.events.purge_interval_secs = 1).await else {
@@ -796,6 +890,25 @@ mod background {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_old_events_are_pruned() {
         super::old_events_are_pruned_in_the_background(Backend::Postgres).await;
+    }
+}
+
+mod waiters {
+    use crate::support::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_long_polls_past_the_cap_are_503() {
+        super::long_polls_past_the_cap_are_503(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_long_polls_past_the_cap_are_503() {
+        super::long_polls_past_the_cap_are_503(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_feed_reads_waiting_for_the_sequencer_hold_no_connection() {
+        super::feed_reads_waiting_for_the_sequencer_hold_no_connection().await;
     }
 }
 

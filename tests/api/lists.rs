@@ -315,7 +315,7 @@ async fn skip_and_limit(app: TestApp) {
         ("skip=5", &[5]),
         ("skip=6", &[]),
         ("skip=1000", &[]),
-        ("skip=9223372036854775807", &[]),
+        ("skip=10000", &[]),
         ("limit=1000", &[0, 1, 2, 3, 4, 5]),
         ("skip=2&limit=1000&status=cancelled", &[]),
     ];
@@ -336,6 +336,29 @@ async fn skip_and_limit(app: TestApp) {
         app.list_ids("/commandes?skip=1&limit=2").await,
         pick(&o, &[4, 3])
     );
+}
+
+/// `skip` stops at `server.max_skip` (default 10,000): deeper is a 422
+/// naming `skip` and pointing at the cursor, on every list.
+async fn a_skip_past_the_cap_is_422(app: TestApp) {
+    seed(&app).await;
+    assert_eq!(app.list("/commandes?skip=10000").await, Vec::<Value>::new());
+    for path in [
+        "/commandes?skip=10001",
+        "/commandes?sort=total_amount&skip=999999999",
+        "/commandes?skip=9223372036854775807",
+        "/commandes/customer/C1?skip=10001",
+        "/commandes/status/pending?sort=-updated_at&skip=10001",
+    ] {
+        let r = app.get(path).await;
+        let body = problem(r, 422).await;
+        assert_eq!(error_fields(&body), ["skip"], "{path}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("10000") && message.contains("cursor") && message.contains("Link"),
+            "{path}: {message}"
+        );
+    }
 }
 
 /// Creates `n` orders for customer `C` in status `pending`, 8 at a time.
@@ -707,4 +730,60 @@ crate::both_backends!(
     the_customer_list_refuses_bad_parameters,
     the_status_list,
     the_status_list_refuses_bad_parameters,
+    a_skip_past_the_cap_is_422,
 );
+
+/// The `total_amount` and `updated_at` sorts, in both directions, first
+/// pages and `cursor` pages alike, are read in order from an index: with
+/// sorting and sequential scans priced out, the planner still finds a plan
+/// without a Sort node. The statements have the shape the PostgreSQL store
+/// sends (`order by <column> <dir>, id <dir>`, the keyset as a row
+/// comparison, `limit` and `offset`).
+async fn amount_and_update_sorts_are_served_by_an_index(app: TestApp) {
+    seed(&app).await;
+    let (client, conn) = tokio_postgres::connect(&app.direct_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("set enable_sort = off; set enable_seqscan = off")
+        .await
+        .unwrap();
+    for (column, key, index) in [
+        ("total_amount", "20.00::numeric", "commandes_total"),
+        ("updated_at", "now()", "commandes_updated"),
+    ] {
+        for (dir, op) in [("asc", ">"), ("desc", "<")] {
+            for keyset in [
+                String::new(),
+                format!("where ({column}, id) {op} ({key}, 3)"),
+            ] {
+                let sql = format!(
+                    "explain select id from commandes {keyset}
+                     order by {column} {dir}, id {dir} limit 100 offset 10"
+                );
+                let plan: Vec<String> = client
+                    .query(sql.as_str(), &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let plan = plan.join("\n");
+                assert!(
+                    !plan.contains("Sort") && plan.contains(index),
+                    "{sql}\n{plan}"
+                );
+            }
+        }
+    }
+}
+
+mod postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn amount_and_update_sorts_are_served_by_an_index() {
+        if let Some(app) = crate::support::TestApp::spawn(crate::support::Backend::Postgres).await {
+            super::amount_and_update_sorts_are_served_by_an_index(app).await;
+        }
+    }
+}

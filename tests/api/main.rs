@@ -14,6 +14,7 @@ mod durability;
 mod errors;
 mod events;
 mod hostile_edge;
+mod hostile_limits;
 mod jwt;
 mod lists;
 mod observability;

@@ -98,7 +98,71 @@ async fn creates_and_status_changes_are_counted(app: TestApp) {
     );
 }
 
+/// How many database calls readiness probes have made so far (every app
+/// of this test process counts: the metrics are process-wide).
+async fn readiness_calls(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    readiness_calls_in(&text)
+}
+
+/// The readiness calls in a Prometheus scrape: the store operations a probe
+/// may use (`info` counts every order; `schema_version` does not).
+pub fn readiness_calls_in(scrape: &str) -> u64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with("commandes_db_query_duration_seconds_count{"))
+        .filter(|l| l.contains("operation=\"info\"") || l.contains("operation=\"schema_version\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A burst of probes costs about one database call per second, not one
+/// each: the answer is reused for a second, and computed by one probe at a
+/// time while the others wait for it.
+async fn readiness_is_cached_and_computed_once_at_a_time(app: TestApp) {
+    let app = std::sync::Arc::new(app);
+    let before = readiness_calls(&app).await;
+    let started = std::time::Instant::now();
+    let probes: Vec<_> = (0..10)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let r = app
+                        .anonymous(Method::GET, "/health/ready")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for p in probes {
+        p.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs();
+    let calls = readiness_calls(&app).await - before;
+    // One per second of the burst, one more at each end, and some slack
+    // for the probes of other tests running in this process.
+    assert!(
+        calls <= seconds + 2 + 8,
+        "200 probes in {seconds} s made {calls} database calls"
+    );
+    // The answer is not kept for long: a probe a second later asks again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = readiness_calls(&app).await;
+    let r = app
+        .anonymous(Method::GET, "/health/ready")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(readiness_calls(&app).await > before, "asked again");
+}
+
 crate::both_backends!(
+    readiness_is_cached_and_computed_once_at_a_time,
     probes_answer_without_a_token,
     a_valid_request_id_is_echoed_and_quoted_in_problems,
     an_unsafe_request_id_is_replaced,
@@ -238,12 +302,5 @@ async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
     .await;
     let r = app.get("/commandes/order/OUT-1").await;
     assert_eq!(r.status(), 200, "recovers without a restart");
-    assert_eq!(
-        app.anonymous(Method::GET, "/health/ready")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    crate::support::wait_until_ready(&app).await;
 }

@@ -218,14 +218,7 @@ async fn postgres_outage(backend: Backend) {
         json!([kept]),
         "nothing was written during the outage"
     );
-    let ready = json(
-        app.anonymous(Method::GET, "/health/ready")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let ready = crate::support::wait_until_ready(&app).await;
     assert_eq!(ready, json!({"status": "ok"}));
     app.create("AFTER", "C1", "3.00", "pending").await;
     assert_eq!(app.stats().await["total_orders"], 2);

@@ -750,3 +750,28 @@ pub async fn open_store(app: &TestApp) -> std::sync::Arc<dyn commandes::storage:
     .await
     .expect("open the app's database")
 }
+
+/// `GET /health/ready` until it answers 200 (at most 5 s): the probe
+/// reuses its answer for about a second, so a recovery shows up that much
+/// later. Returns the last body.
+pub async fn wait_until_ready(app: &TestApp) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = app
+            .anonymous(Method::GET, "/health/ready")
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status();
+        let body: Value = r.json().await.expect("json body");
+        if status == 200 {
+            return body;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
