@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 CUSTOMERS=10000
 PG_SERVER="${BENCH_PG:-postgres://root@127.0.0.1:5432/test}"
-TOKEN="bench-token"
+TOKEN="bench-token-0123456789"  # at least 16 characters, as the service requires
 export BENCH_TOKEN="$TOKEN" BENCH_ROWS="$ROWS" BENCH_CUSTOMERS="$CUSTOMERS" BENCH_LUA="$ROOT/bench/lua"
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -44,8 +44,13 @@ if ! need wrk || ! need pgbench || ! need psql; then
 fi
 
 echo "== building the release binary"
-cargo build --release -q
-BIN="$ROOT/target/release/commandes"
+# BENCH_BIN runs another build (an older one, to compare) on the same data.
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$BENCH_BIN"
+else
+  cargo build --release -q
+  BIN="$ROOT/target/release/commandes"
+fi
 
 WORK="$(mktemp -d)"
 DB="commandes_bench_$$"
@@ -131,7 +136,10 @@ on conflict (order_id) do nothing returning $COLS;
 SQL
 
 start_service() { # url
+  # The deep-skip scenario measures what the skip cap (server.max_skip)
+  # protects against, so the cap is lifted for it.
   COMMANDES_API_TOKENS="$TOKEN" COMMANDES_DATABASE_URL="$1" RUST_LOG=warn COMMANDES_POOL_SIZE=16 \
+    COMMANDES_MAX_SKIP=$((DEEP + 100)) \
     "$BIN" --host 127.0.0.1 --port 8099 --no-demo-data >"$WORK/service.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8099/health/ready >/dev/null 2>&1 && return; sleep 0.05; done
