@@ -82,10 +82,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     );
     let report = match report {
         Some(report) => report,
-        None => store
-            .migrate()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", distinct_chain(&e)))?,
+        None => store.migrate().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot migrate the database: {}",
+                crate::error_chain::distinct_chain(&e)
+            )
+        })?,
     };
     if report.from != report.to {
         tracing::info!(from = report.from, to = report.to, "database migrated");
@@ -119,28 +121,14 @@ pub async fn migrate_at(
             storage::redact_url(url)
         )
     })?;
-    let report = store
-        .migrate()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", distinct_chain(&e)));
+    let report = store.migrate().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot migrate the database: {}",
+            crate::error_chain::distinct_chain(&e)
+        )
+    });
     store.close().await;
     report
-}
-
-/// The error and its causes in one line, leaving out a cause whose text is
-/// already in the line (a store error shows its source in its own text).
-fn distinct_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Deletes expired idempotency keys now and then, off the request path: in

@@ -180,7 +180,7 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
         anyhow::anyhow!(
             "cannot query {}: {}",
             storage::redact_url(url),
-            commandes::error::error_chain(&e)
+            commandes::error_chain::error_chain(&e)
         )
     })?;
     println!("backend:        {}", info.backend);
@@ -220,7 +220,7 @@ async fn open_for_transfer(
             anyhow::anyhow!(
                 "cannot migrate {}: {}",
                 storage::redact_url(url),
-                commandes::error::error_chain(&e)
+                commandes::error_chain::error_chain(&e)
             )
         })?;
     }

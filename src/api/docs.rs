@@ -16,7 +16,7 @@ fn asset(path: &str) -> Response {
             .header(header::CONTENT_TYPE, file.metadata.mimetype())
             .header(header::CACHE_CONTROL, "public, max-age=3600")
             .body(file.data.into_owned()),
-        None => crate::error::ApiError::NotFound("no such route".into()).into_response(),
+        None => crate::api::error::ApiError::NotFound("no such route".into()).into_response(),
     }
 }
 

@@ -16,10 +16,10 @@ use super::extract::{query_pairs, Problems};
 use super::json::JsonValue;
 use super::schema::{AmountText, Doc, IdText, Order, ParamSchema, Status, Timestamp};
 use super::ApiTags;
+use crate::api::error::ApiError;
 use crate::domain::event::Event;
 use crate::domain::validation::parse_id;
 use crate::domain::ValidationErrors;
-use crate::error::ApiError;
 use crate::storage::Store;
 
 /// The longest `wait` of a long poll, in seconds.

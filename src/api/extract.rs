@@ -11,8 +11,8 @@ use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::Value;
 
+use crate::api::error::ApiError;
 use crate::domain::ValidationErrors;
-use crate::error::ApiError;
 
 /// The body size limit, stored in the request data by the app.
 #[derive(Debug, Clone, Copy)]

@@ -38,7 +38,7 @@ impl<T: Type + Serialize> IntoResponse for JsonOut<T> {
             // answered like any other.
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise a response");
-                crate::error::ApiError::Internal.into_response()
+                crate::api::error::ApiError::Internal.into_response()
             }
         }
     }

@@ -6,7 +6,7 @@ use poem::http::{header, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use super::auth::{Authenticator, Scopes, Tokens};
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::storage::Store;
 use crate::telemetry::{prometheus, DB_POOL};
 

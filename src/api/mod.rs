@@ -11,12 +11,13 @@ use poem::PathPattern;
 use poem::{get, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, OperationId, Tags};
 
+use crate::api::error::{to_problem, ApiError};
 use crate::config::CorsSettings;
-use crate::error::{to_problem, ApiError};
 use crate::storage::Store;
 
 pub mod auth;
 pub mod docs;
+pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;

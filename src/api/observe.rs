@@ -11,39 +11,9 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::telemetry::{clip, HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
-
-/// The header that carries the request id, in and out.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Longest accepted `X-Request-Id`.
-pub const MAX_REQUEST_ID: usize = 128;
-
-tokio::task_local! {
-    /// The id of the request being served on this task, for problem bodies.
-    static REQUEST_ID: String;
-}
-
-/// The current request's id, if a request is being served.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// A client's id is kept if it is 1–128 visible ASCII characters, so it is
-/// safe to echo in a header and a log line; otherwise a new one is made.
-fn accept_request_id(value: Option<&HeaderValue>) -> String {
-    value
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map_or_else(new_request_id, str::to_string)
-}
-
-fn new_request_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    crate::hex::encode(&bytes)
-}
+use crate::log_text::clip;
+use crate::request_id::{self, accept_request_id, REQUEST_ID_HEADER};
+use crate::telemetry::{HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
 
 /// Routes whose requests are not logged (probes and scrapes are frequent
 /// and say nothing).
@@ -150,14 +120,13 @@ pub async fn observe<E: Endpoint>(
     let started = Instant::now();
     let in_flight = metrics::gauge!(HTTP_IN_FLIGHT);
     in_flight.increment(1.0);
-    let result = REQUEST_ID
-        .scope(request_id.clone(), ep.call(req))
+    let result = request_id::scope(request_id.clone(), ep.call(req))
         .instrument(span.clone())
         .await;
     in_flight.decrement(1.0);
     let mut response = match result {
         Ok(r) => r.into_response(),
-        Err(e) => crate::error::to_problem(e),
+        Err(e) => crate::api::error::to_problem(e),
     };
     let elapsed = started.elapsed();
     let route = routes.of(&response);
@@ -190,17 +159,6 @@ pub async fn observe<E: Endpoint>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_are_kept_only_when_safe() {
-        let keep = |v: &str| accept_request_id(Some(&HeaderValue::from_str(v).unwrap()));
-        assert_eq!(keep("abc-123"), "abc-123");
-        assert_ne!(keep("has space"), "has space");
-        assert_ne!(keep(&"x".repeat(129)), "x".repeat(129));
-        assert_eq!(keep(&"x".repeat(128)), "x".repeat(128));
-        assert_eq!(accept_request_id(None).len(), 32);
-        assert_ne!(accept_request_id(None), accept_request_id(None));
-    }
 
     #[test]
     fn labels_come_from_fixed_sets() {

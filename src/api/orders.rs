@@ -17,13 +17,13 @@ use super::schema::{
     TimeBoundParam,
 };
 use super::ApiTags;
+use crate::api::error::ApiError;
 use crate::domain::filter::Cursor;
 use crate::domain::validation::{parse_id, status_from_json};
 use crate::domain::{
     IdempotencyKey, ListFilter, ListScope, NewOrder, OrderPatch, Precondition, Status,
     ValidationErrors,
 };
-use crate::error::ApiError;
 use crate::storage::Store;
 
 /// The orders operations.

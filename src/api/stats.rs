@@ -10,7 +10,7 @@ use super::auth::BearerAuth;
 use super::extract::no_query;
 use super::schema::Stats;
 use super::ApiTags;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::storage::Store;
 
 /// The statistics operation.

@@ -433,7 +433,7 @@ impl Relay {
     fn store_failed(&mut self, e: &StoreError) -> Duration {
         // Resume from what the database says, once it answers again.
         self.lease = None;
-        self.failed(Health::Database, &crate::error::error_chain(e))
+        self.failed(Health::Database, &crate::error_chain::error_chain(e))
     }
 
     /// Logs a new kind of trouble once, and returns the next backoff.

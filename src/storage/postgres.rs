@@ -225,7 +225,7 @@ fn cancel(tls: Option<super::tls::Connector>, token: tokio_postgres::CancelToken
             None => token.cancel_query(NoTls).await,
         };
         if let Err(e) = sent {
-            tracing::warn!(error = %crate::error::error_chain(&e), "cannot send a cancel request");
+            tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot send a cancel request");
         }
     });
 }
@@ -305,7 +305,7 @@ fn classify_pool_error(e: PoolError) -> Probe {
 
 /// Sorts a connection failure into [`Probe`].
 fn classify(e: &tokio_postgres::Error) -> Probe {
-    let reason = crate::error::error_chain(e);
+    let reason = crate::error_chain::error_chain(e);
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         // 57P03 cannot_connect_now (starting up, shutting down, recovering),
@@ -366,9 +366,10 @@ fn is_pooler_outage(message: &str) -> bool {
 /// clients, database not accepting connections).
 fn map_pool_error(e: PoolError) -> StoreError {
     match e {
-        PoolError::Backend(e) => {
-            StoreError::Unavailable(format!("cannot connect: {}", crate::error::error_chain(&e)))
-        }
+        PoolError::Backend(e) => StoreError::Unavailable(format!(
+            "cannot connect: {}",
+            crate::error_chain::error_chain(&e)
+        )),
         PoolError::Timeout(_) => {
             StoreError::Unavailable("timed out waiting for a database connection".into())
         }
@@ -396,7 +397,7 @@ fn map_error(e: tokio_postgres::Error) -> StoreError {
     }
     let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
     if e.is_closed() || io || e.to_string().contains("timed out") {
-        StoreError::Unavailable(crate::error::error_chain(&e))
+        StoreError::Unavailable(crate::error_chain::error_chain(&e))
     } else {
         StoreError::backend(e)
     }

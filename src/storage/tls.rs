@@ -136,7 +136,7 @@ pub struct Target {
 pub fn prepare(url: &str, ca_file: Option<&Path>) -> Result<Target, SetupError> {
     let (rest, params) = split_params(url)?;
     let mut config = tokio_postgres::Config::from_str(&rest)
-        .map_err(|e| SetupError::Url(crate::error::error_chain(&e)))?;
+        .map_err(|e| SetupError::Url(crate::error_chain::error_chain(&e)))?;
     let plan = decide(&params, config.get_hosts(), config.get_hostaddrs(), ca_file);
     let (tls, summary) = match &plan {
         Plan::Plaintext { why } => {

@@ -43,7 +43,10 @@ pub async fn copy(
 ) -> anyhow::Result<CopyReport> {
     let started = Instant::now();
     let info = source.info().await.map_err(|e| {
-        anyhow::anyhow!("cannot query the source: {}", crate::error::error_chain(&e))
+        anyhow::anyhow!(
+            "cannot query the source: {}",
+            crate::error_chain::error_chain(&e)
+        )
     })?;
     if info.schema_version == 0 {
         anyhow::bail!("the source has no orders table (it was never migrated)");
@@ -51,13 +54,18 @@ pub async fn copy(
     target.migrate().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot migrate the target: {}",
-            crate::error::error_chain(&e)
+            crate::error_chain::error_chain(&e)
         )
     })?;
     let held = target
         .info()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot query the target: {}", crate::error::error_chain(&e)))?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot query the target: {}",
+                crate::error_chain::error_chain(&e)
+            )
+        })?
         .order_count;
     if held > 0 {
         anyhow::bail!(
@@ -113,12 +121,15 @@ pub async fn copy(
         tokio::join!(feed, target.import(rows_rx, &options));
     progress.finish();
     let exported = exported.map_err(|e| {
-        anyhow::anyhow!("cannot read the source: {}", crate::error::error_chain(&e))
+        anyhow::anyhow!(
+            "cannot read the source: {}",
+            crate::error_chain::error_chain(&e)
+        )
     })?;
     let imported = imported.map_err(|e| {
         anyhow::anyhow!(
             "cannot write the target, nothing was written: {}",
-            crate::error::error_chain(&e)
+            crate::error_chain::error_chain(&e)
         )
     })?;
     if !imported.committed {

@@ -61,7 +61,10 @@ pub async fn stream<S: Send + 'static, T: Send + 'static>(
     let exported = store.export(filter, tx).await;
     let written = writer.await.context("the writer thread failed")?;
     let rows = exported.map_err(|e| {
-        anyhow::anyhow!("cannot read the orders: {}", crate::error::error_chain(&e))
+        anyhow::anyhow!(
+            "cannot read the orders: {}",
+            crate::error_chain::error_chain(&e)
+        )
     })?;
     let out = written.context("cannot write the export")?;
     Ok((rows, out))

@@ -281,7 +281,7 @@ pub async fn import(store: &dyn Store, args: &ImportArgs) -> anyhow::Result<Impo
     let stored = stored.map_err(|e| {
         anyhow::anyhow!(
             "the import failed, nothing was written: {}",
-            crate::error::error_chain(&e)
+            crate::error_chain::error_chain(&e)
         )
     })?;
     let mut problems = read.problems;
@@ -364,7 +364,7 @@ pub async fn import_rows(
     outcome.map_err(|e| {
         anyhow::anyhow!(
             "the import failed, nothing was written: {}",
-            crate::error::error_chain(&e)
+            crate::error_chain::error_chain(&e)
         )
     })
 }

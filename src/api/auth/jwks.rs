@@ -117,7 +117,9 @@ impl Jwks {
                     .header("accept", "application/json")
                     .send()
                     .await
-                    .map_err(|e| format!("cannot fetch: {}", crate::error::error_chain(&e)))?;
+                    .map_err(|e| {
+                        format!("cannot fetch: {}", crate::error_chain::error_chain(&e))
+                    })?;
                 if !response.status().is_success() {
                     return Err(format!("the key server answered {}", response.status()));
                 }

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::jwks::Jwks;
 use super::{Caller, Scopes};
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// The shortest HS256 secret accepted: a shorter one could be guessed.
 pub const MIN_SECRET_BYTES: usize = 32;

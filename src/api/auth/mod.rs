@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 pub mod jwks;
 pub mod jwt;
@@ -210,7 +210,7 @@ impl Caller {
     pub fn actor(&self) -> crate::domain::Actor {
         crate::domain::Actor {
             who: self.who.clone(),
-            request_id: super::observe::current_request_id().unwrap_or_default(),
+            request_id: crate::request_id::current_request_id().unwrap_or_default(),
             owner: self.owner.clone(),
         }
     }

@@ -14,8 +14,9 @@ use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
 
 use crate::domain::{Status, ValidationErrors};
+use crate::error_chain::error_chain;
+use crate::log_text::{clip, MAX_LOGGED_CHARS};
 use crate::storage::{Conflict, StoreError};
-use crate::telemetry::{clip, MAX_LOGGED_CHARS};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -152,7 +153,7 @@ impl ApiError {
             errors: None,
             current_status: None,
             allowed_transitions: None,
-            request_id: crate::api::observe::current_request_id(),
+            request_id: crate::request_id::current_request_id(),
         };
         problem.detail = match self {
             ApiError::BadRequest(detail)
@@ -264,18 +265,6 @@ impl From<StoreError> for ApiError {
             }
         }
     }
-}
-
-/// An error and its causes on one line, for the logs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl IntoResponse for ApiError {
