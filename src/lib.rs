@@ -15,7 +15,8 @@
 //! - [`error`]: [`error::ApiError`], the one mapping from failures to
 //!   RFC 9457 problem responses.
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
-//!   start-up and shutdown.
+//!   start-up and shutdown; [`secret`]: the type of every secret setting,
+//!   and the one function that hides the credentials of a URL.
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod hex;
 pub mod relay;
+pub mod secret;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;

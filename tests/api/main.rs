@@ -23,6 +23,7 @@ mod pooler;
 mod read;
 mod relay;
 mod scale_out;
+mod secrets;
 mod smoke;
 mod standin;
 mod stats;

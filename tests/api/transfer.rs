@@ -514,7 +514,7 @@ async fn copy_moves_the_demo_to_postgres_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let demo = format!("sqlite://{}", dir.path().join("demo.db").display());
     let mut settings = commandes::config::Settings::default();
-    settings.database.url = demo.clone();
+    settings.database.url = demo.clone().into();
     settings.database.demo_data = commandes::config::DemoData::Always;
     let store = commandes::app::open_store(&settings).await.unwrap();
     store.close().await;

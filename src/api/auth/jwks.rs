@@ -25,17 +25,24 @@ struct Key {
     key: DecodingKey,
 }
 
-/// Where the keys come from.
-#[derive(Debug, Clone)]
+/// Where the keys come from. Shown (`Display`) without the credentials a
+/// URL may carry.
+#[derive(Clone)]
 pub enum Source {
     Url(String),
     File(PathBuf),
 }
 
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Url(url) => f.write_str(url),
+            Source::Url(url) => f.write_str(&crate::secret::redact_url(url)),
             Source::File(path) => write!(f, "{}", path.display()),
         }
     }
@@ -117,14 +124,20 @@ impl Jwks {
                     .header("accept", "application/json")
                     .send()
                     .await
-                    .map_err(|e| format!("cannot fetch: {}", crate::error::error_chain(&e)))?;
+                    // The URL is logged apart, redacted: not in the error.
+                    .map_err(|e| {
+                        format!(
+                            "cannot fetch: {}",
+                            crate::error::error_chain(&e.without_url())
+                        )
+                    })?;
                 if !response.status().is_success() {
                     return Err(format!("the key server answered {}", response.status()));
                 }
                 response
                     .text()
                     .await
-                    .map_err(|e| format!("cannot read the answer: {e}"))?
+                    .map_err(|e| format!("cannot read the answer: {}", e.without_url()))?
             }
         };
         let keys = parse(&text)?;
