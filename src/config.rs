@@ -557,9 +557,9 @@ impl Settings {
         if !auth.jwks_url.is_empty() && !auth.jwks_file.is_empty() {
             bail!("set auth.jwks_url or auth.jwks_file, not both");
         }
-        let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-        if !auth.jwks_url.is_empty() && !url_ok(auth.jwks_url.expose()) {
-            bail!("auth.jwks_url must be an https:// URL");
+        if !auth.jwks_url.is_empty() {
+            crate::api::auth::jwks::check_url(auth.jwks_url.expose())
+                .map_err(anyhow::Error::msg)?;
         }
         if !auth.jwt_secret.is_empty()
             && auth.jwt_secret.expose().len() < crate::api::auth::jwt::MIN_SECRET_BYTES
@@ -775,6 +775,8 @@ mod tests {
         ])
         .is_err());
         assert!(load(&[("COMMANDES_JWKS_URL", "ftp://x/jwks.json")]).is_err());
+        assert!(load(&[("COMMANDES_JWKS_URL", "http://ref.supabase.co/jwks.json")]).is_err());
+        assert!(load(&[("COMMANDES_JWKS_URL", "http://127.0.0.1:9999/jwks.json")]).is_ok());
         assert!(load(&[
             ("COMMANDES_API_TOKENS", "a,b"),
             ("COMMANDES_READ_TOKENS", "b")

