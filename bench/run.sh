@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 CUSTOMERS=10000
 PG_SERVER="${BENCH_PG:-postgres://root@127.0.0.1:5432/test}"
-TOKEN="bench-token"
+TOKEN="bench-token-0123456789"
 export BENCH_TOKEN="$TOKEN" BENCH_ROWS="$ROWS" BENCH_CUSTOMERS="$CUSTOMERS" BENCH_LUA="$ROOT/bench/lua"
 
 need() { command -v "$1" >/dev/null 2>&1; }

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::api::auth::Scope;
 use crate::secret::{redact_url, Secret};
 
+/// The shortest static token accepted (API, read and metrics tokens): a
+/// shorter one could be guessed.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// Every setting of the service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -572,6 +576,29 @@ impl Settings {
         if auth.jwks_timeout_secs == 0 || auth.jwks_refresh_secs == 0 {
             bail!("auth.jwks_timeout_secs and auth.jwks_refresh_secs must be at least 1");
         }
+        // A short token can be guessed; the message names the setting,
+        // never the token.
+        for (name, tokens) in [
+            ("auth.tokens (COMMANDES_API_TOKENS)", auth.tokens.as_slice()),
+            (
+                "auth.read_tokens (COMMANDES_READ_TOKENS)",
+                auth.read_tokens.as_slice(),
+            ),
+            (
+                "metrics.token (COMMANDES_METRICS_TOKEN)",
+                std::slice::from_ref(&self.metrics.token),
+            ),
+        ] {
+            if tokens.iter().any(|t| {
+                let n = t.expose().trim().chars().count();
+                n > 0 && n < MIN_TOKEN_CHARS
+            }) {
+                bail!(
+                    "{name}: every token must be at least {MIN_TOKEN_CHARS} characters long \
+                     (make one with `openssl rand -hex 32`)"
+                );
+            }
+        }
         let trimmed = |t: &Secret| t.expose().trim().to_string();
         if auth.tokens.iter().any(|t| {
             !trimmed(t).is_empty() && auth.read_tokens.iter().any(|r| trimmed(r) == trimmed(t))
@@ -658,7 +685,10 @@ mod tests {
             env(&[
                 ("DATABASE_URL", "sqlite://a.db"),
                 ("COMMANDES_DATABASE_URL", "sqlite://b.db"),
-                ("COMMANDES_API_TOKENS", " t1, ,t2 "),
+                (
+                    "COMMANDES_API_TOKENS",
+                    " token-one-0123456, ,token-two-0123456 ",
+                ),
                 ("COMMANDES_PORT", "9000"),
             ]),
             &Overrides {
@@ -668,7 +698,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.database.url, "sqlite://b.db");
-        assert_eq!(s.auth.tokens, ["t1", "t2"]);
+        assert_eq!(s.auth.tokens, ["token-one-0123456", "token-two-0123456"]);
         assert_eq!(s.server.port, 9100);
     }
 
@@ -735,7 +765,10 @@ mod tests {
         let s = Settings::load(
             None,
             env(&[
-                ("COMMANDES_READ_TOKENS", "r1, r2"),
+                (
+                    "COMMANDES_READ_TOKENS",
+                    "reader-one-012345, reader-two-012345",
+                ),
                 (
                     "COMMANDES_JWT_SECRET",
                     " super-secret-jwt-token-with-at-least-32-characters ",
@@ -752,7 +785,10 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap();
-        assert_eq!(s.auth.read_tokens, ["r1", "r2"]);
+        assert_eq!(
+            s.auth.read_tokens,
+            ["reader-one-012345", "reader-two-012345"]
+        );
         assert_eq!(
             s.auth.jwt_secret,
             "super-secret-jwt-token-with-at-least-32-characters"
@@ -778,10 +814,32 @@ mod tests {
         assert!(load(&[("COMMANDES_JWKS_URL", "http://ref.supabase.co/jwks.json")]).is_err());
         assert!(load(&[("COMMANDES_JWKS_URL", "http://127.0.0.1:9999/jwks.json")]).is_ok());
         assert!(load(&[
-            ("COMMANDES_API_TOKENS", "a,b"),
-            ("COMMANDES_READ_TOKENS", "b")
+            (
+                "COMMANDES_API_TOKENS",
+                "token-a-0123456789,token-b-0123456789"
+            ),
+            ("COMMANDES_READ_TOKENS", "token-b-0123456789")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn short_tokens_are_refused_without_being_shown() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+        for var in [
+            "COMMANDES_API_TOKENS",
+            "COMMANDES_READ_TOKENS",
+            "COMMANDES_METRICS_TOKEN",
+        ] {
+            let e = load(&[(var, "change-me")]).unwrap_err().to_string();
+            assert!(e.contains("at least 16 characters"), "{var}: {e}");
+            assert!(!e.contains("change-me"), "{var}: {e}");
+            assert!(load(&[(var, "0123456789abcdef")]).is_ok(), "{var}");
+        }
+        let e = load(&[("COMMANDES_API_TOKENS", "0123456789abcdef,tiny")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.tokens"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 -- Shared by the scenarios: the token and the data set size come from the
 -- environment that bench/run.sh sets.
-token = os.getenv("BENCH_TOKEN") or "bench-token"
+token = os.getenv("BENCH_TOKEN") or "bench-token-0123456789"
 rows = tonumber(os.getenv("BENCH_ROWS") or "100000")
 customers = tonumber(os.getenv("BENCH_CUSTOMERS") or "10000")
 auth = "Bearer " .. token

@@ -59,3 +59,58 @@ async fn jwts_without_sub_do_not_share_idempotency_keys(app: TestApp) {
 }
 
 crate::both_backends!(jwts_without_sub_do_not_share_idempotency_keys);
+
+/// A token anyone could guess is refused at start, without being shown.
+#[test]
+fn a_short_token_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for var in [
+        "COMMANDES_API_TOKENS",
+        "COMMANDES_READ_TOKENS",
+        "COMMANDES_METRICS_TOKEN",
+    ] {
+        let mut child = commandes(dir.path())
+            .env("COMMANDES_DATABASE_URL", "sqlite::memory:")
+            .env(var, "change-me")
+            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It must refuse at once; one that serves is stopped and fails.
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{var}: the service started with the token change-me");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert!(stderr.contains("at least 16 characters"), "{var}: {stderr}");
+        assert!(!stderr.contains("change-me"), "{var}: {stderr}");
+    }
+}
+
+/// The compose file ships no token and publishes the port on this machine
+/// only.
+#[test]
+fn the_compose_file_ships_no_token_and_binds_loopback() {
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    assert!(!compose.contains("change-me"), "a default token is shipped");
+    assert!(
+        compose.contains("COMMANDES_API_TOKENS: ${COMMANDES_API_TOKENS:?"),
+        "compose must refuse to start without a token"
+    );
+    let ports: Vec<&str> = compose
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("- \"") && l.ends_with(":8001\""))
+        .collect();
+    assert_eq!(ports, ["- \"127.0.0.1:8001:8001\""]);
+}

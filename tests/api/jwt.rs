@@ -577,7 +577,7 @@ async fn anon_scopes_and_anonymous_users_are_configurable(app: TestApp) {
 async fn metrics_are_for_services_not_users(app: TestApp) {
     let app = jwt_app(app.backend, |s| {
         s.auth.jwt_secret = SECRET.into();
-        s.auth.read_tokens = vec!["reader-token".into()];
+        s.auth.read_tokens = vec!["reader-token-0123".into()];
     })
     .await;
     let user = hs256(&claims("authenticated", "u1"));
@@ -586,7 +586,9 @@ async fn metrics_are_for_services_not_users(app: TestApp) {
     assert_eq!(get_with(&app, &service, "/metrics").await.status(), 200);
     assert_eq!(get_with(&app, TOKEN, "/metrics").await.status(), 200);
     assert_eq!(
-        get_with(&app, "reader-token", "/metrics").await.status(),
+        get_with(&app, "reader-token-0123", "/metrics")
+            .await
+            .status(),
         200
     );
     let r = get_with(

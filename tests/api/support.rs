@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 pub const TOKEN: &str = "test-token-0123456789";
 
 /// A second caller's token.
-pub const SECOND_TOKEN: &str = "second-token";
+pub const SECOND_TOKEN: &str = "second-token-0123456789";
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
