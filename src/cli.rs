@@ -267,7 +267,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
     pub end: String,
 
-    /// The id of the first order (the others follow).
+    /// The id of the first order (the others follow; the last at most 2^53 - 1).
     #[arg(long, value_name = "ID", default_value_t = 1)]
     pub first_id: i64,
 

@@ -341,6 +341,12 @@ async fn generate(settings: Settings, args: cli::GenerateArgs) -> anyhow::Result
     if args.first_id < 1 {
         anyhow::bail!("--first-id must be at least 1");
     }
+    let max = commandes::domain::record::MAX_IMPORTED_ID;
+    if i128::from(args.first_id) + i128::from(args.count) - 1 > i128::from(max) {
+        anyhow::bail!(
+            "--first-id and --count make ids past {max} (2^53 - 1), the largest an import takes"
+        );
+    }
     spec.first_id = args.first_id;
     let started = std::time::Instant::now();
     if let Some(url) = &args.to {

@@ -58,7 +58,63 @@ async fn jwts_without_sub_do_not_share_idempotency_keys(app: TestApp) {
     assert_eq!(json(r, 201).await["id"], created_a["id"]);
 }
 
-crate::both_backends!(jwts_without_sub_do_not_share_idempotency_keys);
+/// The largest id an import takes: 2^53 - 1.
+const MAX_IMPORTED_ID: i64 = 9_007_199_254_740_991;
+
+/// An imported id near `i64::MAX` would leave the id sequence no room, and
+/// every later `POST` would fail: ids above 2^53 - 1 are refused, row by
+/// row, in every format.
+async fn imported_ids_leave_the_sequence_room(app: TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let import = |name: &str, content: String| {
+        std::fs::write(dir.path().join(name), content).unwrap();
+        commandes(dir.path())
+            .args(["--database-url", &app.database_url, "import", name])
+            .args(["--no-progress"])
+            .output()
+            .unwrap()
+    };
+    for too_big in [i64::MAX, MAX_IMPORTED_ID + 1] {
+        let out = import(
+            "big.csv",
+            format!("id,order_id,customer_id,total_amount\n{too_big},BIG-1,C1,1.00\n"),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{too_big}: {stderr}");
+        assert!(
+            stderr.contains("big.csv:2: id: must be an integer from 1 to 9007199254740991"),
+            "{stderr}"
+        );
+        let out = import(
+            "big.ndjson",
+            format!(
+                "{{\"id\":{too_big},\"order_id\":\"BIG-1\",\"customer_id\":\"C1\",\"total_amount\":\"1.00\"}}\n"
+            ),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{too_big}: {stderr}");
+        assert!(stderr.contains("big.ndjson:1: id:"), "{stderr}");
+    }
+    let out = import(
+        "edge.csv",
+        format!("id,order_id,customer_id,total_amount\n{MAX_IMPORTED_ID},EDGE-1,C1,1.00\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The sequence has room: new orders still get ids.
+    let created = app.create("AFTER-1", "C1", "1.00", "pending").await;
+    assert_eq!(created["id"], MAX_IMPORTED_ID + 1);
+    let created = app.create("AFTER-2", "C1", "1.00", "pending").await;
+    assert_eq!(created["id"], MAX_IMPORTED_ID + 2);
+}
+
+crate::both_backends!(
+    jwts_without_sub_do_not_share_idempotency_keys,
+    imported_ids_leave_the_sequence_room,
+);
 
 /// A token anyone could guess is refused at start, without being shown.
 #[test]

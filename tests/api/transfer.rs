@@ -444,7 +444,10 @@ async fn malformed_files_are_reported_with_line_and_field() {
         format!("{header},A,C,pending,1,,\n,{long},C,pending,1,,\n,Z,C,pending,1,,\n").as_bytes(),
     );
     let err = stderr(&db.run(&["import", "long.csv"]));
-    assert!(err.contains("long.csv:3: the line is longer than"), "{err}");
+    assert!(
+        err.contains("long.csv:3: the record is longer than"),
+        "{err}"
+    );
     write(
         "long.ndjson",
         format!(
