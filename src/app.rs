@@ -309,6 +309,15 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     if !settings.jwt_enabled() {
         return Ok(auth);
     }
+    if settings.customer_claim.starts_with("user_metadata") {
+        tracing::warn!(
+            claim = %settings.customer_claim,
+            "the customer claim is read from user_metadata, which Supabase users can edit \
+             themselves: any signed-in user could name any customer and see their orders; \
+             put the customer id in app_metadata (set by the server only) and use \
+             app_metadata.customer_id"
+        );
+    }
     let timeout = Duration::from_secs(settings.jwks_timeout_secs);
     let source = if !settings.jwks_url.is_empty() {
         Some(jwks::Source::Url(settings.jwks_url.expose().to_string()))

@@ -230,7 +230,8 @@ pub struct AuthSettings {
     /// The required `aud`; empty: not checked.
     pub jwt_audience: String,
     /// The claim naming the customer whose orders a JWT may touch; empty:
-    /// no restriction.
+    /// no restriction. Not `user_metadata…`: Supabase users can edit it
+    /// (warned about at start-up).
     pub customer_claim: String,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     pub clock_skew_secs: u64,

@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::jwt::{claims, hs256, jwt_app, now, with, SECRET};
-use crate::process::commandes;
-use crate::support::{json, Backend, TestApp, TestDatabase};
+use crate::process::{commandes, serve, terminate};
+use crate::support::{json, TestApp, TOKEN};
 
 /// A POST with an idempotency key.
 async fn post_with_key(
@@ -169,4 +169,33 @@ fn the_compose_file_ships_no_token_and_binds_loopback() {
         .filter(|l| l.starts_with("- \"") && l.ends_with(":8001\""))
         .collect();
     assert_eq!(ports, ["- \"127.0.0.1:8001:8001\""]);
+}
+
+/// `user_metadata` is editable by the user it describes (Supabase's
+/// `updateUser`): a customer claim read there is a warning at start-up.
+#[test]
+fn a_customer_claim_in_user_metadata_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    for (claim, warned) in [
+        ("user_metadata.customer_id", true),
+        ("app_metadata.customer_id", false),
+    ] {
+        let served = serve(
+            commandes(dir.path())
+                .env("COMMANDES_DATABASE_URL", "sqlite::memory:")
+                .env("COMMANDES_API_TOKENS", TOKEN)
+                .env("COMMANDES_JWT_SECRET", SECRET)
+                .env("COMMANDES_CUSTOMER_CLAIM", claim),
+            false,
+        );
+        let (clean, logs) = terminate(served);
+        assert!(clean, "{logs}");
+        let warning = logs
+            .lines()
+            .find(|l| l.contains("\"WARN\"") && l.contains("user_metadata"));
+        assert_eq!(warning.is_some(), warned, "{claim}: {logs}");
+        if let Some(line) = warning {
+            assert!(line.contains("app_metadata"), "{line}");
+        }
+    }
 }
