@@ -39,6 +39,11 @@ pub const SQLITE: &[Migration] = &[
         name: "event_relay",
         sql: include_str!("../../sql/sqlite/0005_event_relay.sql"),
     },
+    Migration {
+        version: 6,
+        name: "close_public_roles",
+        sql: include_str!("../../sql/sqlite/0006_close_public_roles.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -67,6 +72,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "event_relay",
         sql: include_str!("../../sql/postgres/0005_event_relay.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "close_public_roles",
+        sql: include_str!("../../sql/postgres/0006_close_public_roles.sql"),
     },
 ];
 

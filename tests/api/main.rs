@@ -29,6 +29,7 @@ mod smoke;
 mod standin;
 mod stats;
 mod status;
+mod supabase_roles;
 mod tls;
 mod transfer;
 mod update;
