@@ -48,8 +48,9 @@ pub struct EventsSettings {
     /// PostgreSQL: how often committed events are given their sequence
     /// number in the background (readers of the feed also do it).
     pub sequence_interval_ms: u64,
-    /// The broker the events are relayed to: `nats://host:port` (JetStream)
-    /// or `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
+    /// The broker the events are relayed to: `nats://host:port` (JetStream;
+    /// `nats://TOKEN@host` or `nats://USER:PASS@host` to authenticate) or
+    /// `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
     pub relay_url: Secret,
     /// The relay's name: its position and lease in the database are kept
     /// under it (two relays of one database need two names).

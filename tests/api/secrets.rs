@@ -340,3 +340,37 @@ async fn a_nats_token_in_the_url_authenticates() {
     }
     app.stop().await;
 }
+
+/// Through the Supabase stand-in, whose PostgreSQL and PgBouncer ask for the
+/// password (SCRAM), with every log on: the password that is sent is never
+/// written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_database_password_in_trace_logs_when_it_is_used() {
+    let Some(db) = TestDatabase::create_behind_pooler().await else {
+        return;
+    };
+    let migration_url = db.migration_url.clone().unwrap();
+    assert!(db.url.contains(crate::standin::PASSWORD));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = with_secrets(dir.path());
+    cmd.env("COMMANDES_DATABASE_URL", &db.url)
+        .env("COMMANDES_MIGRATION_DATABASE_URL", &migration_url)
+        .env_remove("COMMANDES_EVENTS_RELAY_URL")
+        .env_remove("COMMANDES_JWKS_URL")
+        .arg("serve");
+    let served = serve(&mut cmd, false);
+    let r = reqwest::Client::new()
+        .get(format!("{}/stats", served.base()))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (clean, logs) = terminate(served);
+    assert!(clean, "{logs}");
+    assert!(
+        !logs.contains(crate::standin::PASSWORD),
+        "the password is in the logs: {logs}"
+    );
+    assert_no_secret("serve through the pooler", &logs);
+}
