@@ -20,6 +20,7 @@ use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
 use crate::api::{self, HttpSettings, Tokens};
 use crate::config::{AuthSettings, DemoData, Settings};
 use crate::domain::demo::demo_orders;
+use crate::secret::Secret;
 use crate::storage::{self, Backend, Store, StoreOptions};
 
 /// A bound, ready-to-run server.
@@ -71,9 +72,9 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let report = if settings.database.migration_url.is_empty() {
         None
     } else {
-        Some(migrate_at(&settings.database.migration_url, &options).await?)
+        Some(migrate_at(settings.database.migration_url.expose(), &options).await?)
     };
-    let store = storage::open(&settings.database.url, &options).await?;
+    let store = storage::open(settings.database.url.expose(), &options).await?;
     crate::telemetry::prometheus();
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
@@ -118,7 +119,7 @@ pub async fn migrate_at(
     let store = storage::open(url, &options).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot open the migration database {}: {e:#}",
-            storage::redact_url(url)
+            crate::secret::redact_url(url)
         )
     })?;
     let report = store.migrate().await.map_err(|e| {
@@ -264,7 +265,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                 max_body_bytes: settings.server.max_body_bytes,
                 body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
                 metrics_token: (!settings.metrics.token.is_empty())
-                    .then(|| Tokens::new([&settings.metrics.token])),
+                    .then(|| Tokens::new([settings.metrics.token.expose()])),
                 cors: settings.cors.clone(),
                 idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
                 max_skip: settings.server.max_skip,
@@ -296,16 +297,25 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
 /// logged and retried in the background, and the service starts anyway.
 pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authenticator> {
     let mut auth = Authenticator {
-        tokens: Tokens::new(&settings.tokens),
-        read_tokens: Tokens::new(&settings.read_tokens),
+        tokens: Tokens::new(settings.tokens.iter().map(Secret::expose)),
+        read_tokens: Tokens::new(settings.read_tokens.iter().map(Secret::expose)),
         jwt: None,
     };
     if !settings.jwt_enabled() {
         return Ok(auth);
     }
+    if settings.customer_claim.starts_with("user_metadata") {
+        tracing::warn!(
+            claim = %settings.customer_claim,
+            "the customer claim is read from user_metadata, which Supabase users can edit \
+             themselves: any signed-in user could name any customer and see their orders; \
+             put the customer id in app_metadata (set by the server only) and use \
+             app_metadata.customer_id"
+        );
+    }
     let timeout = Duration::from_secs(settings.jwks_timeout_secs);
     let source = if !settings.jwks_url.is_empty() {
-        Some(jwks::Source::Url(settings.jwks_url.clone()))
+        Some(jwks::Source::Url(settings.jwks_url.expose().to_string()))
     } else if !settings.jwks_file.is_empty() {
         Some(jwks::Source::File(settings.jwks_file.clone().into()))
     } else {
@@ -330,7 +340,7 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     };
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     auth.jwt = Some(Arc::new(JwtVerifier::new(api::auth::jwt::JwtConfig {
-        secret: text(&settings.jwt_secret).map(String::into_bytes),
+        secret: text(settings.jwt_secret.expose()).map(String::into_bytes),
         jwks: keys,
         issuer: text(&settings.jwt_issuer),
         audience: text(&settings.jwt_audience),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DemoData, Overrides};
+use crate::secret::Secret;
 use crate::storage::OnConflict;
 use crate::transfer::Format;
 
@@ -22,7 +23,7 @@ pub struct Cli {
 
     /// Database URL: sqlite://PATH, sqlite::memory: or postgres://… (overrides COMMANDES_DATABASE_URL).
     #[arg(long, global = true, value_name = "URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
 
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -236,11 +237,11 @@ impl ExportArgs {
 pub struct CopyArgs {
     /// The database to read: sqlite://PATH or postgres://…
     #[arg(long, value_name = "URL")]
-    pub from: String,
+    pub from: Secret,
 
     /// The database to write (migrated first; must hold no orders).
     #[arg(long, value_name = "URL")]
-    pub to: String,
+    pub to: Secret,
 
     /// No progress display.
     #[arg(long)]
@@ -266,7 +267,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
     pub end: String,
 
-    /// The id of the first order (the others follow).
+    /// The id of the first order (the others follow; the last at most 2^53 - 1).
     #[arg(long, value_name = "ID", default_value_t = 1)]
     pub first_id: i64,
 
@@ -280,7 +281,7 @@ pub struct GenerateArgs {
 
     /// Import straight into this database instead of writing a file.
     #[arg(long, value_name = "URL")]
-    pub to: Option<String>,
+    pub to: Option<Secret>,
 
     /// With --to: when an order_id or id is already taken.
     #[arg(long, value_enum, default_value = "fail")]

@@ -14,6 +14,11 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::api::auth::Scope;
+use crate::secret::{redact_url, Secret};
+
+/// The shortest static token accepted (API, read and metrics tokens): a
+/// shorter one could be guessed.
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// Every setting of the service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -43,9 +48,10 @@ pub struct EventsSettings {
     /// PostgreSQL: how often committed events are given their sequence
     /// number in the background (readers of the feed also do it).
     pub sequence_interval_ms: u64,
-    /// The broker the events are relayed to: `nats://host:port` (JetStream)
-    /// or `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
-    pub relay_url: String,
+    /// The broker the events are relayed to: `nats://host:port` (JetStream;
+    /// `nats://TOKEN@host` or `nats://USER:PASS@host` to authenticate) or
+    /// `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
+    pub relay_url: Secret,
     /// The relay's name: its position and lease in the database are kept
     /// under it (two relays of one database need two names).
     pub relay_name: String,
@@ -76,7 +82,7 @@ impl Default for EventsSettings {
             retention_days: 30,
             purge_interval_secs: 300,
             sequence_interval_ms: 150,
-            relay_url: String::new(),
+            relay_url: Secret::default(),
             relay_name: "default".into(),
             nats_stream: "COMMANDES".into(),
             nats_subject_prefix: "commandes.order".into(),
@@ -110,25 +116,11 @@ impl Default for IdempotencySettings {
 }
 
 /// `GET /metrics`.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// The bearer token a scrape must carry; empty: any API token.
-    pub token: String,
-}
-
-impl std::fmt::Debug for MetricsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "MetricsSettings {{ token: <{}> }}",
-            if self.token.is_empty() {
-                "unset"
-            } else {
-                "redacted"
-            }
-        )
-    }
+    pub token: Secret,
 }
 
 /// Cross-origin requests from a browser front-end. Off unless an origin is
@@ -209,7 +201,7 @@ pub enum DemoData {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
-    pub url: String,
+    pub url: Secret,
     /// Most PostgreSQL connections (and SQLite reader connections).
     pub pool_size: usize,
     /// Longest wait to connect or to get a pooled connection.
@@ -224,7 +216,7 @@ pub struct DatabaseSettings {
     pub ca_file: String,
     /// PostgreSQL: where migrations run (a direct or session-mode URL) when
     /// `url` is a transaction pooler; empty: through `url`.
-    pub migration_url: String,
+    pub migration_url: Secret,
     /// Longest a store operation may take before it is cancelled and
     /// answered 503 (PostgreSQL: a cancel request; SQLite: the statement is
     /// interrupted); 0: no limit. Under the Supabase roles' own limits (8 s).
@@ -241,19 +233,21 @@ pub struct DatabaseSettings {
 }
 
 /// Authentication: static tokens, JWTs, and what each may do.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// Accepted read-write bearer tokens; with no token, secret or JWKS at
     /// all, a random one is made at start-up.
-    pub tokens: Vec<String>,
+    pub tokens: Vec<Secret>,
     /// Accepted read-only bearer tokens (403 on every change).
-    pub read_tokens: Vec<String>,
+    pub read_tokens: Vec<Secret>,
     /// HS256 secret for JWTs (Supabase's legacy JWT secret), used as its
     /// bytes; empty: no HS256.
-    pub jwt_secret: String,
-    /// Where the ES256/RS256 public keys are (a JWKS); empty: none.
-    pub jwks_url: String,
+    pub jwt_secret: Secret,
+    /// Where the ES256/RS256 public keys are (a JWKS): `https://`, or
+    /// `http://` on a loopback host only; empty: none. A secret, in case
+    /// it carries a key (`?apikey=`).
+    pub jwks_url: Secret,
     /// A JWKS file instead of a URL.
     pub jwks_file: String,
     /// The required `iss`; empty: not checked.
@@ -261,7 +255,8 @@ pub struct AuthSettings {
     /// The required `aud`; empty: not checked.
     pub jwt_audience: String,
     /// The claim naming the customer whose orders a JWT may touch; empty:
-    /// no restriction.
+    /// no restriction. Not `user_metadata…`: Supabase users can edit it
+    /// (warned about at start-up).
     pub customer_claim: String,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     pub clock_skew_secs: u64,
@@ -283,8 +278,8 @@ impl Default for AuthSettings {
         AuthSettings {
             tokens: Vec::new(),
             read_tokens: Vec::new(),
-            jwt_secret: String::new(),
-            jwks_url: String::new(),
+            jwt_secret: Secret::default(),
+            jwks_url: Secret::default(),
             jwks_file: String::new(),
             jwt_issuer: String::new(),
             jwt_audience: "authenticated".into(),
@@ -308,43 +303,6 @@ impl AuthSettings {
     /// Whether no caller at all could get in (then a token is generated).
     pub fn nothing_configured(&self) -> bool {
         self.tokens.is_empty() && self.read_tokens.is_empty() && !self.jwt_enabled()
-    }
-}
-
-impl std::fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
-            .field(
-                "read_tokens",
-                &format_args!("<{} redacted>", self.read_tokens.len()),
-            )
-            .field(
-                "jwt_secret",
-                &format_args!(
-                    "<{}>",
-                    if self.jwt_secret.is_empty() {
-                        "unset"
-                    } else {
-                        "redacted"
-                    }
-                ),
-            )
-            .field("jwks_url", &self.jwks_url)
-            .field("jwks_file", &self.jwks_file)
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("jwt_audience", &self.jwt_audience)
-            .field("customer_claim", &self.customer_claim)
-            .field("clock_skew_secs", &self.clock_skew_secs)
-            .field("authenticated_scopes", &self.authenticated_scopes)
-            .field("anon_scopes", &self.anon_scopes)
-            .field(
-                "anonymous_users_as_authenticated",
-                &self.anonymous_users_as_authenticated,
-            )
-            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
-            .field("jwks_timeout_secs", &self.jwks_timeout_secs)
-            .finish()
     }
 }
 
@@ -385,7 +343,7 @@ impl Default for DatabaseSettings {
             sqlite_synchronous: crate::storage::SqliteSync::Full,
             demo_data: DemoData::Auto,
             ca_file: String::new(),
-            migration_url: String::new(),
+            migration_url: Secret::default(),
             statement_timeout_secs: 5,
             startup_timeout_secs: 60,
             sqlite_read_queue: 256,
@@ -406,19 +364,19 @@ impl Default for LogSettings {
 /// Flags that override everything else (from the command line).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub demo_data: Option<DemoData>,
 }
 
 /// Splits a comma-separated list, dropping blanks.
-fn list(value: &str) -> Vec<String> {
+fn list<T: From<String>>(value: &str) -> Vec<T> {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(String::from)
+        .map(|s| T::from(s.to_string()))
         .collect()
 }
 
@@ -462,16 +420,16 @@ impl Settings {
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         // DATABASE_URL is the common convention; ours wins over it.
         if let Some(v) = env("DATABASE_URL") {
-            self.database.url = v;
+            self.database.url = v.into();
         }
         if let Some(v) = env("COMMANDES_DATABASE_URL") {
-            self.database.url = v;
+            self.database.url = v.into();
         }
         if let Some(v) = env("COMMANDES_DATABASE_CA_FILE") {
             self.database.ca_file = v.trim().to_string();
         }
         if let Some(v) = env("COMMANDES_MIGRATION_DATABASE_URL") {
-            self.database.migration_url = v.trim().to_string();
+            self.database.migration_url = v.trim().into();
         }
         if let Some(v) = env("COMMANDES_CONNECT_TIMEOUT_SECS") {
             self.database.connect_timeout_secs = number("COMMANDES_CONNECT_TIMEOUT_SECS", &v)?;
@@ -495,10 +453,10 @@ impl Settings {
             self.auth.read_tokens = list(&v);
         }
         if let Some(v) = env("COMMANDES_JWT_SECRET") {
-            self.auth.jwt_secret = v.trim().to_string();
+            self.auth.jwt_secret = v.trim().into();
         }
         if let Some(v) = env("COMMANDES_JWKS_URL") {
-            self.auth.jwks_url = v.trim().to_string();
+            self.auth.jwks_url = v.trim().into();
         }
         if let Some(v) = env("COMMANDES_JWKS_FILE") {
             self.auth.jwks_file = v.trim().to_string();
@@ -569,7 +527,7 @@ impl Settings {
             self.idempotency.ttl_secs = number("COMMANDES_IDEMPOTENCY_TTL_SECS", &v)?;
         }
         if let Some(v) = env("COMMANDES_METRICS_TOKEN") {
-            self.metrics.token = v.trim().to_string();
+            self.metrics.token = v.trim().into();
         }
         if let Some(v) = env("COMMANDES_CORS_ORIGINS") {
             self.cors.allowed_origins = list(&v);
@@ -584,7 +542,7 @@ impl Settings {
             self.events.retention_days = number("COMMANDES_EVENTS_RETENTION_DAYS", &v)?;
         }
         if let Some(v) = env("COMMANDES_EVENTS_RELAY_URL") {
-            self.events.relay_url = v.trim().to_string();
+            self.events.relay_url = v.trim().into();
         }
         if let Some(v) = env("COMMANDES_EVENTS_MAX_WAITERS") {
             self.events.max_waiters = number("COMMANDES_EVENTS_MAX_WAITERS", &v)?;
@@ -608,13 +566,14 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        crate::storage::DatabaseUrl::parse(&self.database.url).map_err(anyhow::Error::msg)?;
+        crate::storage::DatabaseUrl::parse(self.database.url.expose())
+            .map_err(anyhow::Error::msg)?;
         if !self.database.migration_url.is_empty() {
             let both_postgres = matches!(
-                crate::storage::DatabaseUrl::parse(&self.database.url),
+                crate::storage::DatabaseUrl::parse(self.database.url.expose()),
                 Ok(crate::storage::DatabaseUrl::Postgres(_))
             ) && matches!(
-                crate::storage::DatabaseUrl::parse(&self.database.migration_url),
+                crate::storage::DatabaseUrl::parse(self.database.migration_url.expose()),
                 Ok(crate::storage::DatabaseUrl::Postgres(_))
             );
             if !both_postgres {
@@ -650,7 +609,8 @@ impl Settings {
             bail!("events.retention_days must be at most 36500 (0 keeps events forever)");
         }
         if !self.events.relay_url.is_empty() {
-            crate::relay::BrokerUrl::parse(&self.events.relay_url).map_err(anyhow::Error::msg)?;
+            crate::relay::BrokerUrl::parse(self.events.relay_url.expose())
+                .map_err(anyhow::Error::msg)?;
             let e = &self.events;
             if e.relay_name.is_empty() || e.nats_stream.is_empty() || e.amqp_exchange.is_empty() {
                 bail!("events.relay_name, events.nats_stream and events.amqp_exchange must not be empty");
@@ -677,12 +637,12 @@ impl Settings {
         if !auth.jwks_url.is_empty() && !auth.jwks_file.is_empty() {
             bail!("set auth.jwks_url or auth.jwks_file, not both");
         }
-        let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-        if !auth.jwks_url.is_empty() && !url_ok(&auth.jwks_url) {
-            bail!("auth.jwks_url must be an https:// URL");
+        if !auth.jwks_url.is_empty() {
+            crate::api::auth::jwks::check_url(auth.jwks_url.expose())
+                .map_err(anyhow::Error::msg)?;
         }
         if !auth.jwt_secret.is_empty()
-            && auth.jwt_secret.len() < crate::api::auth::jwt::MIN_SECRET_BYTES
+            && auth.jwt_secret.expose().len() < crate::api::auth::jwt::MIN_SECRET_BYTES
         {
             bail!(
                 "auth.jwt_secret must be at least {} bytes long",
@@ -692,11 +652,33 @@ impl Settings {
         if auth.jwks_timeout_secs == 0 || auth.jwks_refresh_secs == 0 {
             bail!("auth.jwks_timeout_secs and auth.jwks_refresh_secs must be at least 1");
         }
-        if auth
-            .tokens
-            .iter()
-            .any(|t| !t.trim().is_empty() && auth.read_tokens.iter().any(|r| r.trim() == t.trim()))
-        {
+        // A short token can be guessed; the message names the setting,
+        // never the token.
+        for (name, tokens) in [
+            ("auth.tokens (COMMANDES_API_TOKENS)", auth.tokens.as_slice()),
+            (
+                "auth.read_tokens (COMMANDES_READ_TOKENS)",
+                auth.read_tokens.as_slice(),
+            ),
+            (
+                "metrics.token (COMMANDES_METRICS_TOKEN)",
+                std::slice::from_ref(&self.metrics.token),
+            ),
+        ] {
+            if tokens.iter().any(|t| {
+                let n = t.expose().trim().chars().count();
+                n > 0 && n < MIN_TOKEN_CHARS
+            }) {
+                bail!(
+                    "{name}: every token must be at least {MIN_TOKEN_CHARS} characters long \
+                     (make one with `openssl rand -hex 32`)"
+                );
+            }
+        }
+        let trimmed = |t: &Secret| t.expose().trim().to_string();
+        if auth.tokens.iter().any(|t| {
+            !trimmed(t).is_empty() && auth.read_tokens.iter().any(|r| trimmed(r) == trimmed(t))
+        }) {
             bail!("a token is in both auth.tokens and auth.read_tokens; keep it in one list");
         }
         if !["auto", "text", "json"].contains(&self.log.format.as_str()) {
@@ -705,37 +687,43 @@ impl Settings {
         Ok(())
     }
 
-    /// The settings as one log line, with the database password and the
-    /// tokens left out.
+    /// The settings as one log line: URLs without their credentials
+    /// ([`redact_url`]), and of the tokens and secrets only whether they
+    /// are set.
     pub fn redacted(&self) -> String {
+        let set = |s: &Secret| if s.is_empty() { "unset" } else { "set" };
         format!(
             "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
-            crate::storage::redact_url(&self.database.url),
+            redact_url(self.database.url.expose()),
             if self.database.migration_url.is_empty() {
                 "(database)".to_string()
             } else {
-                crate::storage::redact_url(&self.database.migration_url)
+                redact_url(self.database.migration_url.expose())
             },
             self.database.pool_size,
             self.database.statement_timeout_secs,
             self.database.demo_data,
             self.auth.tokens.len(),
             self.auth.read_tokens.len(),
-            if self.auth.jwt_secret.is_empty() { "unset" } else { "set" },
-            if self.auth.jwks_url.is_empty() { &self.auth.jwks_file } else { &self.auth.jwks_url },
+            set(&self.auth.jwt_secret),
+            if self.auth.jwks_url.is_empty() {
+                self.auth.jwks_file.clone()
+            } else {
+                redact_url(self.auth.jwks_url.expose())
+            },
             self.auth.jwt_issuer,
             self.auth.jwt_audience,
             self.auth.customer_claim,
-            if self.metrics.token.is_empty() { "unset" } else { "set" },
+            set(&self.metrics.token),
             self.cors.allowed_origins,
             self.log.format,
             if self.events.relay_url.is_empty() {
                 "off".to_string()
             } else {
-                crate::storage::redact_url(&self.events.relay_url)
+                redact_url(self.events.relay_url.expose())
             },
         )
     }
@@ -773,7 +761,10 @@ mod tests {
             env(&[
                 ("DATABASE_URL", "sqlite://a.db"),
                 ("COMMANDES_DATABASE_URL", "sqlite://b.db"),
-                ("COMMANDES_API_TOKENS", " t1, ,t2 "),
+                (
+                    "COMMANDES_API_TOKENS",
+                    " token-one-0123456, ,token-two-0123456 ",
+                ),
                 ("COMMANDES_PORT", "9000"),
             ]),
             &Overrides {
@@ -783,7 +774,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.database.url, "sqlite://b.db");
-        assert_eq!(s.auth.tokens, ["t1", "t2"]);
+        assert_eq!(s.auth.tokens, ["token-one-0123456", "token-two-0123456"]);
         assert_eq!(s.server.port, 9100);
     }
 
@@ -850,7 +841,10 @@ mod tests {
         let s = Settings::load(
             None,
             env(&[
-                ("COMMANDES_READ_TOKENS", "r1, r2"),
+                (
+                    "COMMANDES_READ_TOKENS",
+                    "reader-one-012345, reader-two-012345",
+                ),
                 (
                     "COMMANDES_JWT_SECRET",
                     " super-secret-jwt-token-with-at-least-32-characters ",
@@ -867,7 +861,10 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap();
-        assert_eq!(s.auth.read_tokens, ["r1", "r2"]);
+        assert_eq!(
+            s.auth.read_tokens,
+            ["reader-one-012345", "reader-two-012345"]
+        );
         assert_eq!(
             s.auth.jwt_secret,
             "super-secret-jwt-token-with-at-least-32-characters"
@@ -890,11 +887,35 @@ mod tests {
         ])
         .is_err());
         assert!(load(&[("COMMANDES_JWKS_URL", "ftp://x/jwks.json")]).is_err());
+        assert!(load(&[("COMMANDES_JWKS_URL", "http://ref.supabase.co/jwks.json")]).is_err());
+        assert!(load(&[("COMMANDES_JWKS_URL", "http://127.0.0.1:9999/jwks.json")]).is_ok());
         assert!(load(&[
-            ("COMMANDES_API_TOKENS", "a,b"),
-            ("COMMANDES_READ_TOKENS", "b")
+            (
+                "COMMANDES_API_TOKENS",
+                "token-a-0123456789,token-b-0123456789"
+            ),
+            ("COMMANDES_READ_TOKENS", "token-b-0123456789")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn short_tokens_are_refused_without_being_shown() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+        for var in [
+            "COMMANDES_API_TOKENS",
+            "COMMANDES_READ_TOKENS",
+            "COMMANDES_METRICS_TOKEN",
+        ] {
+            let e = load(&[(var, "change-me")]).unwrap_err().to_string();
+            assert!(e.contains("at least 16 characters"), "{var}: {e}");
+            assert!(!e.contains("change-me"), "{var}: {e}");
+            assert!(load(&[(var, "0123456789abcdef")]).is_ok(), "{var}");
+        }
+        let e = load(&[("COMMANDES_API_TOKENS", "0123456789abcdef,tiny")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.tokens"), "{e}");
     }
 
     #[test]
@@ -984,16 +1005,40 @@ mod tests {
     #[test]
     fn secrets_are_not_in_the_redacted_line_or_debug() {
         let mut s = Settings::default();
-        s.database.url = "postgres://u:hunter2@h/db".into();
-        s.auth.tokens = vec!["tok-secret".into()];
-        s.auth.read_tokens = vec!["read-secret".into()];
-        s.auth.jwt_secret = "jwt-secret-0123456789-0123456789-0123".into();
+        s.database.url = "postgres://u:db-pass-1@h/db?password=db-pass-2&sslmode=require".into();
+        s.database.migration_url = "postgres://u:mig-pass-3@h:5432/db".into();
+        s.events.relay_url = "nats://nats-token-4@h:4222".into();
+        s.auth.tokens = vec!["api-token-5-0123456789".into()];
+        s.auth.read_tokens = vec!["read-token-6-0123456789".into()];
+        s.auth.jwt_secret = "jwt-secret-7-0123456789-0123456789".into();
+        s.auth.jwks_url = "https://h/jwks.json?apikey=jwks-key-8".into();
+        s.metrics.token = "metrics-token-9-0123456789".into();
         let line = s.redacted();
-        let debug = format!("{s:?}");
-        assert!(!line.contains("hunter2"), "{line}");
-        for secret in ["tok-secret", "read-secret", "jwt-secret"] {
-            assert!(!line.contains(secret), "{line}");
-            assert!(!debug.contains(secret), "{debug}");
+        let debug = format!("{s:?} {s:#?}");
+        let secrets = [
+            "db-pass-1",
+            "db-pass-2",
+            "mig-pass-3",
+            "nats-token-4",
+            "api-token-5",
+            "read-token-6",
+            "jwt-secret-7",
+            "jwks-key-8",
+            "metrics-token-9",
+        ];
+        for secret in secrets {
+            assert!(!line.contains(secret), "{secret} in {line}");
+            assert!(!debug.contains(secret), "{secret} in {debug}");
         }
+        // What is not secret is still there to read.
+        assert!(
+            line.contains("database=postgres://u:***@h/db?password=***&sslmode=require"),
+            "{line}"
+        );
+        assert!(line.contains("events_relay=nats://***@h:4222"), "{line}");
+        let mut s = Settings::default();
+        s.events.relay_url = "amqp://guest:amqp-pass-10@h:5672/%2f".into();
+        let line = format!("{} {s:?}", s.redacted());
+        assert!(!line.contains("amqp-pass-10"), "{line}");
     }
 }

@@ -10,10 +10,14 @@
 //!   untrusted input. No I/O.
 //! - [`storage`]: the [`storage::Store`] trait and its two backends, each
 //!   owning its SQL and migrations.
-//! - [`api`]: the poem-openapi operations, request extraction, auth and the
-//!   docs pages.
-//! - [`error`]: [`error::ApiError`], the one mapping from failures to
-//!   RFC 9457 problem responses.
+//! - [`api`]: the poem-openapi operations, request extraction, auth, the
+//!   docs pages, and [`api::error::ApiError`], the one mapping from failures
+//!   to RFC 9457 problem responses.
+//! - Leaves that every layer may use: [`error_chain`] (an error and its
+//!   causes on one line), [`request_id`] (the id of the request being
+//!   served), [`log_text`] (outside text bounded for a log line), [`hex`],
+//!   [`secret`] (the type of every secret setting, and the one function
+//!   that hides the credentials of a URL).
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
 //!   start-up and shutdown; [`server`]: the accept loop and the limits on
 //!   connections.
@@ -31,6 +35,7 @@ pub mod hex;
 pub mod log_text;
 pub mod relay;
 pub mod request_id;
+pub mod secret;
 pub mod server;
 pub mod storage;
 pub mod telemetry;

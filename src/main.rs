@@ -9,6 +9,7 @@ use commandes::cli::{self as cli, Cli, Command};
 use commandes::config::Settings;
 use commandes::domain::generate::Spec;
 use commandes::domain::{ListFilter, ListScope};
+use commandes::secret::redact_url;
 use commandes::storage::{self, DatabaseUrl, ExportFilter, Store};
 use commandes::transfer::{self, Format};
 use commandes::{api, app};
@@ -145,9 +146,9 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     // Through the migration URL when there is one (serving through a
     // transaction pooler): the direct or session-mode connection.
     let url = if settings.database.migration_url.is_empty() {
-        &settings.database.url
+        settings.database.url.expose()
     } else {
-        &settings.database.migration_url
+        settings.database.migration_url.expose()
     };
     let report = app::migrate_at(url, &app::store_options(&settings)).await?;
     for note in &report.notes {
@@ -165,7 +166,7 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn check(settings: Settings) -> anyhow::Result<()> {
-    let url = &settings.database.url;
+    let url = settings.database.url.expose();
     // A check must not create the database it is checking.
     if let Ok(DatabaseUrl::SqliteFile(path)) = DatabaseUrl::parse(url) {
         if !path.exists() {
@@ -179,12 +180,12 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
     let info = store.info().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot query {}: {}",
-            storage::redact_url(url),
+            redact_url(url),
             commandes::error_chain::error_chain(&e)
         )
     })?;
     println!("backend:        {}", info.backend);
-    println!("database:       {}", storage::redact_url(url));
+    println!("database:       {}", redact_url(url));
     println!("server version: {}", info.server_version);
     println!("schema version: {}", info.schema_version);
     println!("orders:         {}", info.order_count);
@@ -219,7 +220,7 @@ async fn open_for_transfer(
         store.migrate().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot migrate {}: {}",
-                storage::redact_url(url),
+                redact_url(url),
                 commandes::error_chain::error_chain(&e)
             )
         })?;
@@ -239,7 +240,7 @@ fn format_for(
 }
 
 async fn import(settings: Settings, args: cli::ImportArgs) -> anyhow::Result<()> {
-    let store = open_for_transfer(&settings, &settings.database.url, true).await?;
+    let store = open_for_transfer(&settings, settings.database.url.expose(), true).await?;
     let import_args = transfer::import::ImportArgs {
         inputs: args
             .files
@@ -281,7 +282,7 @@ async fn export(settings: Settings, args: cli::ExportArgs) -> anyhow::Result<()>
     // An export has no `skip`: it takes every order the filters admit.
     let filter = ListFilter::from_query(&args.query_pairs(), ListScope::All, 0)
         .map_err(|e| anyhow::anyhow!("bad filter: {}", e.summary().replace('_', "-")))?;
-    let store = open_for_transfer(&settings, &settings.database.url, false).await?;
+    let store = open_for_transfer(&settings, settings.database.url.expose(), false).await?;
     let export_args = transfer::export::ExportArgs {
         format: format_for(args.format, args.output.as_deref(), Format::Csv),
         output: args.output,
@@ -306,15 +307,15 @@ async fn export(settings: Settings, args: cli::ExportArgs) -> anyhow::Result<()>
 }
 
 async fn copy(settings: Settings, args: cli::CopyArgs) -> anyhow::Result<()> {
-    let source = open_for_transfer(&settings, &args.from, false).await?;
-    let target = open_for_transfer(&settings, &args.to, true).await?;
+    let source = open_for_transfer(&settings, args.from.expose(), false).await?;
+    let target = open_for_transfer(&settings, args.to.expose(), true).await?;
     let report = transfer::copy::copy(source.as_ref(), target.as_ref(), !args.no_progress).await;
     source.close().await;
     target.close().await;
     let report = report?;
     let secs = report.elapsed.as_secs_f64();
-    println!("from:     {}", storage::redact_url(&args.from));
-    println!("to:       {}", storage::redact_url(&args.to));
+    println!("from:     {}", redact_url(args.from.expose()));
+    println!("to:       {}", redact_url(args.to.expose()));
     println!("copied:   {} orders in {secs:.2} s", report.copied);
     println!(
         "source:   {} orders, sha256 {}",
@@ -341,10 +342,16 @@ async fn generate(settings: Settings, args: cli::GenerateArgs) -> anyhow::Result
     if args.first_id < 1 {
         anyhow::bail!("--first-id must be at least 1");
     }
+    let max = commandes::domain::record::MAX_IMPORTED_ID;
+    if i128::from(args.first_id) + i128::from(args.count) - 1 > i128::from(max) {
+        anyhow::bail!(
+            "--first-id and --count make ids past {max} (2^53 - 1), the largest an import takes"
+        );
+    }
     spec.first_id = args.first_id;
     let started = std::time::Instant::now();
     if let Some(url) = &args.to {
-        let store = open_for_transfer(&settings, url, true).await?;
+        let store = open_for_transfer(&settings, url.expose(), true).await?;
         let outcome = transfer::generate::into_store(
             store.as_ref(),
             spec,

@@ -234,10 +234,9 @@ impl OrdersApi {
     /// same values, same caller) within the key's lifetime (default 24 h)
     /// replays the first answer with `Idempotent-Replayed: true` instead of
     /// creating again; the same key with other values is a 422, and a retry
-    /// while the first is still running a 409. Keys belong to their caller
-    /// (a static token, or a JWT's issuer and subject): the same key from
-    /// another caller is another request, never replayed nor refused
-    /// because of someone else's.
+    /// while the first is still running a 409. The caller is the static
+    /// token, or a JWT's issuer and `sub` (a refreshed token is the same
+    /// caller); a JWT without `sub` is a caller of its own.
     #[oai(path = "/commandes", method = "post", operation_id = "create_order")]
     async fn create(
         &self,

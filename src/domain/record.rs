@@ -4,7 +4,7 @@
 //! Every import format goes through here, so a row of a file is held to the
 //! same rules as a `POST /commandes` body (the text, amount and status rules
 //! come from [`super::validation`]), plus the fields an export carries and
-//! the API ignores: an optional `id` ≥ 1 and optional RFC 3339 `created_at`
+//! the API ignores: an optional `id` from 1 to 2^53 - 1 and optional RFC 3339 `created_at`
 //! and `updated_at`, with `updated_at` not before `created_at`.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -98,7 +98,7 @@ impl OrderRecord {
             None => Some(Status::Pending),
             Some(v) => status_field("status", v, &mut errors),
         };
-        let id = get(Field::Id).and_then(|v| match v.as_i64().filter(|id| *id >= 1) {
+        let id = get(Field::Id).and_then(|v| match v.as_i64().filter(|id| id_in_range(*id)) {
             Some(id) => Some(id),
             None => {
                 errors.push("id", ID_MESSAGE);
@@ -233,7 +233,17 @@ impl Field {
     }
 }
 
-const ID_MESSAGE: &str = "must be an integer from 1 to 9223372036854775807";
+/// The largest id a record may carry: 2^53 - 1. Stores move their id
+/// sequence past the highest imported id, so an id near `i64::MAX` would
+/// leave no room for the next `POST`; this leaves ~2^63 of them, and every
+/// id stays exact in JavaScript (`Number.MAX_SAFE_INTEGER`).
+pub const MAX_IMPORTED_ID: i64 = (1 << 53) - 1;
+
+const ID_MESSAGE: &str = "must be an integer from 1 to 9007199254740991 (2^53 - 1)";
+
+fn id_in_range(id: i64) -> bool {
+    (1..=MAX_IMPORTED_ID).contains(&id)
+}
 const TIME_MESSAGE: &str = "must be an RFC 3339 timestamp such as \"2026-11-25T19:09:25.123456Z\"";
 
 #[allow(clippy::too_many_arguments)]
@@ -266,12 +276,12 @@ fn finish(
     })
 }
 
-/// ASCII digits making 1…2⁶³−1.
+/// ASCII digits making 1…[`MAX_IMPORTED_ID`].
 fn parse_id(text: &str) -> Option<i64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse::<i64>().ok().filter(|id| *id >= 1)
+    text.parse::<i64>().ok().filter(|id| id_in_range(*id))
 }
 
 /// An RFC 3339 timestamp, in any offset, as UTC. Stores keep microseconds,

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::config::EventsSettings;
 use crate::domain::event::{Event, EventKind};
+use crate::secret::{redact_url, scrub};
 use crate::storage::{Store, StoreError};
 
 pub mod amqp;
@@ -60,8 +61,8 @@ pub fn describe_metrics() {
     describe_gauge!(LEASE_HELD, "1 while this process holds the relay lease.");
 }
 
-/// A broker URL, understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A broker URL, understood. Its `Debug` hides the credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub enum BrokerUrl {
     /// `nats://…` (or `tls://…`): NATS JetStream.
     Nats(String),
@@ -74,6 +75,15 @@ impl BrokerUrl {
     pub fn parse(url: &str) -> Result<BrokerUrl, String> {
         let url = url.trim();
         if url.starts_with("nats://") || url.starts_with("tls://") {
+            // The NATS client ignores a query (and would log it): a token
+            // written as `?token=` would silently not be used.
+            if url.contains('?') {
+                return Err(
+                    "a nats:// URL takes no query: give a token as nats://TOKEN@host, \
+                            or a user as nats://USER:PASSWORD@host"
+                        .into(),
+                );
+            }
             Ok(BrokerUrl::Nats(url.to_string()))
         } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
             Ok(BrokerUrl::Amqp(url.to_string()))
@@ -89,34 +99,54 @@ impl BrokerUrl {
     }
 }
 
-/// `url` without its password (or its token, for `nats://TOKEN@host`).
-pub fn redact(url: &str) -> String {
-    let redacted = crate::storage::redact_url(url);
-    if redacted != url {
-        return redacted;
-    }
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
+impl std::fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            BrokerUrl::Nats(_) => "Nats",
+            BrokerUrl::Amqp(_) => "Amqp",
+        };
+        write!(f, "{kind}({})", redact_url(self.as_str()))
     }
 }
 
-/// `reason` with the URL's secret (password or token) masked, in case a
-/// client library quoted it in an error.
-fn scrub(reason: &str, url: &str) -> String {
-    let secret = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            userinfo.split_once(':').map_or(userinfo, |(_, p)| p)
-        }
-        _ => "",
+/// A broker URL with its user info taken out, and that user info
+/// (percent-decoded): the client library is given the credentials apart,
+/// so they cannot reach its logs (async-nats logs the server's URL).
+#[derive(PartialEq, Eq)]
+struct Split {
+    url: String,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+fn split_credentials(url: &str) -> Split {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
-    if secret.is_empty() {
-        reason.to_string()
-    } else {
-        reason.replace(secret, "***")
+    let start = url.find("://").map_or(0, |i| i + 3);
+    // The user info ends at the last `@` before the path.
+    let authority_end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@').map(|i| start + i) {
+        Some(at) => {
+            let (user, password) = match url[start..at].split_once(':') {
+                Some((u, p)) => (decode(u), Some(decode(p))),
+                None => (decode(&url[start..at]), None),
+            };
+            Split {
+                url: format!("{}{}", &url[..start], &url[at + 1..]),
+                user: Some(user),
+                password,
+            }
+        }
+        None => Split {
+            url: url.to_string(),
+            user: None,
+            password: None,
+        },
     }
 }
 
@@ -143,7 +173,7 @@ impl RelayConfig {
         }
         Some(RelayConfig {
             // Checked when the settings were loaded.
-            url: BrokerUrl::parse(&s.relay_url).ok()?,
+            url: BrokerUrl::parse(s.relay_url.expose()).ok()?,
             name: s.relay_name.clone(),
             source: s.source.clone(),
             nats_stream: s.nats_stream.clone(),
@@ -204,7 +234,9 @@ pub trait Publisher: Send {
 async fn connect(config: &RelayConfig) -> Result<Box<dyn Publisher>, String> {
     let connecting = async {
         Ok::<Box<dyn Publisher>, String>(match &config.url {
-            BrokerUrl::Nats(url) => Box::new(nats::Nats::connect(url, config).await?),
+            BrokerUrl::Nats(url) => {
+                Box::new(nats::Nats::connect(split_credentials(url), config).await?)
+            }
             BrokerUrl::Amqp(url) => Box::new(amqp::Amqp::connect(url, config).await?),
         })
     };
@@ -261,7 +293,7 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     tracing::info!(
-        broker = %redact(config.url.as_str()),
+        broker = %redact_url(config.url.as_str()),
         name = %config.name,
         "relaying events to the broker"
     );
@@ -439,7 +471,7 @@ impl Relay {
     /// Logs a new kind of trouble once, and returns the next backoff.
     fn failed(&mut self, what: Health, reason: &str) -> Duration {
         if self.health != what {
-            let broker = redact(self.config.url.as_str());
+            let broker = redact_url(self.config.url.as_str());
             let reason = scrub(reason, self.config.url.as_str());
             let reason = reason.as_str();
             match what {
@@ -500,17 +532,29 @@ mod tests {
             Ok(BrokerUrl::Amqp(_))
         ));
         assert!(BrokerUrl::parse("kafka://h").is_err());
+        assert!(BrokerUrl::parse("nats://h:4222?token=t").is_err());
     }
 
     #[test]
-    fn credentials_are_redacted() {
-        assert_eq!(redact("amqp://u:secret@h:5672/v"), "amqp://u:***@h:5672/v");
-        assert_eq!(redact("nats://s3cr3t@h:4222"), "nats://***@h:4222");
-        assert_eq!(redact("nats://h:4222"), "nats://h:4222");
-        assert_eq!(
-            scrub("bad auth for u:secret", "amqp://u:secret@h/v"),
-            "bad auth for u:***"
-        );
-        assert_eq!(scrub("refused", "nats://h:4222"), "refused");
+    fn credentials_are_taken_out_of_the_url() {
+        let split = split_credentials("nats://s3cr%40t@h:4222");
+        assert_eq!(split.url, "nats://h:4222");
+        assert_eq!(split.user.as_deref(), Some("s3cr@t"));
+        assert_eq!(split.password, None);
+        let split = split_credentials("tls://u:p%3Aw@h1:4222/x?y=@");
+        assert_eq!(split.url, "tls://h1:4222/x?y=@");
+        assert_eq!(split.user.as_deref(), Some("u"));
+        assert_eq!(split.password.as_deref(), Some("p:w"));
+        let split = split_credentials("nats://h:4222");
+        assert_eq!(split.url, "nats://h:4222");
+        assert_eq!(split.user, None);
+    }
+
+    #[test]
+    fn the_debug_form_hides_the_credentials() {
+        let url = BrokerUrl::parse("amqp://u:secret@h:5672/v").unwrap();
+        assert_eq!(format!("{url:?}"), "Amqp(amqp://u:***@h:5672/v)");
+        let url = BrokerUrl::parse("nats://s3cr3t@h:4222").unwrap();
+        assert_eq!(format!("{url:?}"), "Nats(nats://***@h:4222)");
     }
 }

@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::HeaderMap;
 use async_trait::async_trait;
 
-use super::{Failure, Message, Publisher, RelayConfig, CONTENT_TYPE};
+use super::{Failure, Message, Publisher, RelayConfig, Split, CONTENT_TYPE};
 
 /// The header carrying the event's sequence number.
 pub const SEQUENCE_HEADER: &str = "Commandes-Sequence";
@@ -24,16 +24,24 @@ pub struct Nats {
 
 impl Nats {
     /// Connects and creates the stream if it is missing (an existing
-    /// stream is used as it is).
-    pub async fn connect(url: &str, config: &RelayConfig) -> Result<Nats, String> {
-        let client = async_nats::ConnectOptions::new()
+    /// stream is used as it is). The URL's user info comes apart: a
+    /// password with its user, or alone a token (`nats://TOKEN@host`).
+    pub(super) async fn connect(server: Split, config: &RelayConfig) -> Result<Nats, String> {
+        let options = match (server.user, server.password) {
+            (Some(user), Some(password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user, password)
+            }
+            (Some(token), None) => async_nats::ConnectOptions::with_token(token),
+            _ => async_nats::ConnectOptions::new(),
+        };
+        let client = options
             .connection_timeout(config.timeout)
             .request_timeout(Some(config.timeout))
             // The relay makes a new connection after a failure, and resumes
             // from the stored position; a dropped client must not go on
             // reconnecting in the background with old messages.
             .max_reconnects(Some(1))
-            .connect(url)
+            .connect(server.url.as_str())
             .await
             .map_err(|e| format!("cannot connect to NATS: {e}"))?;
         let jetstream = jetstream::ContextBuilder::new()

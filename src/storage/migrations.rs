@@ -44,6 +44,11 @@ pub const SQLITE: &[Migration] = &[
         name: "sort_indexes",
         sql: include_str!("../../sql/sqlite/0006_sort_indexes.sql"),
     },
+    Migration {
+        version: 7,
+        name: "close_public_roles",
+        sql: include_str!("../../sql/sqlite/0007_close_public_roles.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -77,6 +82,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "sort_indexes",
         sql: include_str!("../../sql/postgres/0006_sort_indexes.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "close_public_roles",
+        sql: include_str!("../../sql/postgres/0007_close_public_roles.sql"),
     },
 ];
 

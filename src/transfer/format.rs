@@ -5,7 +5,7 @@
 //! Readers turn bytes into [`OrderRecord`]s through the domain's one
 //! parser, and say where each record starts (its line). A bad record is
 //! reported and reading goes on; only a file whose structure is lost (an
-//! unreadable header, a JSON array that is not closed, a CSV line longer
+//! unreadable header, a JSON array that is not closed, a CSV record longer
 //! than [`MAX_RECORD_BYTES`]) stops it. Writers give the canonical form that
 //! the readers take back losslessly: decimal strings with two decimals,
 //! RFC 3339 UTC times with microseconds, ids.
@@ -130,58 +130,67 @@ pub fn read(
     }
 }
 
-/// Fails a read once a line grows past the limit, so that a file without
-/// line breaks cannot fill the memory (the CSV parser buffers a record).
-struct LineLimit<R> {
+/// The CSV parser's read buffer: it reads at most this far ahead of the
+/// record it is parsing.
+const CSV_BUFFER: usize = 64 * 1024;
+
+/// Where the record being parsed began: its byte offset and line.
+type RecordStart = std::rc::Rc<std::cell::Cell<(u64, u64)>>;
+
+/// Fails a read once the record being parsed has grown past the limit, so
+/// that neither a line without line breaks nor a quoted field running over
+/// many short lines (an unclosed quote) can fill the memory: the CSV parser
+/// holds a whole record. The reading loop sets `start` before each record.
+struct RecordLimit<R> {
     inner: R,
-    since_newline: usize,
-    line: u64,
-    limit: usize,
+    /// Bytes handed to the parser so far.
+    read: u64,
+    start: RecordStart,
 }
 
-impl<R: Read> Read for LineLimit<R> {
+impl<R: Read> Read for RecordLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                self.since_newline = 0;
-                self.line += 1;
-            } else {
-                self.since_newline += 1;
-                if self.since_newline > self.limit {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        LineTooLong(self.line),
-                    ));
-                }
-            }
+        self.read += n as u64;
+        let (start, line) = self.start.get();
+        // The record so far, and what the parser read ahead of it (less
+        // than its buffer: a record within that much of the limit may be
+        // refused too; no order comes near).
+        if self.read.saturating_sub(start) > MAX_RECORD_BYTES as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                RecordTooLong(line),
+            ));
         }
         Ok(n)
     }
 }
 
 #[derive(Debug)]
-struct LineTooLong(u64);
+struct RecordTooLong(u64);
 
-impl std::fmt::Display for LineTooLong {
+impl std::fmt::Display for RecordTooLong {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "line {} is longer than {} bytes",
+            "the record starting on line {} is longer than {} bytes",
             self.0, MAX_RECORD_BYTES
         )
     }
 }
 
-impl std::error::Error for LineTooLong {}
+impl std::error::Error for RecordTooLong {}
 
 fn csv_fatal(e: csv::Error) -> Fatal {
     let line = e.position().map_or(0, |p| p.line());
     if let csv::ErrorKind::Io(io) = e.kind() {
-        if let Some(LineTooLong(at)) = io.get_ref().and_then(|inner| inner.downcast_ref()) {
+        if let Some(RecordTooLong(at)) = io.get_ref().and_then(|inner| inner.downcast_ref()) {
             return fatal(
                 *at,
-                format!("the line is longer than {MAX_RECORD_BYTES} bytes; no order is that long"),
+                format!(
+                    "the record is longer than {MAX_RECORD_BYTES} bytes (a very long line, or \
+                     an unclosed quote running over the lines after it); no order is that long"
+                ),
             );
         }
         return fatal(line, format!("cannot read: {io}"));
@@ -190,16 +199,16 @@ fn csv_fatal(e: csv::Error) -> Fatal {
 }
 
 fn read_csv(reader: impl BufRead, each: &mut dyn FnMut(Item) -> bool) -> Result<(), Fatal> {
-    let limited = LineLimit {
+    let start = RecordStart::new(std::cell::Cell::new((0, 1)));
+    let limited = RecordLimit {
         inner: reader,
-        since_newline: 0,
-        line: 1,
-        limit: MAX_RECORD_BYTES,
+        read: 0,
+        start: start.clone(),
     };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .buffer_capacity(64 * 1024)
+        .buffer_capacity(CSV_BUFFER)
         .from_reader(limited);
     let mut record = csv::ByteRecord::new();
     if !csv.read_byte_record(&mut record).map_err(csv_fatal)? {
@@ -220,6 +229,8 @@ fn read_csv(reader: impl BufRead, each: &mut dyn FnMut(Item) -> bool) -> Result<
         )
     })?;
     loop {
+        let at = csv.position();
+        start.set((at.byte(), at.line()));
         if !csv.read_byte_record(&mut record).map_err(csv_fatal)? {
             return Ok(());
         }
@@ -785,6 +796,36 @@ mod tests {
         assert_eq!(end, Ok(()));
         assert!(matches!(&items[0], Item::Rejected(r) if r.line == 1 && r.raw.len() < 5000));
         assert!(matches!(items[1], Item::Record { line: 2, .. }));
+    }
+
+    #[test]
+    fn a_quoted_field_over_many_short_lines_is_bounded() {
+        // An unclosed quote: every later line is part of one field.
+        let mut file = b"order_id,customer_id,total_amount\nA,C,1\n\"B".to_vec();
+        for _ in 0..MAX_RECORD_BYTES / 10 + 10 {
+            file.extend_from_slice(b",C,1\nxxxx\n");
+        }
+        let (items, end) = read_all(Format::Csv, &file);
+        assert_eq!(items.len(), 1, "the first row is read");
+        let e = end.unwrap_err();
+        assert_eq!(e.line, 3, "{e:?}");
+        assert!(e.message.contains("an unclosed quote"), "{e:?}");
+        // A quoted field may span lines, within reason.
+        let (items, end) = read_all(
+            Format::Csv,
+            b"order_id,customer_id,total_amount\n\"A\nB\",C,1\nD,C,2\n",
+        );
+        assert_eq!(end, Ok(()));
+        assert_eq!(items.len(), 2);
+        assert!(matches!(items[1], Item::Record { line: 4, .. }));
+        // Records ended by a lone CR are records, not one long line.
+        let mut file = b"order_id,customer_id,total_amount\r".to_vec();
+        for i in 0..MAX_RECORD_BYTES / 8 {
+            file.extend_from_slice(format!("A{i},C,1\r").as_bytes());
+        }
+        let (items, end) = read_all(Format::Csv, &file);
+        assert_eq!(end, Ok(()));
+        assert_eq!(items.len(), MAX_RECORD_BYTES / 8);
     }
 
     #[test]

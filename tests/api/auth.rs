@@ -333,9 +333,11 @@ async fn a_service_without_tokens_is_never_open(app: TestApp) {
         vec![String::new()],
         vec!["  ".to_string(), String::new()],
     ] {
-        let closed = TestApp::spawn_with(app.backend, |s| s.auth.tokens = tokens.clone())
-            .await
-            .expect("same backend as the test app");
+        let closed = TestApp::spawn_with(app.backend, |s| {
+            s.auth.tokens = tokens.iter().map(|t| t.as_str().into()).collect()
+        })
+        .await
+        .expect("same backend as the test app");
         for (method, path, body) in protected() {
             let what = format!("{method} {path} with tokens {tokens:?}");
             let r = with_body(closed.anonymous(method.clone(), path), &body)

@@ -193,12 +193,12 @@ async fn the_demo_starts_with_a_printed_token_and_stops_on_sigterm() {
 
     // A second start finds the database and does not load the demo again.
     let served = serve(
-        commandes(dir.path()).env("COMMANDES_API_TOKENS", "tok-second-run"),
+        commandes(dir.path()).env("COMMANDES_API_TOKENS", "tok-second-run-0123"),
         false,
     );
     let (_, stats) = get_json(
         format!("http://127.0.0.1:{}/stats", served.port),
-        "tok-second-run",
+        "tok-second-run-0123",
     )
     .await;
     assert_eq!(stats["total_orders"], 300);
@@ -209,14 +209,17 @@ async fn the_demo_starts_with_a_printed_token_and_stops_on_sigterm() {
 async fn configured_tokens_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = commandes(dir.path());
-    cmd.env("COMMANDES_API_TOKENS", "tok-alpha-7f3a,tok-beta-91c2")
-        .env("COMMANDES_DATABASE_URL", "sqlite::memory:")
-        .env("RUST_LOG", "trace");
+    cmd.env(
+        "COMMANDES_API_TOKENS",
+        "tok-alpha-7f3a-0123,tok-beta-91c2-0123",
+    )
+    .env("COMMANDES_DATABASE_URL", "sqlite::memory:")
+    .env("RUST_LOG", "trace");
     let served = serve(&mut cmd, false);
     let base = format!("http://127.0.0.1:{}", served.port);
     for (token, expected) in [
-        ("tok-alpha-7f3a", 200),
-        ("tok-beta-91c2", 200),
+        ("tok-alpha-7f3a-0123", 200),
+        ("tok-beta-91c2-0123", 200),
         ("tok-wrong-0000", 401),
     ] {
         assert_eq!(get_json(format!("{base}/stats"), token).await.0, expected);
@@ -227,7 +230,11 @@ async fn configured_tokens_never_reach_the_logs() {
         logs.contains("token_id"),
         "callers are identified in the request log"
     );
-    for secret in ["tok-alpha-7f3a", "tok-beta-91c2", "tok-wrong-0000"] {
+    for secret in [
+        "tok-alpha-7f3a-0123",
+        "tok-beta-91c2-0123",
+        "tok-wrong-0000",
+    ] {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
     }
 }

@@ -274,7 +274,7 @@ fn unsigned(claims: &Value) -> String {
 
 async fn es256_and_rs256_from_a_served_jwks_are_accepted(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a"), key("rsa-1")])).await;
-    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone()).await;
+    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
     let user = claims("authenticated", "user-1");
     for k in [key("key-a"), key("rsa-1")] {
         let token = k.sign(&user);
@@ -318,7 +318,7 @@ async fn hs256_with_the_secret_is_accepted(app: TestApp) {
 async fn invalid_jwts_are_401(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwks_url = server.url.clone();
+        s.auth.jwks_url = server.url.clone().into();
         s.auth.jwt_secret = SECRET.into();
     })
     .await;
@@ -377,7 +377,7 @@ async fn no_algorithm_confusion(app: TestApp) {
     let user = claims("authenticated", "user-1");
     // Only a JWKS: an HS256 token is refused, whatever secret signed it
     // (the public key's JSON included).
-    let jwks_only = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone()).await;
+    let jwks_only = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
     assert_refused(&jwks_only, &hs256(&user), "HS256 with only a JWKS").await;
     let public = key("key-a").jwk.to_string();
     assert_refused(
@@ -409,7 +409,7 @@ async fn no_algorithm_confusion(app: TestApp) {
 
 async fn an_unknown_kid_refreshes_once_and_is_still_refused(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
-    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone()).await;
+    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
     assert_eq!(server.fetches(), 1, "fetched at start-up");
     let user = claims("authenticated", "user-1");
     assert_refused(&app, &key("key-x").sign(&user), "unknown kid").await;
@@ -424,7 +424,7 @@ async fn an_unknown_kid_refreshes_once_and_is_still_refused(app: TestApp) {
 
 async fn a_rotated_key_is_picked_up_without_restart(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
-    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone()).await;
+    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
     let user = claims("authenticated", "user-1");
     assert_accepted(&app, &key("key-a").sign(&user), "the first key").await;
     // The issuer publishes a new key beside the old one, and signs with it.
@@ -442,7 +442,7 @@ async fn a_rotated_key_is_picked_up_without_restart(app: TestApp) {
 async fn the_jwks_is_refreshed_in_the_background(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwks_url = server.url.clone();
+        s.auth.jwks_url = server.url.clone().into();
         s.auth.jwks_refresh_secs = 1;
     })
     .await;
@@ -492,7 +492,7 @@ async fn a_jwks_url_down_at_start_up_does_not_stop_the_service(app: TestApp) {
     drop(listener);
     let url = format!("http://{addr}/auth/v1/.well-known/jwks.json");
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwks_url = url.clone();
+        s.auth.jwks_url = url.clone().into();
         s.auth.jwks_timeout_secs = 2;
     })
     .await;
@@ -577,7 +577,7 @@ async fn anon_scopes_and_anonymous_users_are_configurable(app: TestApp) {
 async fn metrics_are_for_services_not_users(app: TestApp) {
     let app = jwt_app(app.backend, |s| {
         s.auth.jwt_secret = SECRET.into();
-        s.auth.read_tokens = vec!["reader-token".into()];
+        s.auth.read_tokens = vec!["reader-token-0123".into()];
     })
     .await;
     let user = hs256(&claims("authenticated", "u1"));
@@ -586,7 +586,9 @@ async fn metrics_are_for_services_not_users(app: TestApp) {
     assert_eq!(get_with(&app, &service, "/metrics").await.status(), 200);
     assert_eq!(get_with(&app, TOKEN, "/metrics").await.status(), 200);
     assert_eq!(
-        get_with(&app, "reader-token", "/metrics").await.status(),
+        get_with(&app, "reader-token-0123", "/metrics")
+            .await
+            .status(),
         200
     );
     let r = get_with(

@@ -172,15 +172,17 @@ crate::both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_token_is_the_only_key_to_metrics() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.metrics.token = "scrape-only".into())
-        .await
-        .unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.metrics.token = "scrape-only-token-0123".into()
+    })
+    .await
+    .unwrap();
     let with = |token: &'static str| {
         app.anonymous(Method::GET, "/metrics")
             .bearer_auth(token)
             .send()
     };
-    assert_eq!(with("scrape-only").await.unwrap().status(), 200);
+    assert_eq!(with("scrape-only-token-0123").await.unwrap().status(), 200);
     assert_eq!(
         with(TOKEN).await.unwrap().status(),
         401,
@@ -189,7 +191,7 @@ async fn a_metrics_token_is_the_only_key_to_metrics() {
     // ... and the metrics token opens nothing else.
     assert_eq!(
         app.anonymous(Method::GET, "/stats")
-            .bearer_auth("scrape-only")
+            .bearer_auth("scrape-only-token-0123")
             .send()
             .await
             .unwrap()

@@ -569,7 +569,7 @@ async fn one_instance_relays_at_a_time(backend: Backend) {
         async move {
             TestApp::spawn_with(backend, |s| {
                 relay_settings(s, &url, &names);
-                s.database.url = database;
+                s.database.url = database.into();
             })
             .await
             .expect("an instance starts")

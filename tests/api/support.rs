@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 pub const TOKEN: &str = "test-token-0123456789";
 
 /// A second caller's token.
-pub const SECOND_TOKEN: &str = "second-token";
+pub const SECOND_TOKEN: &str = "second-token-0123456789";
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +85,9 @@ impl TestApp {
         settings.server.host = "127.0.0.1".into();
         settings.server.port = 0;
         settings.server.shutdown_timeout_secs = 5;
-        settings.database.url = url.clone();
+        settings.database.url = url.clone().into();
         if let Some(m) = database.as_ref().and_then(|d| d.migration_url.clone()) {
-            settings.database.migration_url = m;
+            settings.database.migration_url = m.into();
         }
         settings.database.demo_data = DemoData::Never;
         settings.database.pool_size = 8;

@@ -444,7 +444,10 @@ async fn malformed_files_are_reported_with_line_and_field() {
         format!("{header},A,C,pending,1,,\n,{long},C,pending,1,,\n,Z,C,pending,1,,\n").as_bytes(),
     );
     let err = stderr(&db.run(&["import", "long.csv"]));
-    assert!(err.contains("long.csv:3: the line is longer than"), "{err}");
+    assert!(
+        err.contains("long.csv:3: the record is longer than"),
+        "{err}"
+    );
     write(
         "long.ndjson",
         format!(
@@ -514,7 +517,7 @@ async fn copy_moves_the_demo_to_postgres_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let demo = format!("sqlite://{}", dir.path().join("demo.db").display());
     let mut settings = commandes::config::Settings::default();
-    settings.database.url = demo.clone();
+    settings.database.url = demo.clone().into();
     settings.database.demo_data = commandes::config::DemoData::Always;
     let store = commandes::app::open_store(&settings).await.unwrap();
     store.close().await;

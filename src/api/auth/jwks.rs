@@ -17,6 +17,33 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 /// The least time between two fetches that unknown key ids cause.
 pub const MIN_ON_DEMAND_REFRESH: Duration = Duration::from_secs(30);
 
+/// The largest key set read from a URL (Supabase's is about 1 KiB): a key
+/// server that answers more is refused, not read into memory.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Whether keys may be fetched from `url`: `https://`, or `http://` to a
+/// loopback host only (`localhost`, `127.0.0.1`, `::1`: a key server on the
+/// same machine, as in the tests). Keys fetched in plaintext over a network
+/// could be replaced by anyone on the path, who could then sign any token.
+/// The URL is read by the parser the HTTP client uses, so both agree on
+/// the host; the message does not repeat the URL (it may carry a key).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let refused = "auth.jwks_url must be an https:// URL (http:// is accepted only for a \
+                   loopback host: localhost, 127.0.0.1, ::1)";
+    let parsed = reqwest::Url::parse(url).map_err(|_| refused.to_string())?;
+    let host = parsed.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(refused.to_string()),
+    }
+}
+
 /// A usable public key.
 #[derive(Clone)]
 struct Key {
@@ -25,17 +52,24 @@ struct Key {
     key: DecodingKey,
 }
 
-/// Where the keys come from.
-#[derive(Debug, Clone)]
+/// Where the keys come from. Shown (`Display`) without the credentials a
+/// URL may carry.
+#[derive(Clone)]
 pub enum Source {
     Url(String),
     File(PathBuf),
 }
 
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Url(url) => f.write_str(url),
+            Source::Url(url) => f.write_str(&crate::secret::redact_url(url)),
             Source::File(path) => write!(f, "{}", path.display()),
         }
     }
@@ -60,10 +94,16 @@ impl std::fmt::Debug for Jwks {
 impl Jwks {
     /// A key set read from `source`, empty until [`Jwks::refresh`] runs.
     /// `timeout` bounds each fetch from a URL.
+    /// A URL must pass [`check_url`]. Redirects are not followed: the key
+    /// set comes from the configured place or not at all.
     pub fn new(source: Source, timeout: Duration) -> anyhow::Result<Jwks> {
+        if let Source::Url(url) = &source {
+            check_url(url).map_err(anyhow::Error::msg)?;
+        }
         let mut client = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout);
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none());
         if matches!(&source, Source::Url(url) if url.starts_with("https://")) {
             // The platform's roots, as for the database's TLS.
             let found = rustls_native_certs::load_native_certs();
@@ -117,16 +157,14 @@ impl Jwks {
                     .header("accept", "application/json")
                     .send()
                     .await
+                    // The URL is logged apart, redacted: not in the error.
                     .map_err(|e| {
-                        format!("cannot fetch: {}", crate::error_chain::error_chain(&e))
+                        format!(
+                            "cannot fetch: {}",
+                            crate::error_chain::error_chain(&e.without_url())
+                        )
                     })?;
-                if !response.status().is_success() {
-                    return Err(format!("the key server answered {}", response.status()));
-                }
-                response
-                    .text()
-                    .await
-                    .map_err(|e| format!("cannot read the answer: {e}"))?
+                read_limited(response).await?
             }
         };
         let keys = parse(&text)?;
@@ -184,6 +222,39 @@ impl Jwks {
             }
         })
     }
+}
+
+/// The body of a key server's answer, at most [`MAX_BODY_BYTES`], read as
+/// it arrives (a missing or false `content-length` does not help).
+async fn read_limited(mut response: reqwest::Response) -> Result<String, String> {
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(format!(
+            "the key server answered {status}: redirects are not followed, set the final URL"
+        ));
+    }
+    if !status.is_success() {
+        return Err(format!("the key server answered {status}"));
+    }
+    let too_large = || format!("the key set is larger than {MAX_BODY_BYTES} bytes");
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("cannot read the answer: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "the key set is not UTF-8".to_string())
 }
 
 fn matching(keys: &[Key], kid: Option<&str>, alg: Algorithm) -> Vec<DecodingKey> {
@@ -269,6 +340,121 @@ mod tests {
         assert_eq!(kids, ["ec1"]);
         assert!(parse("{}").is_err());
         assert!(parse("not json").is_err());
+    }
+
+    /// Serves `answers` on 127.0.0.1, one per connection, in turn; returns
+    /// the base URL.
+    async fn serve(answers: Vec<Vec<u8>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for answer in answers {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(&answer).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        base
+    }
+
+    fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    const EMPTY_SET: &[u8] = br#"{"keys": []}"#;
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let base = serve(vec![
+            answer("302 Found", "location: /elsewhere.json\r\n", b""),
+            answer("200 OK", "content-type: application/json\r\n", EMPTY_SET),
+        ])
+        .await;
+        let jwks = Jwks::new(
+            Source::Url(format!("{base}/jwks.json")),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let e = jwks.refresh().await.unwrap_err();
+        assert!(e.contains("redirect"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_huge_key_set_is_refused() {
+        let mut huge = br#"{"keys": [], "padding": ""#.to_vec();
+        huge.extend(std::iter::repeat_n(b'x', MAX_BODY_BYTES + 1));
+        huge.extend_from_slice(br#""}"#);
+        // Once with its length announced, once without (chunked).
+        let chunked = {
+            let mut out =
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                    .to_vec();
+            for chunk in huge.chunks(8192) {
+                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                out.extend_from_slice(chunk);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            out
+        };
+        let base = serve(vec![answer("200 OK", "", &huge), chunked]).await;
+        let jwks = Jwks::new(
+            Source::Url(format!("{base}/jwks.json")),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let e = jwks.refresh().await.unwrap_err();
+            assert!(e.contains("larger than"), "{e}");
+        }
+        let base = serve(vec![answer("200 OK", "", EMPTY_SET)]).await;
+        let jwks = Jwks::new(
+            Source::Url(format!("{base}/jwks.json")),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(jwks.refresh().await, Ok(0));
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        for ok in [
+            "https://ref.supabase.co/auth/v1/.well-known/jwks.json",
+            "http://127.0.0.1:8080/jwks.json",
+            "http://localhost/jwks.json",
+            "http://LOCALHOST:1/x",
+            "http://[::1]:9999/jwks.json",
+            "http://u@127.0.0.1/jwks.json",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://ref.supabase.co/auth/v1/.well-known/jwks.json",
+            "http://127.0.0.1.evil.example/jwks.json",
+            "http://localhost.evil.example/jwks.json",
+            "http://10.0.0.1/jwks.json",
+            "http://127.0.0.1@evil.example/jwks.json",
+            "ftp://127.0.0.1/jwks.json",
+            "jwks.json",
+        ] {
+            assert!(check_url(refused).is_err(), "{refused}");
+        }
+        assert!(Jwks::new(
+            Source::Url("http://example.com/j".into()),
+            Duration::from_secs(1)
+        )
+        .is_err());
     }
 
     #[tokio::test]

@@ -297,12 +297,24 @@ impl JwtVerifier {
         };
         let sub = text("sub");
         let subject = if sub.is_empty() { role } else { sub };
-        let scope = Sha256::new()
-            .chain_update(b"jwt\n")
-            .chain_update(text("iss").as_bytes())
-            .chain_update(b"\n")
-            .chain_update(subject.as_bytes())
-            .finalize();
+        // A user's scope is its issuer and subject, so that its refreshed
+        // token replays its keys. A token without `sub` (Supabase's
+        // `service_role` key has none) names no one: its scope is the token
+        // itself, as for a static token, so two holders of different such
+        // tokens never replay, or collide with, each other's keys.
+        let scope = if sub.is_empty() {
+            Sha256::new()
+                .chain_update(b"jwt-token\n")
+                .chain_update(token.as_bytes())
+                .finalize()
+        } else {
+            Sha256::new()
+                .chain_update(b"jwt\n")
+                .chain_update(text("iss").as_bytes())
+                .chain_update(b"\n")
+                .chain_update(subject.as_bytes())
+                .finalize()
+        };
         Ok(Caller {
             who: format!("jwt:{}", loggable(subject)),
             token_id: super::token_id(&super::digest(token)),

@@ -194,7 +194,8 @@ pub struct Caller {
     pub token_id: String,
     /// A digest (128 bits) that scopes what belongs to this caller, such as
     /// idempotency keys: of the token for a static token, of the issuer and
-    /// subject for a JWT (so a user's refreshed token is the same caller).
+    /// subject for a JWT (so a user's refreshed token is the same caller),
+    /// of the token for a JWT without `sub`.
     pub scope: String,
     /// What it may do.
     pub scopes: Scopes,

@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite: it has no roles. PostgreSQL's migration 7 closes
+-- the tables to Supabase's public roles; this file keeps both histories at
+-- the same version.
