@@ -18,8 +18,9 @@ use poem::EndpointExt;
 
 use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
 use crate::api::{self, HttpSettings, Tokens};
-use crate::config::{AuthSettings, DemoData, Settings};
+use crate::config::{AuthSettings, DemoData, EventsSettings, Settings};
 use crate::domain::demo::demo_orders;
+use crate::relay::{BrokerUrl, RelayConfig};
 use crate::secret::Secret;
 use crate::storage::{self, Backend, Store, StoreOptions};
 
@@ -39,6 +40,8 @@ pub struct App {
     /// The JWKS refreshed in the background, and how often.
     jwks: Option<(Arc<jwks::Jwks>, Duration)>,
     events: crate::config::EventsSettings,
+    /// The broker relay, when `events.relay_url` names one.
+    relay: Option<RelayConfig>,
     /// Ends the long polls of `GET /events` when the server stops.
     stop_long_polls: tokio::sync::watch::Sender<bool>,
     /// The token generated at start-up when none was configured.
@@ -286,6 +289,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
             http2_max_streams: settings.server.http2_max_streams,
         },
         events: settings.events.clone(),
+        relay: relay_config(&settings.events)?,
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         jwks,
         generated_token,
@@ -353,6 +357,27 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     Ok(auth)
 }
 
+/// The relay the `[events]` settings ask for; `None` when none is
+/// configured. The URL was parsed when the settings were loaded, so a bad
+/// one never gets here; it is parsed again, not assumed.
+fn relay_config(s: &EventsSettings) -> anyhow::Result<Option<RelayConfig>> {
+    if s.relay_url.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RelayConfig {
+        url: BrokerUrl::parse(s.relay_url.expose()).map_err(anyhow::Error::msg)?,
+        name: s.relay_name.clone(),
+        source: s.source.clone(),
+        nats_stream: s.nats_stream.clone(),
+        nats_subject_prefix: s.nats_subject_prefix.clone(),
+        amqp_exchange: s.amqp_exchange.clone(),
+        batch: s.relay_batch,
+        lease: Duration::from_secs(s.relay_lease_secs),
+        timeout: Duration::from_millis(s.relay_timeout_ms),
+        poll: Duration::from_millis(s.relay_poll_ms),
+    }))
+}
+
 impl App {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
@@ -379,7 +404,7 @@ impl App {
             self.store.clone(),
             Duration::from_millis(self.events.sequence_interval_ms),
         ));
-        let relay_config = crate::relay::RelayConfig::from_settings(&self.events);
+        let relay_config = self.relay;
         let retention = tokio::spawn(purge_events(
             self.store.clone(),
             self.events.retention_days,

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::config::EventsSettings;
 use crate::domain::event::{Event, EventKind};
 use crate::secret::{redact_url, scrub};
 use crate::storage::{Store, StoreError};
@@ -150,7 +149,8 @@ fn split_credentials(url: &str) -> Split {
     }
 }
 
-/// What the relay needs to know, from `[events]`.
+/// What the relay needs to know (`app` builds it from `[events]`, so the
+/// relay does not depend on the settings module).
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub url: BrokerUrl,
@@ -163,28 +163,6 @@ pub struct RelayConfig {
     pub lease: Duration,
     pub timeout: Duration,
     pub poll: Duration,
-}
-
-impl RelayConfig {
-    /// The relay the settings ask for; `None` when none is configured.
-    pub fn from_settings(s: &EventsSettings) -> Option<RelayConfig> {
-        if s.relay_url.is_empty() {
-            return None;
-        }
-        Some(RelayConfig {
-            // Checked when the settings were loaded.
-            url: BrokerUrl::parse(s.relay_url.expose()).ok()?,
-            name: s.relay_name.clone(),
-            source: s.source.clone(),
-            nats_stream: s.nats_stream.clone(),
-            nats_subject_prefix: s.nats_subject_prefix.clone(),
-            amqp_exchange: s.amqp_exchange.clone(),
-            batch: s.relay_batch,
-            lease: Duration::from_secs(s.relay_lease_secs),
-            timeout: Duration::from_millis(s.relay_timeout_ms),
-            poll: Duration::from_millis(s.relay_poll_ms),
-        })
-    }
 }
 
 /// One event, ready to send.
