@@ -328,7 +328,7 @@ impl Default for ServerSettings {
             body_timeout_secs: 30,
             max_connections: 1024,
             http2_max_streams: 64,
-            max_skip: 10_000,
+            max_skip: crate::domain::filter::DEFAULT_MAX_SKIP,
         }
     }
 }

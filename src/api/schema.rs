@@ -255,6 +255,9 @@ param_schema!(CursorParam, {
 param_schema!(SkipParam, {
     let mut s = MetaSchema::new_with_format("integer", "int64");
     s.minimum = Some(0.0);
+    // The default cap: the document is built from types, so a cap changed
+    // in the settings is not reflected here (the description says so).
+    s.maximum = Some(crate::domain::filter::DEFAULT_MAX_SKIP as f64);
     s.default = Some(Value::from(0));
     s
 });
