@@ -316,6 +316,26 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A 503 problem with a `Retry-After` of whole seconds, whose body names
+/// none of `internals` (lowercase); returns the body.
+pub async fn unavailable_problem(r: Response, what: &str, internals: &[&str]) -> Value {
+    assert_eq!(r.status(), 503, "{what}");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(
+        retry.as_deref().is_some_and(|v| v.parse::<u32>().is_ok()),
+        "{what}: Retry-After {retry:?}"
+    );
+    let body = problem(r, 503).await;
+    let text = body.to_string().to_lowercase();
+    for internal in internals {
+        assert!(!text.contains(internal), "{what}: {internal:?} in {body}");
+    }
+    body
+}
+
 /// Reads a problem+json error and checks its envelope.
 pub async fn problem(r: Response, status: u16) -> Value {
     assert_eq!(r.status(), status, "status");

@@ -142,21 +142,12 @@ async fn load_for(url: &str, orders: u64, customers: u64) {
 
 /// Checks a 503 of a limit: problem+json, `Retry-After`, nothing internal.
 async fn assert_limit_503(r: reqwest::Response, what: &str) -> Value {
-    assert_eq!(r.status(), 503, "{what}");
-    let retry = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    assert!(
-        retry.as_deref().is_some_and(|v| v.parse::<u32>().is_ok()),
-        "{what}: Retry-After {retry:?}"
-    );
-    let body = problem(r, 503).await;
-    let text = body.to_string().to_lowercase();
-    for internal in ["sqlite", "postgres", "channel", "queue full", "panic"] {
-        assert!(!text.contains(internal), "{what}: {body}");
-    }
-    body
+    crate::support::unavailable_problem(
+        r,
+        what,
+        &["sqlite", "postgres", "channel", "queue full", "panic"],
+    )
+    .await
 }
 
 /// Reads order 1 every 100 ms until `done`, each within [`ANSWER_WITHIN`]
