@@ -23,6 +23,7 @@ pub mod deadline;
 pub mod metered;
 pub mod migrations;
 pub mod postgres;
+pub mod rules;
 pub mod sqlite;
 pub mod tls;
 
@@ -88,19 +89,6 @@ pub enum StoreError {
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// `Forbidden` unless `actor` may give an order to `customer_id` (create
-/// it for, or move it to, that customer). Both backends call it inside the
-/// transaction of the change.
-pub fn check_assignable(actor: &Actor, customer_id: &str) -> Result<(), StoreError> {
-    if actor.sees(customer_id) {
-        Ok(())
-    } else {
-        Err(StoreError::Forbidden(
-            "a customer-scoped token may only give orders to its own customer_id".into(),
-        ))
-    }
 }
 
 impl StoreError {

@@ -24,6 +24,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use super::migrations::{self, Migration};
+use super::rules::{self, UpdatePlan};
 use super::{
     Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
     MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
@@ -426,18 +427,8 @@ async fn lock_row(
     let current = row
         .as_ref()
         .map_or(Err(StoreError::NotFound), row_to_order)?;
-    check_precondition(if_match, &current)?;
+    rules::check_precondition(if_match, &current)?;
     Ok(current)
-}
-
-/// `PreconditionFailed` unless `if_match` allows changing `current`.
-fn check_precondition(if_match: Option<&Precondition>, current: &Order) -> Result<(), StoreError> {
-    match if_match {
-        Some(p) if !p.matches_strong(current) => {
-            Err(StoreError::PreconditionFailed(Box::new(current.clone())))
-        }
-        _ => Ok(()),
-    }
 }
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
@@ -901,7 +892,7 @@ impl Store for PostgresStore {
         key: Option<&IdempotencyKey>,
         actor: &Actor,
     ) -> Result<Created, StoreError> {
-        super::check_assignable(actor, &order.customer_id)?;
+        rules::check_assignable(actor, &order.customer_id)?;
         let mut client = self.client().await?;
         let t = now();
         let Some(key) = key else {
@@ -1056,28 +1047,23 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         // The owner is checked on the locked row, before anything is decided.
         let current = lock_row(&tx, id, actor.owner.as_deref(), None).await?;
-        if let Some(customer_id) = &patch.customer_id {
-            super::check_assignable(actor, customer_id)?;
-        }
-        check_precondition(if_match, &current)?;
-        let next = match current.apply(patch, now()) {
-            Ok(Some(next)) => next,
-            Ok(None) => {
-                return Ok(Updated {
-                    order: current,
-                    previous: None,
-                })
-            }
-            Err(e) => {
-                return Err(StoreError::Conflict(Conflict::Transition {
-                    from: e.from,
-                    to: e.to,
-                }))
-            }
-        };
+        let (current, next, events) =
+            match rules::plan_update(current, patch, if_match, actor, now())? {
+                UpdatePlan::Unchanged(order) => {
+                    return Ok(Updated {
+                        order,
+                        previous: None,
+                    })
+                }
+                UpdatePlan::Write {
+                    current,
+                    next,
+                    events,
+                } => (current, next, events),
+            };
         let amount = next.total_amount.to_decimal();
         let status = next.status.as_str();
-        let events = EventArrays::new(&event::changed(&current, &next, actor));
+        let events = EventArrays::new(&events);
         let mut params: Vec<Param<'_>> = vec![
             (&id, Type::INT8),
             (&next.order_id, Type::VARCHAR),

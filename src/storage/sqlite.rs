@@ -29,8 +29,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::check_assignable;
 use super::migrations::{self, Migration};
+use super::rules::{self, check_assignable, UpdatePlan};
 use super::{
     Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
     MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
@@ -586,16 +586,6 @@ fn query_events(
     Ok(events)
 }
 
-/// `PreconditionFailed` unless `if_match` allows changing `current`.
-fn check_precondition(if_match: Option<&Precondition>, current: Order) -> Result<(), StoreError> {
-    match if_match {
-        Some(p) if !p.matches_strong(&current) => {
-            Err(StoreError::PreconditionFailed(Box::new(current)))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The unexpired outcome stored with `key`: its fingerprint and order.
 fn stored_key(
     conn: &Connection,
@@ -928,25 +918,20 @@ impl Store for SqliteStore {
             // savepoint: the owner check, the precondition and the change
             // see the same row.
             let current = select_by_id(conn, id, actor.owner.as_deref())?;
-            if let Some(customer_id) = &patch.customer_id {
-                check_assignable(&actor, customer_id)?;
-            }
-            check_precondition(if_match.as_ref(), current.clone())?;
-            let next = match current.apply(&patch, now()) {
-                Ok(Some(next)) => next,
-                Ok(None) => {
-                    return Ok(Updated {
-                        order: current,
-                        previous: None,
-                    })
-                }
-                Err(e) => {
-                    return Err(StoreError::Conflict(Conflict::Transition {
-                        from: e.from,
-                        to: e.to,
-                    }))
-                }
-            };
+            let (current, next, events) =
+                match rules::plan_update(current, &patch, if_match.as_ref(), &actor, now())? {
+                    UpdatePlan::Unchanged(order) => {
+                        return Ok(Updated {
+                            order,
+                            previous: None,
+                        })
+                    }
+                    UpdatePlan::Write {
+                        current,
+                        next,
+                        events,
+                    } => (current, next, events),
+                };
             let updated = conn.execute(
                 "update commandes
                  set order_id = ?2, customer_id = ?3, status = ?4, total_cents = ?5, updated_at = ?6
@@ -969,7 +954,7 @@ impl Store for SqliteStore {
                 }
                 Err(e) => return Err(map_error(e)),
             }
-            insert_events(conn, &event::changed(&current, &next, &actor))?;
+            insert_events(conn, &events)?;
             Ok(Updated {
                 order: next,
                 previous: Some(current),
@@ -989,9 +974,9 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             // Already inside the batch's transaction, under this job's savepoint.
             if if_match.is_some() {
-                check_precondition(
+                rules::check_precondition(
                     if_match.as_ref(),
-                    select_by_id(conn, id, actor.owner.as_deref())?,
+                    &select_by_id(conn, id, actor.owner.as_deref())?,
                 )?;
             }
             let deleted = conn
