@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod cli;
 mod concurrency;
+mod conformance;
 mod create;
 mod delete;
 mod docs;
