@@ -25,7 +25,6 @@ pub mod migrations;
 pub mod postgres;
 pub mod rules;
 pub mod sqlite;
-pub mod tls;
 
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,7 +505,7 @@ pub struct StoreOptions {
     /// the process loses nothing).
     pub sqlite_synchronous: SqliteSync,
     /// PostgreSQL: PEM file of the CAs trusted for the server's certificate,
-    /// when the URL has no `sslrootcert` (see [`tls`]).
+    /// when the URL has no `sslrootcert` (see [`postgres::tls`]).
     pub ca_file: Option<std::path::PathBuf>,
     /// Longest a store operation may run (then it is cancelled:
     /// `Unavailable`); `None`: no limit. Bulk imports, exports and

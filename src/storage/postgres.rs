@@ -32,6 +32,7 @@ use super::{
 
 mod adopt;
 mod bulk;
+pub mod tls;
 use crate::domain::event::{self, Event, NewEvent};
 use crate::domain::{
     now, Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
@@ -49,7 +50,7 @@ const MIGRATION_LOCK: i64 = 0x636f_6d6d_616e_6465; // "commande"
 pub struct PostgresStore {
     pool: Pool,
     /// For cancel requests, which open a connection of their own.
-    tls: Option<super::tls::Connector>,
+    tls: Option<tls::Connector>,
 }
 
 type Param<'a> = (&'a (dyn ToSql + Sync), Type);
@@ -62,7 +63,7 @@ impl PostgresStore {
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
         // The libpq TLS parameters come out of the URL first: tokio-postgres
         // refuses `verify-full` and `sslrootcert`.
-        let target = super::tls::prepare(url, options.ca_file.as_deref())?;
+        let target = tls::prepare(url, options.ca_file.as_deref())?;
         tracing::debug!(tls = %target.summary, "database connection");
         let mut config = target.config;
         if config.get_connect_timeout().is_none() {
@@ -219,7 +220,7 @@ impl PostgresStore {
 }
 
 /// Sends a cancel request for `token`'s connection, in the background.
-fn cancel(tls: Option<super::tls::Connector>, token: tokio_postgres::CancelToken) {
+fn cancel(tls: Option<tls::Connector>, token: tokio_postgres::CancelToken) {
     tokio::spawn(async move {
         let sent = match tls {
             Some(tls) => token.cancel_query(tls).await,

@@ -46,7 +46,7 @@ fn service(dir: &Path, transaction_url: &str, session_url: &str) -> std::process
 /// code (so `sslmode=verify-full&sslrootcert=…` is read as the service
 /// reads it).
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let target = commandes::storage::tls::prepare(url, None).expect("a valid URL");
+    let target = commandes::storage::postgres::tls::prepare(url, None).expect("a valid URL");
     let (client, conn) = target
         .config
         .connect(target.tls.expect("TLS"))

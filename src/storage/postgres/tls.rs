@@ -35,6 +35,10 @@
 //! Handshake failures are reworded so that a start-up error says which of
 //! the usual causes it is (unknown CA, wrong host name, expired), in one
 //! line.
+//!
+//! It lives under `postgres/` because only that backend speaks TLS itself
+//! (SQLite is a local file). It is public for the integration tests, which
+//! connect to a TLS pooler with [`prepare`] as the service does.
 
 use std::future::Future;
 use std::io;
