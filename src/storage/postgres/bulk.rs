@@ -22,7 +22,8 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
-use super::{is_unique_violation, map_error, row_to_order, FilterArgs, COLUMNS};
+use super::errors::{is_unique_violation, map_error};
+use super::queries::{row_to_order, FilterArgs, COLUMNS};
 use crate::domain::Order;
 use crate::storage::{
     ExportFilter, ImportBatch, ImportOptions, ImportOutcome, OnConflict, RowProblem, StoreError,
