@@ -32,11 +32,11 @@ use tokio_postgres::Transaction;
     "cannot adopt the existing commandes table (nothing was changed): {}",
     .0.join("; ")
 )]
-pub struct Refused(pub Vec<String>);
+pub(super) struct Refused(Vec<String>);
 
 /// Errors of an adoption: the database's, or a refusal.
 #[derive(Debug, thiserror::Error)]
-pub enum AdoptError {
+pub(super) enum AdoptError {
     #[error(transparent)]
     Db(#[from] tokio_postgres::Error),
     #[error(transparent)]

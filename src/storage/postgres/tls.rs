@@ -36,9 +36,9 @@
 //! the usual causes it is (unknown CA, wrong host name, expired), in one
 //! line.
 //!
-//! It lives under `postgres/` because only that backend speaks TLS itself
-//! (SQLite is a local file). It is public for the integration tests, which
-//! connect to a TLS pooler with [`prepare`] as the service does.
+//! It lives under `postgres/` because only that backend speaks TLS (SQLite
+//! is a local file). It is public so that the integration tests connect
+//! with [`prepare`], reading a URL's TLS parameters as the service does.
 
 use std::future::Future;
 use std::io;
