@@ -12,7 +12,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use super::{map_error, row_to_order, COLUMNS};
+use super::errors::map_error;
+use super::queries::{row_to_order, COLUMNS};
 use crate::domain::format_time;
 use crate::domain::record::write_time;
 use crate::domain::Order;
