@@ -635,6 +635,9 @@ mod tests {
         let _ = gone.await;
         release.send(()).unwrap();
         holding.await.unwrap().unwrap();
+        // The holding job answers before the writer thread takes the next
+        // job: until it does, the queue (room for one) is still full.
+        until(|| store.writer.queued() == 0).await;
         // A write queued after it has run: so has the gone caller's job.
         store.write(|_| Ok(())).await.unwrap();
         assert!(matches!(
