@@ -8,10 +8,10 @@
 //! what the server's timeout cannot: a query stuck in a pooler's queue
 //! while the database is down, or a connection that went silent.
 //!
-//! [`bounded`] runs an operation in a [`Scope`]; a backend's connection
-//! signs up with the current scope ([`current`]) and says what to do on
+//! [`bounded`] runs an operation as a [`TimedOperation`]; a backend's connection
+//! signs up with the current one ([`current`]) and says what to do on
 //! expiry (PostgreSQL: send a cancel request, then close the connection
-//! instead of reusing it), or reads the scope's deadline and enforces it
+//! instead of reusing it), or reads its deadline and enforces it
 //! where the statement runs (SQLite: a progress handler interrupts it). The
 //! caller gets [`StoreError::Unavailable`], a 503.
 
@@ -23,22 +23,22 @@ use std::time::{Duration, Instant};
 use super::StoreError;
 
 tokio::task_local! {
-    static CURRENT: Arc<Scope>;
+    static CURRENT: Arc<TimedOperation>;
 }
 
 /// What an expired operation's connections must do.
 type Hook = Box<dyn FnOnce() + Send>;
 
 /// One operation under a deadline.
-pub struct Scope {
+pub struct TimedOperation {
     until: Instant,
     expired: AtomicBool,
     hooks: Mutex<Vec<Hook>>,
 }
 
-impl Scope {
-    fn until(until: Instant) -> Scope {
-        Scope {
+impl TimedOperation {
+    fn until(until: Instant) -> TimedOperation {
+        TimedOperation {
             until,
             expired: AtomicBool::new(false),
             hooks: Mutex::default(),
@@ -72,8 +72,8 @@ impl Scope {
     }
 }
 
-/// The scope of the operation running on this task, if any.
-pub fn current() -> Option<Arc<Scope>> {
+/// The timed operation running on this task, if any.
+pub fn current() -> Option<Arc<TimedOperation>> {
     CURRENT.try_with(Arc::clone).ok()
 }
 
@@ -85,14 +85,14 @@ pub async fn bounded<T>(
     let Some(limit) = limit else {
         return operation.await;
     };
-    let scope = Arc::new(Scope::until(Instant::now() + limit));
-    let operation = std::pin::pin!(CURRENT.scope(scope.clone(), operation));
+    let timed = Arc::new(TimedOperation::until(Instant::now() + limit));
+    let operation = std::pin::pin!(CURRENT.scope(timed.clone(), operation));
     match tokio::time::timeout(limit, operation).await {
         Ok(result) => result,
         Err(_) => {
             // Marked before the operation (and the connections it holds)
             // is dropped, so they see it when they are.
-            scope.expire();
+            timed.expire();
             Err(StoreError::Unavailable(format!(
                 "no answer within the statement timeout ({} s); cancelled",
                 limit.as_secs_f32()

@@ -204,7 +204,7 @@ fn cancel(tls: Option<tls::Connector>, token: tokio_postgres::CancelToken) {
 pub(super) struct Conn {
     object: Option<Object>,
     broken: AtomicBool,
-    deadline: Option<Arc<deadline::Scope>>,
+    deadline: Option<Arc<deadline::TimedOperation>>,
     /// Until dropped: whether the operation still holds it.
     held: Arc<AtomicBool>,
 }
@@ -219,7 +219,7 @@ impl Conn {
         }
     }
 
-    fn broken_when(&mut self, scope: Arc<deadline::Scope>) {
+    fn broken_when(&mut self, scope: Arc<deadline::TimedOperation>) {
         self.deadline = Some(scope);
     }
 
