@@ -78,7 +78,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         Some(migrate_at(settings.database.migration_url.expose(), &options).await?)
     };
     let store = storage::open(settings.database.url.expose(), &options).await?;
-    crate::telemetry::prometheus();
+    crate::prometheus::handle();
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
         storage::metered::MeteredStore::new(store)
@@ -398,7 +398,7 @@ impl App {
             self.store.clone(),
             self.cleanup_interval,
         ));
-        let upkeep = tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
+        let upkeep = tokio::spawn(crate::prometheus::upkeep(Duration::from_secs(1)));
         let refresher = self.jwks.map(|(keys, every)| keys.spawn_refresher(every));
         let sequencer = tokio::spawn(sequence_events(
             self.store.clone(),

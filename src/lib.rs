@@ -20,7 +20,8 @@
 //!   that hides the credentials of a URL).
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
 //!   start-up and shutdown; [`server`]: the accept loop and the limits on
-//!   connections.
+//!   connections; [`prometheus`]: the metrics recorder and the names of
+//!   the metrics.
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 #![forbid(unsafe_code)]
@@ -33,10 +34,10 @@ pub mod domain;
 pub mod error_chain;
 pub mod hex;
 pub mod log_text;
+pub mod prometheus;
 pub mod relay;
 pub mod request_id;
 pub mod secret;
 pub mod server;
 pub mod storage;
-pub mod telemetry;
 pub mod transfer;
