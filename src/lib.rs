@@ -20,7 +20,8 @@
 //!   that hides the credentials of a URL).
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
 //!   start-up and shutdown; [`server`]: the accept loop and the limits on
-//!   connections; [`prometheus`]: the metrics recorder and the names of
+//!   connections; [`jobs`]: the background jobs the server runs (expired
+//!   keys, event numbering and retention); [`prometheus`]: the metrics recorder and the names of
 //!   the metrics.
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod domain;
 pub mod error_chain;
 pub mod hex;
+pub mod jobs;
 pub mod log_text;
 pub mod prometheus;
 pub mod relay;
