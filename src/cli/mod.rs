@@ -1,14 +1,25 @@
 //! The command line: `serve` (the default), `migrate`, `check`, `openapi`,
 //! and the data commands `import`, `export`, `copy`, `generate`.
+//!
+//! This module holds the flags ([`Cli`]) and runs the chosen command
+//! ([`run`]); each command's body is in the file named after its kind:
+//! `serve.rs`, `admin.rs` (migrate, check, openapi) and `data.rs` (the data
+//! commands and their flags). The binary's `main` only parses, loads the
+//! settings, starts the log and calls [`run`]; nothing else in the library
+//! uses this module.
+
+mod admin;
+mod data;
+mod serve;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DemoData, Overrides};
+use crate::config::{DemoData, Overrides, Settings};
 use crate::secret::Secret;
-use crate::storage::OnConflict;
-use crate::transfer::Format;
+
+pub use data::{ConflictMode, CopyArgs, ExportArgs, GenerateArgs, ImportArgs};
 
 /// The orders microservice: the /commandes HTTP API on SQLite or PostgreSQL.
 ///
@@ -52,6 +63,7 @@ pub struct ServeArgs {
     pub no_demo_data: bool,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (the default): migrates the database first, and
@@ -117,181 +129,6 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-/// What to do with a row whose order_id or id is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ConflictMode {
-    /// Refuse the whole import, listing every such row.
-    Fail,
-    /// Keep the stored order (within the import, the first row wins).
-    Skip,
-    /// Replace the stored order's fields (within the import, the last row
-    /// wins); its id never changes.
-    Update,
-}
-
-impl From<ConflictMode> for OnConflict {
-    fn from(m: ConflictMode) -> OnConflict {
-        match m {
-            ConflictMode::Fail => OnConflict::Fail,
-            ConflictMode::Skip => OnConflict::Skip,
-            ConflictMode::Update => OnConflict::Update,
-        }
-    }
-}
-
-/// Flags of `import`.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// Files to import, in order; `-` reads stdin.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<String>,
-
-    /// Format of every input (default: from the extension; stdin: sniffed).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-
-    /// When an order_id (or id) is already taken, in the database or earlier in the import.
-    #[arg(long, value_enum, default_value = "fail")]
-    pub on_conflict: ConflictMode,
-
-    /// Write the valid rows and leave out the invalid ones (listed, or filed with --rejects).
-    #[arg(long)]
-    pub skip_invalid: bool,
-
-    /// With --skip-invalid: write each rejected row here (NDJSON: file, line, errors, record).
-    #[arg(long, value_name = "FILE", requires = "skip_invalid")]
-    pub rejects: Option<PathBuf>,
-
-    /// The most problems listed.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub max_errors: usize,
-
-    /// Ignore the inputs' ids: every order gets a new one (to merge into a database that uses them).
-    #[arg(long)]
-    pub new_ids: bool,
-
-    /// No progress bar or progress log lines.
-    #[arg(long)]
-    pub no_progress: bool,
-}
-
-/// Flags of `export`.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// Output format (default: from the --output extension, else csv).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-
-    /// Write to this file instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Only orders in this status.
-    #[arg(long)]
-    pub status: Option<String>,
-
-    /// Only this customer's orders.
-    #[arg(long)]
-    pub customer_id: Option<String>,
-
-    /// Only orders of at least this amount.
-    #[arg(long, value_name = "AMOUNT")]
-    pub min_amount: Option<String>,
-
-    /// Only orders of at most this amount.
-    #[arg(long, value_name = "AMOUNT")]
-    pub max_amount: Option<String>,
-
-    /// Only orders created at or after this time (RFC 3339, or YYYY-MM-DD: from the day's start).
-    #[arg(long, value_name = "TIME")]
-    pub created_from: Option<String>,
-
-    /// Only orders created at or before this time (RFC 3339, or YYYY-MM-DD: to the day's end).
-    #[arg(long, value_name = "TIME")]
-    pub created_to: Option<String>,
-
-    /// No progress display.
-    #[arg(long)]
-    pub no_progress: bool,
-}
-
-impl ExportArgs {
-    /// The filters as `GET /commandes` query pairs.
-    pub fn query_pairs(&self) -> Vec<(String, String)> {
-        [
-            ("status", &self.status),
-            ("customer_id", &self.customer_id),
-            ("min_amount", &self.min_amount),
-            ("max_amount", &self.max_amount),
-            ("created_from", &self.created_from),
-            ("created_to", &self.created_to),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
-        .collect()
-    }
-}
-
-/// Flags of `copy`.
-#[derive(Debug, Args)]
-pub struct CopyArgs {
-    /// The database to read: sqlite://PATH or postgres://…
-    #[arg(long, value_name = "URL")]
-    pub from: Secret,
-
-    /// The database to write (migrated first; must hold no orders).
-    #[arg(long, value_name = "URL")]
-    pub to: Secret,
-
-    /// No progress display.
-    #[arg(long)]
-    pub no_progress: bool,
-}
-
-/// Flags of `generate`.
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// How many orders.
-    #[arg(long, default_value_t = 1000)]
-    pub count: u64,
-
-    /// The seed: the same seed gives the same orders.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-
-    /// How many distinct customers (default: one per ten orders).
-    #[arg(long)]
-    pub customers: Option<u64>,
-
-    /// The newest creation time (RFC 3339); the orders span the two years before it.
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    pub end: String,
-
-    /// The id of the first order (the others follow; the last at most 2^53 - 1).
-    #[arg(long, value_name = "ID", default_value_t = 1)]
-    pub first_id: i64,
-
-    /// Output format (default: from the --output extension, else csv).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-
-    /// Write to this file instead of stdout.
-    #[arg(long, short, value_name = "FILE", conflicts_with = "to")]
-    pub output: Option<PathBuf>,
-
-    /// Import straight into this database instead of writing a file.
-    #[arg(long, value_name = "URL")]
-    pub to: Option<Secret>,
-
-    /// With --to: when an order_id or id is already taken.
-    #[arg(long, value_enum, default_value = "fail")]
-    pub on_conflict: ConflictMode,
-
-    /// No progress display.
-    #[arg(long)]
-    pub no_progress: bool,
-}
-
 impl Cli {
     /// The flags that override the configuration.
     pub fn overrides(&self) -> Overrides {
@@ -307,5 +144,19 @@ impl Cli {
                 None
             },
         }
+    }
+}
+
+/// Runs `command` (`serve` when none is given) with the loaded settings.
+pub async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()> {
+    match command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(settings).await,
+        Command::Migrate => admin::migrate(settings).await,
+        Command::Check => admin::check(settings).await,
+        Command::Openapi => admin::openapi().await,
+        Command::Import(args) => data::import(settings, args).await,
+        Command::Export(args) => data::export(settings, args).await,
+        Command::Copy(args) => data::copy(settings, args).await,
+        Command::Generate(args) => data::generate(settings, args).await,
     }
 }
