@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use commandes::cli::{self, Cli};
 use commandes::config::Settings;
 
@@ -15,7 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let settings = match Settings::load(
         cli.config.as_deref(),
         |k| std::env::var(k).ok(),

@@ -12,9 +12,11 @@ mod admin;
 mod data;
 mod serve;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{DemoData, Overrides, Settings};
 use crate::secret::Secret;
@@ -24,7 +26,7 @@ pub use data::{ConflictMode, CopyArgs, ExportArgs, GenerateArgs, ImportArgs};
 /// The orders microservice: the /commandes HTTP API on SQLite or PostgreSQL.
 ///
 /// Settings come from config.toml (or --config), then COMMANDES_*
-/// environment variables, then these flags.
+/// environment variables (a flag's own is shown with it), then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "commandes", version)]
 pub struct Cli {
@@ -32,8 +34,14 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Database URL: sqlite://PATH, sqlite::memory: or postgres://… (overrides COMMANDES_DATABASE_URL).
-    #[arg(long, global = true, value_name = "URL")]
+    /// Database URL: sqlite://PATH, sqlite::memory: or postgres://… (DATABASE_URL is read too, below COMMANDES_DATABASE_URL).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "COMMANDES_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<Secret>,
 
     #[command(flatten)]
@@ -46,19 +54,25 @@ pub struct Cli {
 /// Flags of `serve` (also accepted without the subcommand).
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Address to listen on (overrides COMMANDES_HOST).
-    #[arg(long, global = true)]
+    /// Address to listen on.
+    #[arg(long, global = true, env = "COMMANDES_HOST", hide_env_values = true)]
     pub host: Option<String>,
 
-    /// Port to listen on (overrides COMMANDES_PORT).
-    #[arg(long, global = true)]
+    /// Port to listen on.
+    #[arg(long, global = true, env = "COMMANDES_PORT", hide_env_values = true)]
     pub port: Option<u16>,
 
-    /// Load the demo orders into a new database, PostgreSQL included.
-    #[arg(long, global = true, conflicts_with = "no_demo_data")]
+    /// Load the demo orders into a new database, PostgreSQL included (the variable takes auto, always or never).
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "no_demo_data",
+        env = "COMMANDES_DEMO_DATA",
+        hide_env_values = true
+    )]
     pub demo_data: bool,
 
-    /// Never load the demo orders.
+    /// Never load the demo orders (as COMMANDES_DEMO_DATA=never).
     #[arg(long, global = true)]
     pub no_demo_data: bool,
 }
@@ -130,6 +144,50 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Parses the process's arguments, printing the help, the version or
+    /// a usage error and exiting where clap would.
+    ///
+    /// Use this, not [`Parser::parse`]: see [`Cli::try_parse_args_from`].
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` (the program name first).
+    ///
+    /// The variables named in the flags' `env` are shown by `--help`
+    /// (without their values: the database URL's may hold a password, and
+    /// the others are hidden alike so that `--help` never prints what the
+    /// environment holds), but clap does not read them: [`Settings::load`] reads the environment,
+    /// with its own precedence (`COMMANDES_DATABASE_URL` over
+    /// `DATABASE_URL`), value syntax (`COMMANDES_DEMO_DATA=never`) and error
+    /// messages, and then the flags from the command line win. So the
+    /// arguments are parsed by a command without the variables, and only a
+    /// request for help is answered by the command with them.
+    pub fn try_parse_args_from(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Result<Cli, clap::Error> {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let without_env = Cli::command().mut_args(|arg| arg.env(None));
+        match without_env.try_get_matches_from(&args) {
+            Ok(matches) => Cli::from_arg_matches(&matches),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) =>
+            {
+                // Help is answered as soon as it is asked for, before any
+                // variable is looked at, so this is the same help with the
+                // variables named.
+                Err(match Cli::command().try_get_matches_from(&args) {
+                    Err(with_env) => with_env,
+                    Ok(_) => e,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The flags that override the configuration.
     pub fn overrides(&self) -> Overrides {
         Overrides {
