@@ -78,7 +78,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         Some(migrate_at(settings.database.migration_url.expose(), &options).await?)
     };
     let store = storage::open(settings.database.url.expose(), &options).await?;
-    crate::telemetry::prometheus();
+    crate::prometheus::handle();
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
         storage::metered::MeteredStore::new(store)
@@ -133,105 +133,6 @@ pub async fn migrate_at(
     });
     store.close().await;
     report
-}
-
-/// Deletes expired idempotency keys now and then, off the request path: in
-/// batches, so no request waits behind one long delete.
-async fn purge_expired_keys(store: Arc<dyn Store>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        loop {
-            match store.purge_expired_keys(crate::domain::now()).await {
-                Ok(n) if n >= 1000 => continue,
-                Ok(n) => {
-                    if n > 0 {
-                        tracing::debug!(deleted = n, "expired idempotency keys deleted");
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot delete expired idempotency keys");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// Gives committed events their sequence numbers in the background
-/// (PostgreSQL; the feed's readers also do it before reading), and keeps
-/// the pending-events gauge. Finding nothing to do costs one index probe.
-async fn sequence_events(store: Arc<dyn Store>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let gauge_every = (Duration::from_secs(5).as_millis() / every.as_millis().max(1)).max(1);
-    let mut n: u128 = 0;
-    loop {
-        ticks.tick().await;
-        if let Err(e) = store.sequence_events().await {
-            tracing::warn!(error = %e, "cannot number the new events");
-        }
-        if n.is_multiple_of(gauge_every) {
-            let _ = store.unsequenced_events().await;
-        }
-        n += 1;
-    }
-}
-
-/// Rows one pruning statement deletes at most.
-const PURGE_BATCH: u32 = 1000;
-
-/// Deletes events older than the retention, now and then, in small
-/// batches with a pause between them, so writers never wait behind it.
-/// With a broker relay (`relay` names it), only events it has published go.
-async fn purge_events(
-    store: Arc<dyn Store>,
-    retention_days: u64,
-    every: Duration,
-    relay: Option<String>,
-) {
-    if retention_days == 0 {
-        return;
-    }
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let older_than = crate::domain::now() - chrono::TimeDelta::days(retention_days as i64);
-        // An event the relay has not published yet stays (a relay that
-        // never ran has published nothing).
-        let up_to = match &relay {
-            None => None,
-            Some(name) => match store.relay_position(name).await {
-                Ok(position) => Some(position.unwrap_or(0)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune old events");
-                    continue;
-                }
-            },
-        };
-        let mut deleted = 0;
-        loop {
-            match store.purge_events(older_than, up_to, PURGE_BATCH).await {
-                Ok(n) => {
-                    deleted += n;
-                    if n < u64::from(PURGE_BATCH) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune old events");
-                    break;
-                }
-            }
-        }
-        if deleted > 0 {
-            tracing::debug!(deleted, "old events pruned");
-        }
-    }
 }
 
 /// Opens the store and binds the listener.
@@ -394,18 +295,18 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let cleanup = tokio::spawn(purge_expired_keys(
+        let cleanup = tokio::spawn(crate::jobs::purge_expired_keys(
             self.store.clone(),
             self.cleanup_interval,
         ));
-        let upkeep = tokio::spawn(crate::telemetry::upkeep(Duration::from_secs(1)));
+        let upkeep = tokio::spawn(crate::prometheus::upkeep(Duration::from_secs(1)));
         let refresher = self.jwks.map(|(keys, every)| keys.spawn_refresher(every));
-        let sequencer = tokio::spawn(sequence_events(
+        let sequencer = tokio::spawn(crate::jobs::sequence_events(
             self.store.clone(),
             Duration::from_millis(self.events.sequence_interval_ms),
         ));
         let relay_config = self.relay;
-        let retention = tokio::spawn(purge_events(
+        let retention = tokio::spawn(crate::jobs::purge_events(
             self.store.clone(),
             self.events.retention_days,
             Duration::from_secs(self.events.purge_interval_secs),

@@ -19,8 +19,13 @@
 //!   [`secret`] (the type of every secret setting, and the one function
 //!   that hides the credentials of a URL).
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
-//!   start-up and shutdown; [`server`]: the accept loop and the limits on
-//!   connections.
+//!   start-up and shutdown. The binary's `main.rs` only parses the command
+//!   line, loads the settings, starts the log and runs a subcommand.
+//! - Around the server: [`server`] (the accept loop and the limits on
+//!   connections), [`jobs`] (the background jobs: expired idempotency
+//!   keys, event numbering and retention), [`logging`] (the tracing
+//!   subscriber), [`prometheus`] (the metrics recorder and the metric
+//!   names).
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 #![forbid(unsafe_code)]
@@ -32,11 +37,13 @@ pub mod config;
 pub mod domain;
 pub mod error_chain;
 pub mod hex;
+pub mod jobs;
 pub mod log_text;
+pub mod logging;
+pub mod prometheus;
 pub mod relay;
 pub mod request_id;
 pub mod secret;
 pub mod server;
 pub mod storage;
-pub mod telemetry;
 pub mod transfer;

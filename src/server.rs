@@ -56,7 +56,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::HTTP_CONNECTIONS;
+use crate::prometheus::HTTP_CONNECTIONS;
 
 /// The limits a connection is held to.
 #[derive(Debug, Clone, Copy)]

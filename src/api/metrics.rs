@@ -7,8 +7,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use super::auth::{Authenticator, Scopes, Tokens};
 use crate::api::error::ApiError;
+use crate::prometheus::{self, DB_POOL};
 use crate::storage::Store;
-use crate::telemetry::{prometheus, DB_POOL};
 
 /// Serves the scrape. With a metrics token configured only that token is
 /// accepted; without one, any static API token (read-only ones included) or
@@ -56,7 +56,7 @@ impl Endpoint for MetricsEndpoint {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )
-            .body(prometheus().render())
+            .body(prometheus::handle().render())
             .into_response())
     }
 }

@@ -12,8 +12,8 @@ use poem_openapi::OperationId;
 use tracing::Instrument;
 
 use crate::log_text::clip;
+use crate::prometheus::{HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
 use crate::request_id::{self, accept_request_id, REQUEST_ID_HEADER};
-use crate::telemetry::{HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
 
 /// Routes whose requests are not logged (probes and scrapes are frequent
 /// and say nothing).

@@ -9,8 +9,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareO
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
 };
 
+use super::publish::{send_then_confirm, Broker};
 use super::{Failure, Message, Publisher, RelayConfig, CONTENT_TYPE};
 
 /// The header carrying the event's sequence number.
@@ -63,68 +65,45 @@ impl Amqp {
     }
 }
 
+impl Broker for Amqp {
+    type Pending = PublisherConfirm;
+    const CONFIRM_TIMEOUT: &'static str = "timed out waiting for the broker's confirmation";
+
+    async fn send(&self, m: &Message) -> Result<PublisherConfirm, String> {
+        let mut headers = FieldTable::default();
+        headers.insert(SEQUENCE_HEADER.into(), AMQPValue::LongLongInt(m.sequence));
+        let properties = BasicProperties::default()
+            .with_message_id(m.id.as_str().into())
+            .with_content_type(CONTENT_TYPE.into())
+            .with_delivery_mode(PERSISTENT)
+            .with_headers(headers);
+        let routing_key = format!("order.{}", m.kind.short());
+        self.channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &m.body,
+                properties,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn confirm(confirm: PublisherConfirm) -> Result<(), String> {
+        match confirm.await {
+            Ok(Confirmation::Ack(_)) => Ok(()),
+            Ok(Confirmation::Nack(_)) => Err("the broker refused the message (nack)".into()),
+            Ok(Confirmation::NotRequested) => Err("the channel is not in confirm mode".into()),
+            Err(e) => Err(format!("no confirmation: {e}")),
+        }
+    }
+}
+
 #[async_trait]
 impl Publisher for Amqp {
     async fn publish(&mut self, messages: &[Message], deadline: Instant) -> Result<(), Failure> {
-        let deadline = tokio::time::Instant::from_std(deadline);
-        // All sent first, in order on one channel, then every confirm
-        // awaited in the same order: the prefix confirmed is what counts.
-        let mut confirms = Vec::with_capacity(messages.len());
-        let mut send_error = None;
-        for m in messages {
-            let mut headers = FieldTable::default();
-            headers.insert(SEQUENCE_HEADER.into(), AMQPValue::LongLongInt(m.sequence));
-            let properties = BasicProperties::default()
-                .with_message_id(m.id.as_str().into())
-                .with_content_type(CONTENT_TYPE.into())
-                .with_delivery_mode(PERSISTENT)
-                .with_headers(headers);
-            let routing_key = format!("order.{}", m.kind.short());
-            let sent = tokio::time::timeout_at(
-                deadline,
-                self.channel.basic_publish(
-                    self.exchange.as_str().into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    &m.body,
-                    properties,
-                ),
-            )
-            .await;
-            match sent {
-                Ok(Ok(confirm)) => confirms.push(confirm),
-                Ok(Err(e)) => {
-                    send_error = Some(format!("cannot send: {e}"));
-                    break;
-                }
-                Err(_) => {
-                    send_error = Some("timed out sending".into());
-                    break;
-                }
-            }
-        }
-        let sent = confirms.len();
-        for (i, confirm) in confirms.into_iter().enumerate() {
-            let reason = match tokio::time::timeout_at(deadline, confirm).await {
-                Ok(Ok(Confirmation::Ack(_))) => continue,
-                Ok(Ok(Confirmation::Nack(_))) => "the broker refused the message (nack)".into(),
-                Ok(Ok(Confirmation::NotRequested)) => "the channel is not in confirm mode".into(),
-                Ok(Err(e)) => format!("no confirmation: {e}"),
-                Err(_) => "timed out waiting for the broker's confirmation".into(),
-            };
-            return Err(Failure {
-                confirmed: i,
-                reason,
-            });
-        }
-        match send_error {
-            // Every message sent before the error was confirmed.
-            Some(reason) => Err(Failure {
-                confirmed: sent,
-                reason,
-            }),
-            None => Ok(()),
-        }
+        send_then_confirm(&*self, messages, deadline).await
     }
 
     async fn close(&mut self) {

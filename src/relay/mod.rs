@@ -20,6 +20,7 @@ use crate::storage::{Store, StoreError};
 
 pub mod amqp;
 pub mod nats;
+mod publish;
 
 /// Events stored but not yet confirmed by the broker.
 pub const EVENTS_PENDING: &str = "commandes_relay_events_pending";

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use std::future::IntoFuture;
 
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
 use async_nats::HeaderMap;
 use async_trait::async_trait;
 
+use super::publish::{send_then_confirm, Broker};
 use super::{Failure, Message, Publisher, RelayConfig, Split, CONTENT_TYPE};
 
 /// The header carrying the event's sequence number.
@@ -64,65 +65,37 @@ impl Nats {
     }
 }
 
+impl Broker for Nats {
+    type Pending = PublishAckFuture;
+    const CONFIRM_TIMEOUT: &'static str = "timed out waiting for JetStream's acknowledgement";
+
+    async fn send(&self, m: &Message) -> Result<PublishAckFuture, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, m.id.as_str());
+        headers.insert(SEQUENCE_HEADER, m.sequence.to_string().as_str());
+        headers.insert("Content-Type", CONTENT_TYPE);
+        let publish = PublishMessage::build()
+            .payload(m.body.clone().into())
+            .headers(headers);
+        let subject = format!("{}.{}", self.prefix, m.kind.short());
+        self.jetstream
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn confirm(ack: PublishAckFuture) -> Result<(), String> {
+        ack.into_future()
+            .await
+            .map(drop)
+            .map_err(|e| format!("not stored by JetStream: {e}"))
+    }
+}
+
 #[async_trait]
 impl Publisher for Nats {
     async fn publish(&mut self, messages: &[Message], deadline: Instant) -> Result<(), Failure> {
-        let deadline = tokio::time::Instant::from_std(deadline);
-        // All sent first, in order on one connection, then every ack
-        // awaited in the same order: the prefix confirmed is what counts.
-        let mut acks = Vec::with_capacity(messages.len());
-        let mut send_error = None;
-        for m in messages {
-            let mut headers = HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, m.id.as_str());
-            headers.insert(SEQUENCE_HEADER, m.sequence.to_string().as_str());
-            headers.insert("Content-Type", CONTENT_TYPE);
-            let publish = PublishMessage::build()
-                .payload(m.body.clone().into())
-                .headers(headers);
-            let subject = format!("{}.{}", self.prefix, m.kind.short());
-            // Sending waits while the client is disconnected: bounded too.
-            let sent =
-                tokio::time::timeout_at(deadline, self.jetstream.send_publish(subject, publish))
-                    .await;
-            match sent {
-                Ok(Ok(ack)) => acks.push(ack),
-                Ok(Err(e)) => {
-                    send_error = Some(format!("cannot send: {e}"));
-                    break;
-                }
-                Err(_) => {
-                    send_error = Some("timed out sending".into());
-                    break;
-                }
-            }
-        }
-        let sent = acks.len();
-        for (i, ack) in acks.into_iter().enumerate() {
-            match tokio::time::timeout_at(deadline, ack.into_future()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    return Err(Failure {
-                        confirmed: i,
-                        reason: format!("not stored by JetStream: {e}"),
-                    })
-                }
-                Err(_) => {
-                    return Err(Failure {
-                        confirmed: i,
-                        reason: "timed out waiting for JetStream's acknowledgement".into(),
-                    })
-                }
-            }
-        }
-        match send_error {
-            // Every message sent before the error was confirmed.
-            Some(reason) => Err(Failure {
-                confirmed: sent,
-                reason,
-            }),
-            None => Ok(()),
-        }
+        send_then_confirm(&*self, messages, deadline).await
     }
 
     async fn close(&mut self) {

@@ -53,6 +53,106 @@ fn help_explains_every_subcommand() {
     }
 }
 
+/// The variables the flags stand for, as `--help` names them.
+const FLAG_VARIABLES: [&str; 4] = [
+    "COMMANDES_DATABASE_URL",
+    "COMMANDES_HOST",
+    "COMMANDES_PORT",
+    "COMMANDES_DEMO_DATA",
+];
+
+#[test]
+fn help_names_each_flags_variable_but_never_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "pw-in-the-environment-5d1c";
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["serve", "--help"],
+        &["import", "--help"],
+        &["help", "check"],
+    ] {
+        let out = run(commandes(dir.path())
+            .env(
+                "COMMANDES_DATABASE_URL",
+                format!("postgres://app:{password}@127.0.0.1:1/orders"),
+            )
+            .env("DATABASE_URL", format!("postgres://app:{password}@h/db"))
+            .env("COMMANDES_HOST", "10.9.8.7")
+            // Values the settings would refuse: --help must answer anyway.
+            .env("COMMANDES_PORT", "eighty")
+            .env("COMMANDES_DEMO_DATA", "sometimes")
+            .args(args));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let help = stdout(&out);
+        for var in FLAG_VARIABLES {
+            assert!(help.contains(&format!("[env: {var}]")), "{args:?}: {help}");
+        }
+        for value in [password, "10.9.8.7", "eighty", "sometimes"] {
+            assert!(!help.contains(value), "{args:?} shows {value}: {help}");
+        }
+    }
+}
+
+#[test]
+fn the_settings_read_the_flags_variables_and_the_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |env: &[(&str, &str)], args: &[&str]| {
+        let out = run(commandes(dir.path())
+            .envs(env.iter().copied())
+            .args(args)
+            .arg("migrate"));
+        assert!(out.status.success(), "{env:?} {args:?}: {}", stderr(&out));
+    };
+    let created = |name: &str| dir.path().join(name).exists();
+
+    // DATABASE_URL alone is read; COMMANDES_DATABASE_URL wins over it; the
+    // flag wins over both.
+    migrate(&[("DATABASE_URL", "sqlite://a.db")], &[]);
+    assert!(created("a.db"));
+    let both = [
+        ("DATABASE_URL", "sqlite://x.db"),
+        ("COMMANDES_DATABASE_URL", "sqlite://b.db"),
+    ];
+    migrate(&both, &[]);
+    assert!(created("b.db") && !created("x.db"));
+    migrate(&both, &["--database-url", "sqlite://c.db"]);
+    assert!(created("c.db") && !created("x.db"));
+
+    // COMMANDES_DEMO_DATA has its own values and is not the --demo-data
+    // switch: neither `never` nor a flag that contradicts it is a usage
+    // error.
+    let db = [("COMMANDES_DATABASE_URL", "sqlite://d.db")];
+    migrate(&[db[0], ("COMMANDES_DEMO_DATA", "never")], &[]);
+    migrate(
+        &[db[0], ("COMMANDES_DEMO_DATA", "always")],
+        &["--no-demo-data"],
+    );
+    migrate(&[db[0], ("COMMANDES_DEMO_DATA", "never")], &["--demo-data"]);
+
+    // A bad value in a variable is refused by the settings, naming the
+    // variable; a bad flag by clap, naming the flag.
+    for (var, value) in [
+        ("COMMANDES_PORT", "eighty"),
+        ("COMMANDES_DEMO_DATA", "sometimes"),
+    ] {
+        let out = run(commandes(dir.path()).env(var, value).arg("check"));
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("commandes: {var} must be")),
+            "{err}"
+        );
+    }
+    let out = run(commandes(dir.path()).args(["--port", "eighty", "check"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'eighty' for '--port <PORT>'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn check_fails_in_one_line_without_a_database() {
     let dir = tempfile::tempdir().unwrap();

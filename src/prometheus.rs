@@ -1,6 +1,7 @@
-//! Metrics: one process-wide Prometheus recorder, and the names of what the
-//! HTTP layer records. The store's own figures are in
-//! [`crate::storage::metered`].
+//! The process-wide Prometheus recorder, the names of what the HTTP layer
+//! records, and the description of every metric. The store's own figures
+//! are named in [`crate::storage::metered`]; `GET /metrics` (in the API)
+//! renders them all.
 
 use std::sync::OnceLock;
 
@@ -28,7 +29,7 @@ const BUCKETS: &[f64] = &[
 
 /// The recorder, installed on first use. Every app in the process (tests
 /// run several) shares it, as a real process has one.
-pub fn prometheus() -> &'static PrometheusHandle {
+pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
@@ -51,7 +52,7 @@ pub async fn upkeep(every: std::time::Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        prometheus().run_upkeep();
+        handle().run_upkeep();
     }
 }
 

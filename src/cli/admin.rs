@@ -1,0 +1,67 @@
+//! The one-shot commands about the database and the contract: `migrate`,
+//! `check` and `openapi`.
+
+use crate::config::Settings;
+use crate::secret::redact_url;
+use crate::storage::{self, DatabaseUrl};
+use crate::{api, app};
+
+/// Applies the pending migrations and says what changed.
+pub(super) async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    // Through the migration URL when there is one (serving through a
+    // transaction pooler): the direct or session-mode connection.
+    let url = if settings.database.migration_url.is_empty() {
+        settings.database.url.expose()
+    } else {
+        settings.database.migration_url.expose()
+    };
+    let report = app::migrate_at(url, &app::store_options(&settings)).await?;
+    for note in &report.notes {
+        println!("{note}");
+    }
+    if report.from == report.to {
+        println!("schema already at version {}", report.to);
+    } else {
+        println!(
+            "migrated schema from version {} to {}",
+            report.from, report.to
+        );
+    }
+    Ok(())
+}
+
+/// Reports the database as it is now, or why it cannot be reached.
+pub(super) async fn check(settings: Settings) -> anyhow::Result<()> {
+    let url = settings.database.url.expose();
+    // A check must not create the database it is checking.
+    if let Ok(DatabaseUrl::SqliteFile(path)) = DatabaseUrl::parse(url) {
+        if !path.exists() {
+            anyhow::bail!("no SQLite database at {}", path.display());
+        }
+    }
+    // A check reports the database as it is now: no waiting for it.
+    let mut options = app::store_options(&settings);
+    options.startup_timeout = std::time::Duration::ZERO;
+    let store = storage::open(url, &options).await?;
+    let info = store.info().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot query {}: {}",
+            redact_url(url),
+            crate::error_chain::error_chain(&e)
+        )
+    })?;
+    println!("backend:        {}", info.backend);
+    println!("database:       {}", redact_url(url));
+    println!("server version: {}", info.server_version);
+    println!("schema version: {}", info.schema_version);
+    println!("orders:         {}", info.order_count);
+    store.close().await;
+    Ok(())
+}
+
+/// Prints the OpenAPI document (the one `/openapi.json` serves).
+pub(super) async fn openapi() -> anyhow::Result<()> {
+    let store = storage::open("sqlite::memory:", &Default::default()).await?;
+    println!("{}", api::spec_json(store));
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The command line: `serve` (the default), `migrate`, `check`, `openapi`,
+//! and the data commands `import`, `export`, `copy`, `generate`.
+//!
+//! This module holds the flags ([`Cli`]) and runs the chosen command
+//! ([`run`]); each command's body is in the file named after its kind:
+//! `serve.rs`, `admin.rs` (migrate, check, openapi) and `data.rs` (the data
+//! commands and their flags). The binary's `main` only parses, loads the
+//! settings, starts the log and calls [`run`]; nothing else in the library
+//! uses this module.
+
+mod admin;
+mod data;
+mod serve;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{DemoData, Overrides, Settings};
+use crate::secret::Secret;
+
+pub use data::{ConflictMode, CopyArgs, ExportArgs, GenerateArgs, ImportArgs};
+
+/// The orders microservice: the /commandes HTTP API on SQLite or PostgreSQL.
+///
+/// Settings come from config.toml (or --config), then COMMANDES_*
+/// environment variables (a flag's own is shown with it), then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "commandes", version)]
+pub struct Cli {
+    /// Configuration file (default: config.toml in the working directory, if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH, sqlite::memory: or postgres://… (DATABASE_URL is read too, below COMMANDES_DATABASE_URL).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "COMMANDES_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<Secret>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags of `serve` (also accepted without the subcommand).
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, global = true, env = "COMMANDES_HOST", hide_env_values = true)]
+    pub host: Option<String>,
+
+    /// Port to listen on.
+    #[arg(long, global = true, env = "COMMANDES_PORT", hide_env_values = true)]
+    pub port: Option<u16>,
+
+    /// Load the demo orders into a new database, PostgreSQL included (the variable takes auto, always or never).
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "no_demo_data",
+        env = "COMMANDES_DEMO_DATA",
+        hide_env_values = true
+    )]
+    pub demo_data: bool,
+
+    /// Never load the demo orders (as COMMANDES_DEMO_DATA=never).
+    #[arg(long, global = true)]
+    pub no_demo_data: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default): migrates the database first, and
+    /// on a new SQLite database loads the demo orders.
+    Serve,
+    /// Apply pending database migrations and exit. Safe to run twice, and
+    /// from several processes at once.
+    Migrate,
+    /// Connect to the database and print the backend, server version,
+    /// schema version and order count; exit non-zero with a one-line reason
+    /// if that fails.
+    Check,
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
+    /// Import orders from CSV, JSON or NDJSON files (or stdin) into the
+    /// database (--database-url), in one transaction.
+    ///
+    /// Every row is checked by the API's rules (order_id, customer_id,
+    /// total_amount required; status, id, created_at, updated_at optional;
+    /// a row without times gets the import time). By default the import is
+    /// atomic: one bad row and nothing is written, and every problem is
+    /// listed with its file, line and field (exit code 1). --skip-invalid
+    /// writes the good rows and lists (or, with --rejects, files) the bad
+    /// ones. The format comes from --format, else the file extension
+    /// (.csv, .json, .ndjson or .jsonl); stdin (-) is sniffed: `[` starts a
+    /// JSON array, `{` NDJSON, anything else CSV. CSV needs a header row of
+    /// field names.
+    #[command(
+        after_help = "Examples:\n  commandes import orders.csv\n  commandes generate --count 1000000 | commandes import -\n  commandes import legacy.json --skip-invalid --rejects rejects.ndjson --on-conflict skip"
+    )]
+    Import(ImportArgs),
+    /// Export orders as CSV, JSON or NDJSON, to a file or stdout, by id.
+    ///
+    /// Takes the filters of GET /commandes. The output is what `import`
+    /// reads back losslessly: decimal strings with two decimals, RFC 3339
+    /// UTC times with microseconds, ids. It comes from one snapshot of the
+    /// database, and a file is only put in place once complete.
+    #[command(
+        after_help = "Examples:\n  commandes export -o orders.csv\n  commandes export --format ndjson --status completed --created-from 2026-01-01 > done.ndjson"
+    )]
+    Export(ExportArgs),
+    /// Copy every order from one database to another (ids and timestamps
+    /// kept), in one transaction on the target, then verify both sides.
+    ///
+    /// The target is migrated first and must hold no orders. Afterwards the
+    /// count and a SHA-256 of the canonical export (NDJSON by id, the same
+    /// as `commandes export --format ndjson | sha256sum`) of both sides are
+    /// printed; the exit code is 1 unless they agree.
+    #[command(
+        after_help = "Example (the SQLite demo to Supabase):\n  commandes copy --from sqlite://commandes.db --to 'postgres://postgres.REF:PASSWORD@aws-0-eu-west-1.pooler.supabase.com:6543/postgres'"
+    )]
+    Copy(CopyArgs),
+    /// Generate a realistic synthetic data set, deterministic from --seed.
+    ///
+    /// Customers with Zipf-like order counts, statuses weighted towards
+    /// completed (recent orders still pending or in progress), amounts from
+    /// 5.00 to 2000.00 with a long tail, creation times over the two years
+    /// before --end, ids from --first-id. Written as CSV (default) or NDJSON
+    /// to stdout or --output, or with --to straight into a database.
+    #[command(
+        after_help = "Examples:\n  commandes generate --count 1000000 --seed 7 > orders.csv\n  commandes generate --count 100000 --to sqlite://load-test.db"
+    )]
+    Generate(GenerateArgs),
+}
+
+impl Cli {
+    /// Parses the process's arguments, printing the help, the version or
+    /// a usage error and exiting where clap would.
+    ///
+    /// Use this, not [`Parser::parse`]: see [`Cli::try_parse_args_from`].
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` (the program name first).
+    ///
+    /// The variables named in the flags' `env` are shown by `--help`
+    /// (without their values: the database URL's may hold a password, and
+    /// the others are hidden alike so that `--help` never prints what the
+    /// environment holds), but clap does not read them: [`Settings::load`] reads the environment,
+    /// with its own precedence (`COMMANDES_DATABASE_URL` over
+    /// `DATABASE_URL`), value syntax (`COMMANDES_DEMO_DATA=never`) and error
+    /// messages, and then the flags from the command line win. So the
+    /// arguments are parsed by a command without the variables, and only a
+    /// request for help is answered by the command with them.
+    pub fn try_parse_args_from(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Result<Cli, clap::Error> {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let without_env = Cli::command().mut_args(|arg| arg.env(None));
+        match without_env.try_get_matches_from(&args) {
+            Ok(matches) => Cli::from_arg_matches(&matches),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) =>
+            {
+                // Help is answered as soon as it is asked for, before any
+                // variable is looked at, so this is the same help with the
+                // variables named.
+                Err(match Cli::command().try_get_matches_from(&args) {
+                    Err(with_env) => with_env,
+                    Ok(_) => e,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The flags that override the configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            database_url: self.database_url.clone(),
+            host: self.serve.host.clone(),
+            port: self.serve.port,
+            demo_data: if self.serve.demo_data {
+                Some(DemoData::Always)
+            } else if self.serve.no_demo_data {
+                Some(DemoData::Never)
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Runs `command` (`serve` when none is given) with the loaded settings.
+pub async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()> {
+    match command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(settings).await,
+        Command::Migrate => admin::migrate(settings).await,
+        Command::Check => admin::check(settings).await,
+        Command::Openapi => admin::openapi().await,
+        Command::Import(args) => data::import(settings, args).await,
+        Command::Export(args) => data::export(settings, args).await,
+        Command::Copy(args) => data::copy(settings, args).await,
+        Command::Generate(args) => data::generate(settings, args).await,
+    }
+}
