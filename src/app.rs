@@ -16,7 +16,8 @@ use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use poem::EndpointExt;
 
-use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
+use crate::access::{JwksUrl, JwtSecret, Permissions};
+use crate::api::auth::{jwks, Authenticator, JwtVerifier};
 use crate::api::{self, HttpSettings, Tokens};
 use crate::config::{AuthSettings, DemoData, EventsSettings, Settings};
 use crate::domain::demo::demo_orders;
@@ -319,7 +320,9 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     }
     let timeout = Duration::from_secs(settings.jwks_timeout_secs);
     let source = if !settings.jwks_url.is_empty() {
-        Some(jwks::Source::Url(settings.jwks_url.expose().to_string()))
+        Some(jwks::Source::Url(
+            JwksUrl::parse(settings.jwks_url.expose()).map_err(anyhow::Error::msg)?,
+        ))
     } else if !settings.jwks_file.is_empty() {
         Some(jwks::Source::File(settings.jwks_file.clone().into()))
     } else {
@@ -344,13 +347,16 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     };
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     auth.jwt = Some(Arc::new(JwtVerifier::new(api::auth::jwt::JwtConfig {
-        secret: text(settings.jwt_secret.expose()).map(String::into_bytes),
+        secret: match settings.jwt_secret.is_empty() {
+            true => None,
+            false => Some(JwtSecret::new(settings.jwt_secret.clone()).map_err(anyhow::Error::msg)?),
+        },
         jwks: keys,
         issuer: text(&settings.jwt_issuer),
         audience: text(&settings.jwt_audience),
         leeway_secs: settings.clock_skew_secs,
-        authenticated: Scopes::of(&settings.authenticated_scopes),
-        anon: Scopes::of(&settings.anon_scopes),
+        authenticated: Permissions::of(&settings.authenticated_scopes),
+        anon: Permissions::of(&settings.anon_scopes),
         anonymous_users_as_authenticated: settings.anonymous_users_as_authenticated,
         customer_claim: text(&settings.customer_claim),
     })?));

@@ -13,7 +13,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::api::auth::Scope;
+use crate::access::Permission;
 use crate::secret::{redact_url, Secret};
 
 /// The shortest static token accepted (API, read and metrics tokens): a
@@ -261,9 +261,9 @@ pub struct AuthSettings {
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     pub clock_skew_secs: u64,
     /// What an `authenticated` JWT may do.
-    pub authenticated_scopes: Vec<Scope>,
+    pub authenticated_scopes: Vec<Permission>,
     /// What an `anon` JWT may do.
-    pub anon_scopes: Vec<Scope>,
+    pub anon_scopes: Vec<Permission>,
     /// Whether Supabase anonymous users (`is_anonymous: true`) count as
     /// `authenticated`; otherwise they are `anon`.
     pub anonymous_users_as_authenticated: bool,
@@ -285,7 +285,7 @@ impl Default for AuthSettings {
             jwt_audience: "authenticated".into(),
             customer_claim: String::new(),
             clock_skew_secs: 30,
-            authenticated_scopes: vec![Scope::Read, Scope::Write],
+            authenticated_scopes: vec![Permission::Read, Permission::Write],
             anon_scopes: Vec::new(),
             anonymous_users_as_authenticated: false,
             jwks_refresh_secs: 300,
@@ -638,16 +638,10 @@ impl Settings {
             bail!("set auth.jwks_url or auth.jwks_file, not both");
         }
         if !auth.jwks_url.is_empty() {
-            crate::api::auth::jwks::check_url(auth.jwks_url.expose())
-                .map_err(anyhow::Error::msg)?;
+            crate::access::JwksUrl::parse(auth.jwks_url.expose()).map_err(anyhow::Error::msg)?;
         }
-        if !auth.jwt_secret.is_empty()
-            && auth.jwt_secret.expose().len() < crate::api::auth::jwt::MIN_SECRET_BYTES
-        {
-            bail!(
-                "auth.jwt_secret must be at least {} bytes long",
-                crate::api::auth::jwt::MIN_SECRET_BYTES
-            );
+        if !auth.jwt_secret.is_empty() {
+            crate::access::JwtSecret::new(auth.jwt_secret.clone()).map_err(anyhow::Error::msg)?;
         }
         if auth.jwks_timeout_secs == 0 || auth.jwks_refresh_secs == 0 {
             bail!("auth.jwks_timeout_secs and auth.jwks_refresh_secs must be at least 1");

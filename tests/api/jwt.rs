@@ -554,9 +554,9 @@ async fn roles_decide_what_a_valid_jwt_may_do(app: TestApp) {
 async fn anon_scopes_and_anonymous_users_are_configurable(app: TestApp) {
     let app = jwt_app(app.backend, |s| {
         s.auth.jwt_secret = SECRET.into();
-        s.auth.anon_scopes = vec![commandes::api::auth::Scope::Read];
+        s.auth.anon_scopes = vec![commandes::access::Permission::Read];
         s.auth.anonymous_users_as_authenticated = true;
-        s.auth.authenticated_scopes = vec![commandes::api::auth::Scope::Read];
+        s.auth.authenticated_scopes = vec![commandes::access::Permission::Read];
     })
     .await;
     let order = json!({"order_id": "CMD002", "customer_id": "C1", "total_amount": "2.00"});
