@@ -270,7 +270,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                 body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
                 metrics_token: (!settings.metrics.token.is_empty())
                     .then(|| Tokens::new([settings.metrics.token.expose()])),
-                cors: settings.cors.clone(),
+                cors: api::CorsOptions {
+                    allowed_origins: settings.cors.allowed_origins.clone(),
+                    allowed_methods: settings.cors.allowed_methods.clone(),
+                    allowed_headers: settings.cors.allowed_headers.clone(),
+                    max_age_secs: settings.cors.max_age_secs,
+                },
                 idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
                 max_skip: settings.server.max_skip,
                 events: api::EventSettings {
