@@ -1,0 +1,72 @@
+//! `[database]`: the store and how it is opened.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Whether a new database starts with the demo orders.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoData {
+    /// On a new SQLite database only.
+    Auto,
+    /// On any new database, PostgreSQL included.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+    pub url: Secret,
+    /// Most PostgreSQL connections (and SQLite reader connections).
+    pub pool_size: usize,
+    /// Longest wait to connect or to get a pooled connection.
+    pub connect_timeout_secs: u64,
+    /// SQLite: longest wait for another process's write lock.
+    pub busy_timeout_ms: u64,
+    /// SQLite: `full` (durable across power loss) or `normal` (faster).
+    pub sqlite_synchronous: crate::storage::SqliteSync,
+    pub demo_data: DemoData,
+    /// PostgreSQL: PEM file of the CAs trusted for the server's TLS
+    /// certificate (`sslrootcert` in the URL wins); empty: the system's roots.
+    pub ca_file: String,
+    /// PostgreSQL: where migrations run (a direct or session-mode URL) when
+    /// `url` is a transaction pooler; empty: through `url`.
+    pub migration_url: Secret,
+    /// Longest a store operation may take before it is cancelled and
+    /// answered 503 (PostgreSQL: a cancel request; SQLite: the statement is
+    /// interrupted); 0: no limit. Under the Supabase roles' own limits (8 s).
+    pub statement_timeout_secs: u64,
+    /// PostgreSQL: how long start-up waits for an unreachable or starting
+    /// database, retrying with backoff; 0: one attempt.
+    pub startup_timeout_secs: u64,
+    /// SQLite: most reads waiting for a reader connection; past it a
+    /// request is answered 503 with `Retry-After` at once.
+    pub sqlite_read_queue: usize,
+    /// SQLite: most writes waiting for the writer; past it, 503 with
+    /// `Retry-After` at once.
+    pub sqlite_write_queue: usize,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://commandes.db".into(),
+            pool_size: 16,
+            connect_timeout_secs: 5,
+            busy_timeout_ms: 5000,
+            sqlite_synchronous: crate::storage::SqliteSync::Full,
+            demo_data: DemoData::Auto,
+            ca_file: String::new(),
+            migration_url: Secret::default(),
+            statement_timeout_secs: 5,
+            startup_timeout_secs: 60,
+            sqlite_read_queue: 256,
+            sqlite_write_queue: 256,
+        }
+    }
+}

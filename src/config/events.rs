@@ -1,0 +1,67 @@
+//! `[events]`: the feed, histories, retention and the broker relay.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Order events: the feed, histories, retention.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// The CloudEvents `source` of every event (a URI reference naming this
+    /// service, the same on every replica).
+    pub source: String,
+    /// Days an event is kept; 0 keeps them forever.
+    pub retention_days: u64,
+    /// How often old events are pruned.
+    pub purge_interval_secs: u64,
+    /// PostgreSQL: how often committed events are given their sequence
+    /// number in the background (readers of the feed also do it).
+    pub sequence_interval_ms: u64,
+    /// The broker the events are relayed to: `nats://host:port` (JetStream;
+    /// `nats://TOKEN@host` or `nats://USER:PASS@host` to authenticate) or
+    /// `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
+    pub relay_url: Secret,
+    /// The relay's name: its position and lease in the database are kept
+    /// under it (two relays of one database need two names).
+    pub relay_name: String,
+    /// NATS: the JetStream stream, created if missing.
+    pub nats_stream: String,
+    /// NATS: subjects are `<prefix>.<type>`; the stream takes `<prefix>.>`.
+    pub nats_subject_prefix: String,
+    /// RabbitMQ: the durable topic exchange, declared if missing.
+    pub amqp_exchange: String,
+    /// Most events published before waiting for their confirms.
+    pub relay_batch: u32,
+    /// How long a replica's lease lasts unless renewed (it is renewed
+    /// while relaying); a dead holder's is taken over after this.
+    pub relay_lease_secs: u64,
+    /// Longest wait for the broker: connecting, or confirming a batch.
+    pub relay_timeout_ms: u64,
+    /// How often an idle relay looks for new events.
+    pub relay_poll_ms: u64,
+    /// Most `GET /events` long polls waiting at once; past it, 503 with
+    /// `Retry-After`.
+    pub max_waiters: usize,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        EventsSettings {
+            source: "/commandes".into(),
+            retention_days: 30,
+            purge_interval_secs: 300,
+            sequence_interval_ms: 150,
+            relay_url: Secret::default(),
+            relay_name: "default".into(),
+            nats_stream: "COMMANDES".into(),
+            nats_subject_prefix: "commandes.order".into(),
+            amqp_exchange: "commandes".into(),
+            relay_batch: 256,
+            relay_lease_secs: 15,
+            relay_timeout_ms: 5000,
+            relay_poll_ms: 200,
+            max_waiters: 256,
+        }
+    }
+}
