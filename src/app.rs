@@ -16,14 +16,14 @@ use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use poem::EndpointExt;
 
-use crate::access::{JwksUrl, JwtSecret, Permissions};
+use crate::access::Permissions;
 use crate::api::auth::{jwks, Authenticator, JwtVerifier};
 use crate::api::{self, HttpSettings, Tokens};
 use crate::config::{AuthSettings, DemoData, EventsSettings, Settings};
 use crate::domain::demo::demo_orders;
-use crate::relay::{BrokerUrl, RelayConfig};
+use crate::relay::RelayConfig;
 use crate::secret::Secret;
-use crate::storage::{self, Backend, Store, StoreOptions};
+use crate::storage::{self, Backend, DatabaseUrl, Store, StoreOptions};
 
 /// A bound, ready-to-run server.
 pub struct App {
@@ -73,12 +73,11 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 /// pool runs no DDL.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let options = store_options(settings);
-    let report = if settings.database.migration_url.is_empty() {
-        None
-    } else {
-        Some(migrate_at(settings.database.migration_url.expose(), &options).await?)
+    let report = match &settings.database.migration_url {
+        None => None,
+        Some(url) => Some(migrate_at(url, &options).await?),
     };
-    let store = storage::open(settings.database.url.expose(), &options).await?;
+    let store = storage::open(&settings.database.url, &options).await?;
     crate::telemetry::prometheus();
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
@@ -115,17 +114,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Applies the migrations through `url` (one connection, closed after).
 pub async fn migrate_at(
-    url: &str,
+    url: &DatabaseUrl,
     options: &StoreOptions,
 ) -> anyhow::Result<storage::MigrationReport> {
     let mut options = options.clone();
     options.pool_size = 1;
-    let store = storage::open(url, &options).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the migration database {}: {e:#}",
-            crate::secret::redact_url(url)
-        )
-    })?;
+    let store = storage::open(url, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the migration database {url}: {e:#}"))?;
     let report = store.migrate().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot migrate the database: {}",
@@ -295,7 +291,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
             http2_max_streams: settings.server.http2_max_streams,
         },
         events: settings.events.clone(),
-        relay: relay_config(&settings.events)?,
+        relay: relay_config(&settings.events),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         jwks,
         generated_token,
@@ -324,10 +320,8 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
         );
     }
     let timeout = Duration::from_secs(settings.jwks_timeout_secs);
-    let source = if !settings.jwks_url.is_empty() {
-        Some(jwks::Source::Url(
-            JwksUrl::parse(settings.jwks_url.expose()).map_err(anyhow::Error::msg)?,
-        ))
+    let source = if let Some(url) = &settings.jwks_url {
+        Some(jwks::Source::Url(url.clone()))
     } else if !settings.jwks_file.is_empty() {
         Some(jwks::Source::File(settings.jwks_file.clone().into()))
     } else {
@@ -352,10 +346,7 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     };
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     auth.jwt = Some(Arc::new(JwtVerifier::new(api::auth::jwt::JwtConfig {
-        secret: match settings.jwt_secret.is_empty() {
-            true => None,
-            false => Some(JwtSecret::new(settings.jwt_secret.clone()).map_err(anyhow::Error::msg)?),
-        },
+        secret: settings.jwt_secret.clone(),
         jwks: keys,
         issuer: text(&settings.jwt_issuer),
         audience: text(&settings.jwt_audience),
@@ -369,14 +360,10 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
 }
 
 /// The relay the `[events]` settings ask for; `None` when none is
-/// configured. The URL was parsed when the settings were loaded, so a bad
-/// one never gets here; it is parsed again, not assumed.
-fn relay_config(s: &EventsSettings) -> anyhow::Result<Option<RelayConfig>> {
-    if s.relay_url.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(RelayConfig {
-        url: BrokerUrl::parse(s.relay_url.expose()).map_err(anyhow::Error::msg)?,
+/// configured (the URL was parsed when the settings were loaded).
+fn relay_config(s: &EventsSettings) -> Option<RelayConfig> {
+    Some(RelayConfig {
+        url: s.relay_url.clone()?,
         name: s.relay_name.clone(),
         source: s.source.clone(),
         nats_stream: s.nats_stream.clone(),
@@ -386,7 +373,7 @@ fn relay_config(s: &EventsSettings) -> anyhow::Result<Option<RelayConfig>> {
         lease: Duration::from_secs(s.relay_lease_secs),
         timeout: Duration::from_millis(s.relay_timeout_ms),
         poll: Duration::from_millis(s.relay_poll_ms),
-    }))
+    })
 }
 
 impl App {

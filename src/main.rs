@@ -145,11 +145,11 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
     // Through the migration URL when there is one (serving through a
     // transaction pooler): the direct or session-mode connection.
-    let url = if settings.database.migration_url.is_empty() {
-        settings.database.url.expose()
-    } else {
-        settings.database.migration_url.expose()
-    };
+    let url = settings
+        .database
+        .migration_url
+        .as_ref()
+        .unwrap_or(&settings.database.url);
     let report = app::migrate_at(url, &app::store_options(&settings)).await?;
     for note in &report.notes {
         println!("{note}");
@@ -166,9 +166,9 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn check(settings: Settings) -> anyhow::Result<()> {
-    let url = settings.database.url.expose();
+    let url = &settings.database.url;
     // A check must not create the database it is checking.
-    if let Ok(DatabaseUrl::SqliteFile(path)) = DatabaseUrl::parse(url) {
+    if let DatabaseUrl::SqliteFile(path) = url {
         if !path.exists() {
             anyhow::bail!("no SQLite database at {}", path.display());
         }
@@ -179,13 +179,12 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
     let store = storage::open(url, &options).await?;
     let info = store.info().await.map_err(|e| {
         anyhow::anyhow!(
-            "cannot query {}: {}",
-            redact_url(url),
+            "cannot query {url}: {}",
             commandes::error_chain::error_chain(&e)
         )
     })?;
     println!("backend:        {}", info.backend);
-    println!("database:       {}", redact_url(url));
+    println!("database:       {url}");
     println!("server version: {}", info.server_version);
     println!("schema version: {}", info.schema_version);
     println!("orders:         {}", info.order_count);
@@ -194,7 +193,7 @@ async fn check(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn openapi() -> anyhow::Result<()> {
-    let store = storage::open("sqlite::memory:", &Default::default()).await?;
+    let store = storage::open(&DatabaseUrl::SqliteMemory, &Default::default()).await?;
     println!("{}", api::spec_json(store));
     Ok(())
 }
@@ -203,11 +202,11 @@ async fn openapi() -> anyhow::Result<()> {
 /// schema (and a SQLite file), otherwise the database must already exist.
 async fn open_for_transfer(
     settings: &Settings,
-    url: &str,
+    url: &DatabaseUrl,
     migrate: bool,
 ) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if !migrate {
-        if let Ok(DatabaseUrl::SqliteFile(path)) = DatabaseUrl::parse(url) {
+        if let DatabaseUrl::SqliteFile(path) = url {
             if !path.exists() {
                 anyhow::bail!("no SQLite database at {}", path.display());
             }
@@ -219,13 +218,17 @@ async fn open_for_transfer(
     if migrate {
         store.migrate().await.map_err(|e| {
             anyhow::anyhow!(
-                "cannot migrate {}: {}",
-                redact_url(url),
+                "cannot migrate {url}: {}",
                 commandes::error_chain::error_chain(&e)
             )
         })?;
     }
     Ok(store)
+}
+
+/// A database URL given as a flag (`--from`, `--to`), parsed.
+fn database_url(url: &commandes::secret::Secret) -> anyhow::Result<DatabaseUrl> {
+    DatabaseUrl::parse(url.expose()).map_err(anyhow::Error::msg)
 }
 
 /// The format a file name asks for, else `fallback`.
@@ -240,7 +243,7 @@ fn format_for(
 }
 
 async fn import(settings: Settings, args: cli::ImportArgs) -> anyhow::Result<()> {
-    let store = open_for_transfer(&settings, settings.database.url.expose(), true).await?;
+    let store = open_for_transfer(&settings, &settings.database.url, true).await?;
     let import_args = transfer::import::ImportArgs {
         inputs: args
             .files
@@ -282,7 +285,7 @@ async fn export(settings: Settings, args: cli::ExportArgs) -> anyhow::Result<()>
     // An export has no `skip`: it takes every order the filters admit.
     let filter = ListFilter::from_query(&args.query_pairs(), ListScope::All, 0)
         .map_err(|e| anyhow::anyhow!("bad filter: {}", e.summary().replace('_', "-")))?;
-    let store = open_for_transfer(&settings, settings.database.url.expose(), false).await?;
+    let store = open_for_transfer(&settings, &settings.database.url, false).await?;
     let export_args = transfer::export::ExportArgs {
         format: format_for(args.format, args.output.as_deref(), Format::Csv),
         output: args.output,
@@ -307,8 +310,8 @@ async fn export(settings: Settings, args: cli::ExportArgs) -> anyhow::Result<()>
 }
 
 async fn copy(settings: Settings, args: cli::CopyArgs) -> anyhow::Result<()> {
-    let source = open_for_transfer(&settings, args.from.expose(), false).await?;
-    let target = open_for_transfer(&settings, args.to.expose(), true).await?;
+    let source = open_for_transfer(&settings, &database_url(&args.from)?, false).await?;
+    let target = open_for_transfer(&settings, &database_url(&args.to)?, true).await?;
     let report = transfer::copy::copy(source.as_ref(), target.as_ref(), !args.no_progress).await;
     source.close().await;
     target.close().await;
@@ -351,7 +354,7 @@ async fn generate(settings: Settings, args: cli::GenerateArgs) -> anyhow::Result
     spec.first_id = args.first_id;
     let started = std::time::Instant::now();
     if let Some(url) = &args.to {
-        let store = open_for_transfer(&settings, url.expose(), true).await?;
+        let store = open_for_transfer(&settings, &database_url(url)?, true).await?;
         let outcome = transfer::generate::into_store(
             store.as_ref(),
             spec,

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Permission;
+use super::values::optional_text;
+use crate::access::{JwksUrl, JwtSecret, Permission};
 use crate::secret::Secret;
 
 /// The shortest static token accepted (API, read and metrics tokens): a
@@ -19,12 +20,14 @@ pub struct AuthSettings {
     /// Accepted read-only bearer tokens (403 on every change).
     pub read_tokens: Vec<Secret>,
     /// HS256 secret for JWTs (Supabase's legacy JWT secret), used as its
-    /// bytes; empty: no HS256.
-    pub jwt_secret: Secret,
+    /// bytes, at least 32 of them; empty (`None`): no HS256.
+    #[serde(with = "optional_text")]
+    pub jwt_secret: Option<JwtSecret>,
     /// Where the ES256/RS256 public keys are (a JWKS): `https://`, or
-    /// `http://` on a loopback host only; empty: none. A secret, in case
-    /// it carries a key (`?apikey=`).
-    pub jwks_url: Secret,
+    /// `http://` on a loopback host only; empty (`None`): none. A secret,
+    /// in case it carries a key (`?apikey=`).
+    #[serde(with = "optional_text")]
+    pub jwks_url: Option<JwksUrl>,
     /// A JWKS file instead of a URL.
     pub jwks_file: String,
     /// The required `iss`; empty: not checked.
@@ -55,8 +58,8 @@ impl Default for AuthSettings {
         AuthSettings {
             tokens: Vec::new(),
             read_tokens: Vec::new(),
-            jwt_secret: Secret::default(),
-            jwks_url: Secret::default(),
+            jwt_secret: None,
+            jwks_url: None,
             jwks_file: String::new(),
             jwt_issuer: String::new(),
             jwt_audience: "authenticated".into(),
@@ -74,7 +77,7 @@ impl Default for AuthSettings {
 impl AuthSettings {
     /// Whether any JWT can be checked.
     pub fn jwt_enabled(&self) -> bool {
-        !self.jwt_secret.is_empty() || !self.jwks_url.is_empty() || !self.jwks_file.is_empty()
+        self.jwt_secret.is_some() || self.jwks_url.is_some() || !self.jwks_file.is_empty()
     }
 
     /// Whether no caller at all could get in (then a token is generated).

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
+use super::values::{optional_text, text};
+use crate::storage::DatabaseUrl;
 
 /// Whether a new database starts with the demo orders.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -21,7 +22,8 @@ pub enum DemoData {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
-    pub url: Secret,
+    #[serde(with = "text")]
+    pub url: DatabaseUrl,
     /// Most PostgreSQL connections (and SQLite reader connections).
     pub pool_size: usize,
     /// Longest wait to connect or to get a pooled connection.
@@ -35,8 +37,9 @@ pub struct DatabaseSettings {
     /// certificate (`sslrootcert` in the URL wins); empty: the system's roots.
     pub ca_file: String,
     /// PostgreSQL: where migrations run (a direct or session-mode URL) when
-    /// `url` is a transaction pooler; empty: through `url`.
-    pub migration_url: Secret,
+    /// `url` is a transaction pooler; empty (`None`): through `url`.
+    #[serde(with = "optional_text")]
+    pub migration_url: Option<DatabaseUrl>,
     /// Longest a store operation may take before it is cancelled and
     /// answered 503 (PostgreSQL: a cancel request; SQLite: the statement is
     /// interrupted); 0: no limit. Under the Supabase roles' own limits (8 s).
@@ -55,14 +58,14 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
-            url: "sqlite://commandes.db".into(),
+            url: DatabaseUrl::SqliteFile("commandes.db".into()),
             pool_size: 16,
             connect_timeout_secs: 5,
             busy_timeout_ms: 5000,
             sqlite_synchronous: crate::storage::SqliteSync::Full,
             demo_data: DemoData::Auto,
             ca_file: String::new(),
-            migration_url: Secret::default(),
+            migration_url: None,
             statement_timeout_secs: 5,
             startup_timeout_secs: 60,
             sqlite_read_queue: 256,

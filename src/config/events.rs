@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
+use super::values::optional_text;
+use crate::relay::BrokerUrl;
 
 /// Order events: the feed, histories, retention.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,8 +21,10 @@ pub struct EventsSettings {
     pub sequence_interval_ms: u64,
     /// The broker the events are relayed to: `nats://host:port` (JetStream;
     /// `nats://TOKEN@host` or `nats://USER:PASS@host` to authenticate) or
-    /// `amqp://user:pass@host:port/vhost` (RabbitMQ); empty: no relay.
-    pub relay_url: Secret,
+    /// `amqp://user:pass@host:port/vhost` (RabbitMQ); empty (`None`): no
+    /// relay.
+    #[serde(with = "optional_text")]
+    pub relay_url: Option<BrokerUrl>,
     /// The relay's name: its position and lease in the database are kept
     /// under it (two relays of one database need two names).
     pub relay_name: String,
@@ -52,7 +55,7 @@ impl Default for EventsSettings {
             retention_days: 30,
             purge_interval_secs: 300,
             sequence_interval_ms: 150,
-            relay_url: Secret::default(),
+            relay_url: None,
             relay_name: "default".into(),
             nats_stream: "COMMANDES".into(),
             nats_subject_prefix: "commandes.order".into(),

@@ -13,12 +13,16 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{redact_url, Secret};
+use crate::access::{JwksUrl, JwtSecret};
+use crate::relay::BrokerUrl;
+use crate::secret::Secret;
+use crate::storage::DatabaseUrl;
 
 mod auth;
 mod database;
 mod events;
 mod server;
+mod values;
 
 pub use auth::{AuthSettings, MetricsSettings, MIN_TOKEN_CHARS};
 pub use database::{DatabaseSettings, DemoData};
@@ -90,24 +94,29 @@ impl Settings {
         }
         let mut s: Settings = figment.extract().context("invalid configuration")?;
         s.apply_env(env)?;
-        s.apply_flags(flags);
+        s.apply_flags(flags)?;
         s.validate()?;
         Ok(s)
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         // DATABASE_URL is the common convention; ours wins over it.
+        let url =
+            |name: &str, v: &str| DatabaseUrl::parse(v).map_err(|e| anyhow::anyhow!("{name}: {e}"));
         if let Some(v) = env("DATABASE_URL") {
-            self.database.url = v.into();
+            self.database.url = url("DATABASE_URL", &v)?;
         }
         if let Some(v) = env("COMMANDES_DATABASE_URL") {
-            self.database.url = v.into();
+            self.database.url = url("COMMANDES_DATABASE_URL", &v)?;
         }
         if let Some(v) = env("COMMANDES_DATABASE_CA_FILE") {
             self.database.ca_file = v.trim().to_string();
         }
         if let Some(v) = env("COMMANDES_MIGRATION_DATABASE_URL") {
-            self.database.migration_url = v.trim().into();
+            self.database.migration_url = match v.trim() {
+                "" => None,
+                v => Some(url("COMMANDES_MIGRATION_DATABASE_URL", v)?),
+            };
         }
         if let Some(v) = env("COMMANDES_CONNECT_TIMEOUT_SECS") {
             self.database.connect_timeout_secs = number("COMMANDES_CONNECT_TIMEOUT_SECS", &v)?;
@@ -131,10 +140,16 @@ impl Settings {
             self.auth.read_tokens = list(&v);
         }
         if let Some(v) = env("COMMANDES_JWT_SECRET") {
-            self.auth.jwt_secret = v.trim().into();
+            self.auth.jwt_secret = match v.trim() {
+                "" => None,
+                v => Some(JwtSecret::new(v).map_err(anyhow::Error::msg)?),
+            };
         }
         if let Some(v) = env("COMMANDES_JWKS_URL") {
-            self.auth.jwks_url = v.trim().into();
+            self.auth.jwks_url = match v.trim() {
+                "" => None,
+                v => Some(JwksUrl::parse(v).map_err(anyhow::Error::msg)?),
+            };
         }
         if let Some(v) = env("COMMANDES_JWKS_FILE") {
             self.auth.jwks_file = v.trim().to_string();
@@ -220,7 +235,10 @@ impl Settings {
             self.events.retention_days = number("COMMANDES_EVENTS_RETENTION_DAYS", &v)?;
         }
         if let Some(v) = env("COMMANDES_EVENTS_RELAY_URL") {
-            self.events.relay_url = v.trim().into();
+            self.events.relay_url = match v.trim() {
+                "" => None,
+                v => Some(BrokerUrl::parse(v).map_err(anyhow::Error::msg)?),
+            };
         }
         if let Some(v) = env("COMMANDES_EVENTS_MAX_WAITERS") {
             self.events.max_waiters = number("COMMANDES_EVENTS_MAX_WAITERS", &v)?;
@@ -228,9 +246,9 @@ impl Settings {
         Ok(())
     }
 
-    fn apply_flags(&mut self, flags: &Overrides) {
+    fn apply_flags(&mut self, flags: &Overrides) -> anyhow::Result<()> {
         if let Some(v) = &flags.database_url {
-            self.database.url.clone_from(v);
+            self.database.url = DatabaseUrl::parse(v.expose()).map_err(anyhow::Error::msg)?;
         }
         if let Some(v) = &flags.host {
             self.server.host.clone_from(v);
@@ -241,20 +259,12 @@ impl Settings {
         if let Some(v) = flags.demo_data {
             self.database.demo_data = v;
         }
+        Ok(())
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        crate::storage::DatabaseUrl::parse(self.database.url.expose())
-            .map_err(anyhow::Error::msg)?;
-        if !self.database.migration_url.is_empty() {
-            let both_postgres = matches!(
-                crate::storage::DatabaseUrl::parse(self.database.url.expose()),
-                Ok(crate::storage::DatabaseUrl::Postgres(_))
-            ) && matches!(
-                crate::storage::DatabaseUrl::parse(self.database.migration_url.expose()),
-                Ok(crate::storage::DatabaseUrl::Postgres(_))
-            );
-            if !both_postgres {
+        if let Some(migration_url) = &self.database.migration_url {
+            if !(self.database.url.is_postgres() && migration_url.is_postgres()) {
                 bail!("database.migration_url is for PostgreSQL: it and database.url must both be postgres:// URLs");
             }
         }
@@ -286,9 +296,7 @@ impl Settings {
         if self.events.retention_days > 36_500 {
             bail!("events.retention_days must be at most 36500 (0 keeps events forever)");
         }
-        if !self.events.relay_url.is_empty() {
-            crate::relay::BrokerUrl::parse(self.events.relay_url.expose())
-                .map_err(anyhow::Error::msg)?;
+        if self.events.relay_url.is_some() {
             let e = &self.events;
             if e.relay_name.is_empty() || e.nats_stream.is_empty() || e.amqp_exchange.is_empty() {
                 bail!("events.relay_name, events.nats_stream and events.amqp_exchange must not be empty");
@@ -312,14 +320,8 @@ impl Settings {
             bail!("database.sqlite_read_queue and database.sqlite_write_queue must be at least 1");
         }
         let auth = &self.auth;
-        if !auth.jwks_url.is_empty() && !auth.jwks_file.is_empty() {
+        if auth.jwks_url.is_some() && !auth.jwks_file.is_empty() {
             bail!("set auth.jwks_url or auth.jwks_file, not both");
-        }
-        if !auth.jwks_url.is_empty() {
-            crate::access::JwksUrl::parse(auth.jwks_url.expose()).map_err(anyhow::Error::msg)?;
-        }
-        if !auth.jwt_secret.is_empty() {
-            crate::access::JwtSecret::new(auth.jwt_secret.clone()).map_err(anyhow::Error::msg)?;
         }
         if auth.jwks_timeout_secs == 0 || auth.jwks_refresh_secs == 0 {
             bail!("auth.jwks_timeout_secs and auth.jwks_refresh_secs must be at least 1");
@@ -360,7 +362,7 @@ impl Settings {
     }
 
     /// The settings as one log line: URLs without their credentials
-    /// ([`redact_url`]), and of the tokens and secrets only whether they
+    /// (their `Display`), and of the tokens and secrets only whether they
     /// are set.
     pub fn redacted(&self) -> String {
         let set = |s: &Secret| if s.is_empty() { "unset" } else { "set" };
@@ -369,22 +371,24 @@ impl Settings {
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
-            redact_url(self.database.url.expose()),
-            if self.database.migration_url.is_empty() {
-                "(database)".to_string()
-            } else {
-                redact_url(self.database.migration_url.expose())
+            self.database.url,
+            match &self.database.migration_url {
+                None => "(database)".to_string(),
+                Some(url) => url.to_string(),
             },
             self.database.pool_size,
             self.database.statement_timeout_secs,
             self.database.demo_data,
             self.auth.tokens.len(),
             self.auth.read_tokens.len(),
-            set(&self.auth.jwt_secret),
-            if self.auth.jwks_url.is_empty() {
-                self.auth.jwks_file.clone()
+            if self.auth.jwt_secret.is_some() {
+                "set"
             } else {
-                redact_url(self.auth.jwks_url.expose())
+                "unset"
+            },
+            match &self.auth.jwks_url {
+                None => self.auth.jwks_file.clone(),
+                Some(url) => url.to_string(),
             },
             self.auth.jwt_issuer,
             self.auth.jwt_audience,
@@ -392,10 +396,9 @@ impl Settings {
             set(&self.metrics.token),
             self.cors.allowed_origins,
             self.log.format,
-            if self.events.relay_url.is_empty() {
-                "off".to_string()
-            } else {
-                redact_url(self.events.relay_url.expose())
+            match &self.events.relay_url {
+                None => "off".to_string(),
+                Some(url) => url.to_string(),
             },
         )
     }

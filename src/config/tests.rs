@@ -40,7 +40,7 @@ fn env_overrides_file_and_flags_override_env() {
         },
     )
     .unwrap();
-    assert_eq!(s.database.url, "sqlite://b.db");
+    assert_eq!(s.database.url, DatabaseUrl::parse("sqlite://b.db").unwrap());
     assert_eq!(s.auth.tokens, ["token-one-0123456", "token-two-0123456"]);
     assert_eq!(s.server.port, 9100);
 }
@@ -70,13 +70,16 @@ fn the_relay_url_comes_from_the_environment_and_is_checked() {
         )
     };
     let s = load(" amqp://u:secret@h:5672/%2f ").unwrap();
-    assert_eq!(s.events.relay_url, "amqp://u:secret@h:5672/%2f");
+    assert_eq!(
+        s.events.relay_url.as_ref().map(BrokerUrl::expose),
+        Some("amqp://u:secret@h:5672/%2f")
+    );
     assert!(s.redacted().contains("events_relay=amqp://u:***@h"));
     assert!(!s.redacted().contains("u:secret"));
     assert!(load("kafka://h:9092").is_err());
     assert!(Settings::default().redacted().contains("events_relay=off"));
     let mut s = Settings::default();
-    s.events.relay_url = "nats://h:4222".into();
+    s.events.relay_url = Some(BrokerUrl::parse("nats://h:4222").unwrap());
     s.events.relay_timeout_ms = 6000;
     assert!(
         s.validate().is_err(),
@@ -133,8 +136,8 @@ fn the_auth_settings_come_from_the_environment() {
         ["reader-one-012345", "reader-two-012345"]
     );
     assert_eq!(
-        s.auth.jwt_secret,
-        "super-secret-jwt-token-with-at-least-32-characters"
+        s.auth.jwt_secret.as_ref().map(JwtSecret::expose),
+        Some("super-secret-jwt-token-with-at-least-32-characters")
     );
     assert_eq!(s.auth.jwt_issuer, "https://ref.supabase.co/auth/v1");
     assert_eq!(s.auth.customer_claim, "sub");
@@ -205,8 +208,8 @@ fn the_pooler_settings_come_from_the_environment() {
     )
     .unwrap();
     assert_eq!(
-        s.database.migration_url,
-        "postgres://u:secret@direct:5432/postgres"
+        s.database.migration_url.as_ref().map(DatabaseUrl::expose),
+        Some("postgres://u:secret@direct:5432/postgres".to_string())
     );
     assert_eq!(s.database.statement_timeout_secs, 3);
     assert_eq!(s.database.startup_timeout_secs, 0);
@@ -272,13 +275,15 @@ fn bad_values_are_errors() {
 #[test]
 fn secrets_are_not_in_the_redacted_line_or_debug() {
     let mut s = Settings::default();
-    s.database.url = "postgres://u:db-pass-1@h/db?password=db-pass-2&sslmode=require".into();
-    s.database.migration_url = "postgres://u:mig-pass-3@h:5432/db".into();
-    s.events.relay_url = "nats://nats-token-4@h:4222".into();
+    s.database.url =
+        DatabaseUrl::parse("postgres://u:db-pass-1@h/db?password=db-pass-2&sslmode=require")
+            .unwrap();
+    s.database.migration_url = DatabaseUrl::parse("postgres://u:mig-pass-3@h:5432/db").ok();
+    s.events.relay_url = BrokerUrl::parse("nats://nats-token-4@h:4222").ok();
     s.auth.tokens = vec!["api-token-5-0123456789".into()];
     s.auth.read_tokens = vec!["read-token-6-0123456789".into()];
-    s.auth.jwt_secret = "jwt-secret-7-0123456789-0123456789".into();
-    s.auth.jwks_url = "https://h/jwks.json?apikey=jwks-key-8".into();
+    s.auth.jwt_secret = JwtSecret::new("jwt-secret-7-0123456789-0123456789").ok();
+    s.auth.jwks_url = JwksUrl::parse("https://h/jwks.json?apikey=jwks-key-8").ok();
     s.metrics.token = "metrics-token-9-0123456789".into();
     let line = s.redacted();
     let debug = format!("{s:?} {s:#?}");
@@ -304,7 +309,7 @@ fn secrets_are_not_in_the_redacted_line_or_debug() {
     );
     assert!(line.contains("events_relay=nats://***@h:4222"), "{line}");
     let mut s = Settings::default();
-    s.events.relay_url = "amqp://guest:amqp-pass-10@h:5672/%2f".into();
+    s.events.relay_url = BrokerUrl::parse("amqp://guest:amqp-pass-10@h:5672/%2f").ok();
     let line = format!("{} {s:?}", s.redacted());
     assert!(!line.contains("amqp-pass-10"), "{line}");
 }
