@@ -1,5 +1,6 @@
 //! `[auth]` and `[metrics]`: static tokens, JWTs, and what each may do.
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::values::optional_text;
@@ -92,4 +93,47 @@ impl AuthSettings {
 pub struct MetricsSettings {
     /// The bearer token a scrape must carry; empty: any API token.
     pub token: Secret,
+}
+
+impl AuthSettings {
+    /// The checks of `[auth]`, and of the metrics token (a static token
+    /// too).
+    pub(super) fn validate(&self, metrics: &MetricsSettings) -> anyhow::Result<()> {
+        if self.jwks_url.is_some() && !self.jwks_file.is_empty() {
+            bail!("set auth.jwks_url or auth.jwks_file, not both");
+        }
+        if self.jwks_timeout_secs == 0 || self.jwks_refresh_secs == 0 {
+            bail!("auth.jwks_timeout_secs and auth.jwks_refresh_secs must be at least 1");
+        }
+        // A short token can be guessed; the message names the setting,
+        // never the token.
+        for (name, tokens) in [
+            ("auth.tokens (COMMANDES_API_TOKENS)", self.tokens.as_slice()),
+            (
+                "auth.read_tokens (COMMANDES_READ_TOKENS)",
+                self.read_tokens.as_slice(),
+            ),
+            (
+                "metrics.token (COMMANDES_METRICS_TOKEN)",
+                std::slice::from_ref(&metrics.token),
+            ),
+        ] {
+            if tokens.iter().any(|t| {
+                let n = t.expose().trim().chars().count();
+                n > 0 && n < MIN_TOKEN_CHARS
+            }) {
+                bail!(
+                    "{name}: every token must be at least {MIN_TOKEN_CHARS} characters long \
+                     (make one with `openssl rand -hex 32`)"
+                );
+            }
+        }
+        let trimmed = |t: &Secret| t.expose().trim().to_string();
+        if self.tokens.iter().any(|t| {
+            !trimmed(t).is_empty() && self.read_tokens.iter().any(|r| trimmed(r) == trimmed(t))
+        }) {
+            bail!("a token is in both auth.tokens and auth.read_tokens; keep it in one list");
+        }
+        Ok(())
+    }
 }

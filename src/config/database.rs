@@ -1,5 +1,6 @@
 //! `[database]`: the store and how it is opened.
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::values::{optional_text, text};
@@ -11,9 +12,12 @@ use crate::storage::DatabaseUrl;
 pub enum DemoData {
     /// On a new SQLite database only.
     Auto,
-    /// On any new database, PostgreSQL included.
+    /// On any new database, PostgreSQL included (`true` and `1` too, as
+    /// `COMMANDES_DEMO_DATA` has always taken).
+    #[serde(alias = "true", alias = "1")]
     Always,
-    /// Never.
+    /// Never (`false` and `0` too).
+    #[serde(alias = "false", alias = "0")]
     Never,
 }
 
@@ -71,5 +75,22 @@ impl Default for DatabaseSettings {
             sqlite_read_queue: 256,
             sqlite_write_queue: 256,
         }
+    }
+}
+
+impl DatabaseSettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if let Some(migration_url) = &self.migration_url {
+            if !(self.url.is_postgres() && migration_url.is_postgres()) {
+                bail!("database.migration_url is for PostgreSQL: it and database.url must both be postgres:// URLs");
+            }
+        }
+        if self.pool_size == 0 {
+            bail!("database.pool_size must be at least 1");
+        }
+        if self.sqlite_read_queue == 0 || self.sqlite_write_queue == 0 {
+            bail!("database.sqlite_read_queue and database.sqlite_write_queue must be at least 1");
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! `[events]`: the feed, histories, retention and the broker relay.
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::values::optional_text;
@@ -66,5 +67,43 @@ impl Default for EventsSettings {
             relay_poll_ms: 200,
             max_waiters: 256,
         }
+    }
+}
+
+impl EventsSettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.source.is_empty() {
+            bail!("events.source must not be empty");
+        }
+        if self.purge_interval_secs == 0 || self.sequence_interval_ms == 0 {
+            bail!("events.purge_interval_secs and events.sequence_interval_ms must be at least 1");
+        }
+        if self.max_waiters == 0 {
+            bail!("events.max_waiters must be at least 1");
+        }
+        if self.retention_days > 36_500 {
+            bail!("events.retention_days must be at most 36500 (0 keeps events forever)");
+        }
+        if self.relay_url.is_some() {
+            if self.relay_name.is_empty()
+                || self.nats_stream.is_empty()
+                || self.amqp_exchange.is_empty()
+            {
+                bail!("events.relay_name, events.nats_stream and events.amqp_exchange must not be empty");
+            }
+            if self.relay_batch == 0 || self.relay_poll_ms == 0 || self.relay_timeout_ms == 0 {
+                bail!("events.relay_batch, events.relay_poll_ms and events.relay_timeout_ms must be at least 1");
+            }
+            if self.relay_lease_secs < 2 {
+                bail!("events.relay_lease_secs must be at least 2");
+            }
+            // A batch must be confirmed well within the lease, so a lease
+            // never runs out in the middle of one.
+            if self.relay_timeout_ms.saturating_mul(3) > self.relay_lease_secs.saturating_mul(1000)
+            {
+                bail!("events.relay_timeout_ms must be at most a third of events.relay_lease_secs");
+            }
+        }
+        Ok(())
     }
 }

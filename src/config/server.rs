@@ -1,6 +1,7 @@
 //! `[server]`, `[log]`, `[cors]` and `[idempotency]`: how requests are
 //! received, answered and logged.
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 /// The HTTP listener.
@@ -116,5 +117,41 @@ impl Default for IdempotencySettings {
             ttl_secs: 86_400,
             cleanup_interval_secs: 300,
         }
+    }
+}
+
+impl ServerSettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.max_body_bytes == 0 {
+            bail!("server.max_body_bytes must be at least 1");
+        }
+        if self.idle_timeout_secs == 0
+            || self.header_timeout_secs == 0
+            || self.body_timeout_secs == 0
+        {
+            bail!("server.idle_timeout_secs, header_timeout_secs and body_timeout_secs must be at least 1");
+        }
+        if self.max_connections == 0 || self.http2_max_streams == 0 {
+            bail!("server.max_connections and server.http2_max_streams must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl IdempotencySettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.ttl_secs == 0 || self.cleanup_interval_secs == 0 {
+            bail!("idempotency.ttl_secs and idempotency.cleanup_interval_secs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl LogSettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if !["auto", "text", "json"].contains(&self.format.as_str()) {
+            bail!("log.format must be auto, text or json");
+        }
+        Ok(())
     }
 }

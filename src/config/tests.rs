@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::access::{JwksUrl, JwtSecret};
+use crate::relay::BrokerUrl;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
