@@ -34,7 +34,9 @@ impl Permission {
 /// A set of permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Permissions {
+    /// [`Permission::Read`].
     pub read: bool,
+    /// [`Permission::Write`].
     pub write: bool,
 }
 
