@@ -16,13 +16,14 @@ use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use poem::EndpointExt;
 
-use crate::api::auth::{jwks, Authenticator, JwtVerifier, Scopes};
+use crate::access::Permissions;
+use crate::api::auth::{jwks, Authenticator, JwtVerifier};
 use crate::api::{self, HttpSettings, Tokens};
 use crate::config::{AuthSettings, DemoData, EventsSettings, Settings};
 use crate::domain::demo::demo_orders;
-use crate::relay::{BrokerUrl, RelayConfig};
+use crate::relay::RelayConfig;
 use crate::secret::Secret;
-use crate::storage::{self, Backend, Store, StoreOptions};
+use crate::storage::{self, Backend, DatabaseUrl, Store, StoreOptions};
 
 /// A bound, ready-to-run server.
 pub struct App {
@@ -72,12 +73,11 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 /// pool runs no DDL.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let options = store_options(settings);
-    let report = if settings.database.migration_url.is_empty() {
-        None
-    } else {
-        Some(migrate_at(settings.database.migration_url.expose(), &options).await?)
+    let report = match &settings.database.migration_url {
+        None => None,
+        Some(url) => Some(migrate_at(url, &options).await?),
     };
-    let store = storage::open(settings.database.url.expose(), &options).await?;
+    let store = storage::open(&settings.database.url, &options).await?;
     crate::prometheus::handle();
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
@@ -114,17 +114,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Applies the migrations through `url` (one connection, closed after).
 pub async fn migrate_at(
-    url: &str,
+    url: &DatabaseUrl,
     options: &StoreOptions,
 ) -> anyhow::Result<storage::MigrationReport> {
     let mut options = options.clone();
     options.pool_size = 1;
-    let store = storage::open(url, &options).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the migration database {}: {e:#}",
-            crate::secret::redact_url(url)
-        )
-    })?;
+    let store = storage::open(url, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the migration database {url}: {e:#}"))?;
     let report = store.migrate().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot migrate the database: {}",
@@ -170,7 +167,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                 body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
                 metrics_token: (!settings.metrics.token.is_empty())
                     .then(|| Tokens::new([settings.metrics.token.expose()])),
-                cors: settings.cors.clone(),
+                cors: api::CorsOptions {
+                    allowed_origins: settings.cors.allowed_origins.clone(),
+                    allowed_methods: settings.cors.allowed_methods.clone(),
+                    allowed_headers: settings.cors.allowed_headers.clone(),
+                    max_age_secs: settings.cors.max_age_secs,
+                },
                 idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
                 max_skip: settings.server.max_skip,
                 events: api::EventSettings {
@@ -190,7 +192,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
             http2_max_streams: settings.server.http2_max_streams,
         },
         events: settings.events.clone(),
-        relay: relay_config(&settings.events)?,
+        relay: relay_config(&settings.events),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         jwks,
         generated_token,
@@ -219,8 +221,8 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
         );
     }
     let timeout = Duration::from_secs(settings.jwks_timeout_secs);
-    let source = if !settings.jwks_url.is_empty() {
-        Some(jwks::Source::Url(settings.jwks_url.expose().to_string()))
+    let source = if let Some(url) = &settings.jwks_url {
+        Some(jwks::Source::Url(url.clone()))
     } else if !settings.jwks_file.is_empty() {
         Some(jwks::Source::File(settings.jwks_file.clone().into()))
     } else {
@@ -245,13 +247,13 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
     };
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     auth.jwt = Some(Arc::new(JwtVerifier::new(api::auth::jwt::JwtConfig {
-        secret: text(settings.jwt_secret.expose()).map(String::into_bytes),
+        secret: settings.jwt_secret.clone(),
         jwks: keys,
         issuer: text(&settings.jwt_issuer),
         audience: text(&settings.jwt_audience),
         leeway_secs: settings.clock_skew_secs,
-        authenticated: Scopes::of(&settings.authenticated_scopes),
-        anon: Scopes::of(&settings.anon_scopes),
+        authenticated: Permissions::of(&settings.authenticated_scopes),
+        anon: Permissions::of(&settings.anon_scopes),
         anonymous_users_as_authenticated: settings.anonymous_users_as_authenticated,
         customer_claim: text(&settings.customer_claim),
     })?));
@@ -259,14 +261,10 @@ pub async fn authenticator(settings: &AuthSettings) -> anyhow::Result<Authentica
 }
 
 /// The relay the `[events]` settings ask for; `None` when none is
-/// configured. The URL was parsed when the settings were loaded, so a bad
-/// one never gets here; it is parsed again, not assumed.
-fn relay_config(s: &EventsSettings) -> anyhow::Result<Option<RelayConfig>> {
-    if s.relay_url.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(RelayConfig {
-        url: BrokerUrl::parse(s.relay_url.expose()).map_err(anyhow::Error::msg)?,
+/// configured (the URL was parsed when the settings were loaded).
+fn relay_config(s: &EventsSettings) -> Option<RelayConfig> {
+    Some(RelayConfig {
+        url: s.relay_url.clone()?,
         name: s.relay_name.clone(),
         source: s.source.clone(),
         nats_stream: s.nats_stream.clone(),
@@ -276,7 +274,7 @@ fn relay_config(s: &EventsSettings) -> anyhow::Result<Option<RelayConfig>> {
         lease: Duration::from_secs(s.relay_lease_secs),
         timeout: Duration::from_millis(s.relay_timeout_ms),
         poll: Duration::from_millis(s.relay_poll_ms),
-    }))
+    })
 }
 
 impl App {

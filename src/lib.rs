@@ -17,7 +17,8 @@
 //!   causes on one line), [`request_id`] (the id of the request being
 //!   served), [`log_text`] (outside text bounded for a log line), [`hex`],
 //!   [`secret`] (the type of every secret setting, and the one function
-//!   that hides the credentials of a URL).
+//!   that hides the credentials of a URL), [`access`] (permissions, and the
+//!   checked JWT secret and JWKS URL that the settings and the API share).
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
 //!   start-up and shutdown. The binary's `main.rs` only parses the command
 //!   line, loads the settings, starts the log and runs a subcommand.
@@ -30,6 +31,7 @@
 //!   file formats, progress and reports around the stores' bulk methods.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod cli;

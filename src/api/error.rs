@@ -75,7 +75,7 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
-    /// The caller is known but may not do this (its scopes or its customer).
+    /// The caller is known but may not do this (its permissions or its customer).
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]

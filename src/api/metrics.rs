@@ -5,7 +5,8 @@ use std::sync::Arc;
 use poem::http::{header, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::auth::{Authenticator, Scopes, Tokens};
+use super::auth::{Authenticator, Tokens};
+use crate::access::Permissions;
 use crate::api::error::ApiError;
 use crate::prometheus::{self, DB_POOL};
 use crate::storage::Store;
@@ -32,7 +33,7 @@ impl Endpoint for MetricsEndpoint {
             None => {
                 let auth = req.data::<Authenticator>().ok_or(ApiError::Internal)?;
                 let caller = auth.authenticate(&req).await?;
-                if !caller.service || caller.scopes == Scopes::NONE {
+                if !caller.service || caller.permissions == Permissions::NONE {
                     return Err(ApiError::Forbidden(
                         "only an API token or a service_role JWT may read the metrics".into(),
                     )

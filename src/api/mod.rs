@@ -12,7 +12,6 @@ use poem::{get, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Resp
 use poem_openapi::{OpenApiService, OperationId, Tags};
 
 use crate::api::error::{to_problem, ApiError};
-use crate::config::CorsSettings;
 use crate::storage::Store;
 
 pub mod auth;
@@ -100,11 +99,12 @@ pub fn openapi_service(
 /// The OpenAPI document as JSON (what `/openapi.json` serves and
 /// `commandes openapi` prints). No store is touched to build it.
 pub fn spec_json(store: Arc<dyn Store>) -> String {
-    let defaults = crate::config::EventsSettings::default();
+    // The document says nothing of the source or of the waiters: any
+    // values serve.
     let events = EventSettings {
-        source: defaults.source,
+        source: String::new(),
         stopping: events::Stopping::new().1,
-        max_waiters: defaults.max_waiters,
+        max_waiters: 1,
     };
     let doc = finished_spec(
         &openapi_service(
@@ -198,11 +198,25 @@ pub struct HttpSettings {
     pub body_timeout: Duration,
     /// The only token `/metrics` accepts; `None`: any API token.
     pub metrics_token: Option<Tokens>,
-    pub cors: CorsSettings,
+    pub cors: CorsOptions,
     pub idempotency_ttl: Duration,
     /// The largest `skip` of a list.
     pub max_skip: u64,
     pub events: EventSettings,
+}
+
+/// Cross-origin requests from a browser front-end: off unless an origin
+/// is listed.
+#[derive(Debug, Clone, Default)]
+pub struct CorsOptions {
+    /// Origins allowed (`https://shop.example.com`), or `*`; empty: CORS off.
+    pub allowed_origins: Vec<String>,
+    /// Methods a preflight allows (names that are not methods are ignored).
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight allows.
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_secs: u32,
 }
 
 /// What the events operations need besides the store.
@@ -332,9 +346,9 @@ fn check_request_size(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The CORS middleware the settings describe; `None` when no origin is
+/// The CORS middleware the options describe; `None` when no origin is
 /// allowed (the default: no browser front-end).
-fn cors(settings: &CorsSettings) -> Option<Cors> {
+fn cors(settings: &CorsOptions) -> Option<Cors> {
     if settings.allowed_origins.is_empty() {
         return None;
     }

@@ -194,11 +194,11 @@ pub struct GenerateArgs {
 /// schema (and a SQLite file), otherwise the database must already exist.
 async fn open_for_transfer(
     settings: &Settings,
-    url: &str,
+    url: &DatabaseUrl,
     migrate: bool,
 ) -> anyhow::Result<Arc<dyn Store>> {
     if !migrate {
-        if let Ok(DatabaseUrl::SqliteFile(path)) = DatabaseUrl::parse(url) {
+        if let DatabaseUrl::SqliteFile(path) = url {
             if !path.exists() {
                 anyhow::bail!("no SQLite database at {}", path.display());
             }
@@ -210,13 +210,17 @@ async fn open_for_transfer(
     if migrate {
         store.migrate().await.map_err(|e| {
             anyhow::anyhow!(
-                "cannot migrate {}: {}",
-                redact_url(url),
+                "cannot migrate {url}: {}",
                 crate::error_chain::error_chain(&e)
             )
         })?;
     }
     Ok(store)
+}
+
+/// A database URL given as a flag (`--from`, `--to`), parsed.
+fn database_url(url: &Secret) -> anyhow::Result<DatabaseUrl> {
+    DatabaseUrl::parse(url.expose()).map_err(anyhow::Error::msg)
 }
 
 /// The format a file name asks for, else `fallback`.
@@ -232,7 +236,7 @@ fn format_for(
 
 /// Imports the files in one transaction and lists every problem found.
 pub(super) async fn import(settings: Settings, args: ImportArgs) -> anyhow::Result<()> {
-    let store = open_for_transfer(&settings, settings.database.url.expose(), true).await?;
+    let store = open_for_transfer(&settings, &settings.database.url, true).await?;
     let import_args = transfer::import::ImportArgs {
         inputs: args
             .files
@@ -275,7 +279,7 @@ pub(super) async fn export(settings: Settings, args: ExportArgs) -> anyhow::Resu
     // An export has no `skip`: it takes every order the filters admit.
     let filter = ListFilter::from_query(&args.query_pairs(), ListScope::All, 0)
         .map_err(|e| anyhow::anyhow!("bad filter: {}", e.summary().replace('_', "-")))?;
-    let store = open_for_transfer(&settings, settings.database.url.expose(), false).await?;
+    let store = open_for_transfer(&settings, &settings.database.url, false).await?;
     let export_args = transfer::export::ExportArgs {
         format: format_for(args.format, args.output.as_deref(), Format::Csv),
         output: args.output,
@@ -301,8 +305,8 @@ pub(super) async fn export(settings: Settings, args: ExportArgs) -> anyhow::Resu
 
 /// Copies every order between two databases and verifies both sides.
 pub(super) async fn copy(settings: Settings, args: CopyArgs) -> anyhow::Result<()> {
-    let source = open_for_transfer(&settings, args.from.expose(), false).await?;
-    let target = open_for_transfer(&settings, args.to.expose(), true).await?;
+    let source = open_for_transfer(&settings, &database_url(&args.from)?, false).await?;
+    let target = open_for_transfer(&settings, &database_url(&args.to)?, true).await?;
     let report = transfer::copy::copy(source.as_ref(), target.as_ref(), !args.no_progress).await;
     source.close().await;
     target.close().await;
@@ -346,7 +350,7 @@ pub(super) async fn generate(settings: Settings, args: GenerateArgs) -> anyhow::
     spec.first_id = args.first_id;
     let started = std::time::Instant::now();
     if let Some(url) = &args.to {
-        let store = open_for_transfer(&settings, url.expose(), true).await?;
+        let store = open_for_transfer(&settings, &database_url(url)?, true).await?;
         let outcome = transfer::generate::into_store(
             store.as_ref(),
             spec,

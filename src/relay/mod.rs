@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::domain::event::{Event, EventKind};
-use crate::secret::{redact_url, scrub};
+use crate::secret::{redact_url, scrub, Secret};
 use crate::storage::{Store, StoreError};
 
 pub mod amqp;
@@ -61,17 +61,19 @@ pub fn describe_metrics() {
     describe_gauge!(LEASE_HELD, "1 while this process holds the relay lease.");
 }
 
-/// A broker URL, understood. Its `Debug` hides the credentials.
+/// A broker URL, understood. Its `Debug` and `Display` hide the
+/// credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub enum BrokerUrl {
     /// `nats://…` (or `tls://…`): NATS JetStream.
-    Nats(String),
+    Nats(Secret),
     /// `amqp://…` or `amqps://…`: RabbitMQ.
-    Amqp(String),
+    Amqp(Secret),
 }
 
 impl BrokerUrl {
-    /// Picks the broker from the URL's scheme.
+    /// Picks the broker from the URL's scheme (surrounding blanks
+    /// ignored). The message never repeats the URL.
     pub fn parse(url: &str) -> Result<BrokerUrl, String> {
         let url = url.trim();
         if url.starts_with("nats://") || url.starts_with("tls://") {
@@ -84,18 +86,28 @@ impl BrokerUrl {
                         .into(),
                 );
             }
-            Ok(BrokerUrl::Nats(url.to_string()))
+            Ok(BrokerUrl::Nats(Secret::new(url)))
         } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
-            Ok(BrokerUrl::Amqp(url.to_string()))
+            Ok(BrokerUrl::Amqp(Secret::new(url)))
         } else {
             Err("events.relay_url must start with nats:// or amqp:// (or tls://, amqps://)".into())
         }
     }
 
-    fn as_str(&self) -> &str {
+    /// The URL itself, credentials included: for the client library
+    /// (which is given them apart) and the settings' round trip, never for
+    /// output (that is [`Display`](std::fmt::Display)).
+    pub fn expose(&self) -> &str {
         match self {
-            BrokerUrl::Nats(u) | BrokerUrl::Amqp(u) => u,
+            BrokerUrl::Nats(u) | BrokerUrl::Amqp(u) => u.expose(),
         }
+    }
+}
+
+/// The URL without its credentials ([`redact_url`]).
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(self.expose()))
     }
 }
 
@@ -105,7 +117,7 @@ impl std::fmt::Debug for BrokerUrl {
             BrokerUrl::Nats(_) => "Nats",
             BrokerUrl::Amqp(_) => "Amqp",
         };
-        write!(f, "{kind}({})", redact_url(self.as_str()))
+        write!(f, "{kind}({self})")
     }
 }
 
@@ -214,9 +226,9 @@ async fn connect(config: &RelayConfig) -> Result<Box<dyn Publisher>, String> {
     let connecting = async {
         Ok::<Box<dyn Publisher>, String>(match &config.url {
             BrokerUrl::Nats(url) => {
-                Box::new(nats::Nats::connect(split_credentials(url), config).await?)
+                Box::new(nats::Nats::connect(split_credentials(url.expose()), config).await?)
             }
-            BrokerUrl::Amqp(url) => Box::new(amqp::Amqp::connect(url, config).await?),
+            BrokerUrl::Amqp(url) => Box::new(amqp::Amqp::connect(url.expose(), config).await?),
         })
     };
     tokio::time::timeout(config.timeout, connecting)
@@ -272,7 +284,7 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     tracing::info!(
-        broker = %redact_url(config.url.as_str()),
+        broker = %redact_url(config.url.expose()),
         name = %config.name,
         "relaying events to the broker"
     );
@@ -450,8 +462,8 @@ impl Relay {
     /// Logs a new kind of trouble once, and returns the next backoff.
     fn failed(&mut self, what: Health, reason: &str) -> Duration {
         if self.health != what {
-            let broker = redact_url(self.config.url.as_str());
-            let reason = scrub(reason, self.config.url.as_str());
+            let broker = redact_url(self.config.url.expose());
+            let reason = scrub(reason, self.config.url.expose());
             let reason = reason.as_str();
             match what {
                 Health::Broker => {
@@ -535,5 +547,7 @@ mod tests {
         assert_eq!(format!("{url:?}"), "Amqp(amqp://u:***@h:5672/v)");
         let url = BrokerUrl::parse("nats://s3cr3t@h:4222").unwrap();
         assert_eq!(format!("{url:?}"), "Nats(nats://***@h:4222)");
+        assert_eq!(url.to_string(), "nats://***@h:4222");
+        assert_eq!(url.expose(), "nats://s3cr3t@h:4222");
     }
 }

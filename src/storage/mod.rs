@@ -25,6 +25,9 @@ pub mod migrations;
 pub mod postgres;
 pub mod rules;
 pub mod sqlite;
+mod url;
+
+pub use url::DatabaseUrl;
 
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -548,87 +551,15 @@ impl Default for StoreOptions {
     }
 }
 
-/// A database URL, understood. Its `Debug` hides the credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    /// A SQLite file.
-    SqliteFile(std::path::PathBuf),
-    /// A private in-memory SQLite database.
-    SqliteMemory,
-    /// A PostgreSQL libpq URL.
-    Postgres(String),
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatabaseUrl::SqliteFile(path) => f.debug_tuple("SqliteFile").field(path).finish(),
-            DatabaseUrl::SqliteMemory => f.write_str("SqliteMemory"),
-            DatabaseUrl::Postgres(url) => f
-                .debug_tuple("Postgres")
-                .field(&crate::secret::redact_url(url))
-                .finish(),
-        }
-    }
-}
-
-impl DatabaseUrl {
-    /// Picks the backend from the URL's scheme.
-    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
-        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
-            return Ok(DatabaseUrl::SqliteMemory);
-        }
-        if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.strip_prefix("//").unwrap_or(rest);
-            let path = path.split('?').next().unwrap_or_default();
-            if path.is_empty() {
-                return Err("a sqlite:// URL needs a file path, e.g. sqlite://commandes.db".into());
-            }
-            return Ok(DatabaseUrl::SqliteFile(path.into()));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseUrl::Postgres(url.to_string()));
-        }
-        Err("the database URL must start with sqlite://, sqlite::memory: or postgres://".into())
-    }
-}
-
 /// Opens (but does not migrate) the store the URL names.
-pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match DatabaseUrl::parse(url).map_err(anyhow::Error::msg)? {
+pub async fn open(url: &DatabaseUrl, options: &StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match url {
         DatabaseUrl::SqliteFile(path) => {
-            Arc::new(sqlite::SqliteStore::open_file(&path, options).await?)
+            Arc::new(sqlite::SqliteStore::open_file(path, options).await?)
         }
         DatabaseUrl::SqliteMemory => Arc::new(sqlite::SqliteStore::open_memory(options).await?),
-        DatabaseUrl::Postgres(url) => Arc::new(postgres::PostgresStore::open(&url, options).await?),
+        DatabaseUrl::Postgres(url) => {
+            Arc::new(postgres::PostgresStore::open(url.expose(), options).await?)
+        }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_pick_the_backend() {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite::memory:"),
-            Ok(DatabaseUrl::SqliteMemory)
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://commandes.db"),
-            Ok(DatabaseUrl::SqliteFile("commandes.db".into()))
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///tmp/x.db?mode=rwc"),
-            Ok(DatabaseUrl::SqliteFile("/tmp/x.db".into()))
-        );
-        assert!(matches!(
-            DatabaseUrl::parse("postgresql://u@h/db"),
-            Ok(DatabaseUrl::Postgres(_))
-        ));
-        assert!(DatabaseUrl::parse("mysql://x").is_err());
-        assert!(DatabaseUrl::parse("sqlite://").is_err());
-        let url = DatabaseUrl::parse("postgres://u:pw@h/db?password=pw").unwrap();
-        assert!(!format!("{url:?}").contains("pw"), "{url:?}");
-    }
 }

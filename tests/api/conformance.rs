@@ -479,7 +479,9 @@ async fn story(store: Arc<dyn Store>) {
 async fn sqlite_follows_the_story() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("story.db").display());
-    let store = storage::open(&url, &StoreOptions::default()).await.unwrap();
+    let store = storage::open(&url.parse().unwrap(), &StoreOptions::default())
+        .await
+        .unwrap();
     story(store).await;
 }
 
@@ -488,7 +490,7 @@ async fn postgres_follows_the_story() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let store = storage::open(&db.url, &StoreOptions::default())
+    let store = storage::open(&db.url.parse().unwrap(), &StoreOptions::default())
         .await
         .unwrap();
     story(store).await;

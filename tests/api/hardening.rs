@@ -2,6 +2,7 @@
 //! ids that would exhaust the id sequence, a customer claim users can
 //! edit, the shipped compose file.
 
+use commandes::access::JwtSecret;
 use reqwest::Method;
 use serde_json::json;
 
@@ -30,7 +31,10 @@ async fn post_with_key(
 /// their own idempotency keys: the same key from two such tokens creates
 /// two orders, and only a retry with the same token replays.
 async fn jwts_without_sub_do_not_share_idempotency_keys(app: TestApp) {
-    let app = jwt_app(app.backend, |s| s.auth.jwt_secret = SECRET.into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap())
+    })
+    .await;
     let no_sub = |iat: i64| {
         hs256(&with(
             claims("service_role", "unused"),

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
+use commandes::access::{JwksUrl, JwtSecret, Permission};
 use commandes::config::Settings;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -274,7 +275,10 @@ fn unsigned(claims: &Value) -> String {
 
 async fn es256_and_rs256_from_a_served_jwks_are_accepted(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a"), key("rsa-1")])).await;
-    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwks_url = Some(JwksUrl::parse(&server.url).unwrap())
+    })
+    .await;
     let user = claims("authenticated", "user-1");
     for k in [key("key-a"), key("rsa-1")] {
         let token = k.sign(&user);
@@ -295,7 +299,10 @@ async fn es256_and_rs256_from_a_served_jwks_are_accepted(app: TestApp) {
 }
 
 async fn hs256_with_the_secret_is_accepted(app: TestApp) {
-    let app = jwt_app(app.backend, |s| s.auth.jwt_secret = SECRET.into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap())
+    })
+    .await;
     let user = claims("authenticated", "user-1");
     assert_accepted(&app, &hs256(&user), "HS256 with the secret").await;
     assert_refused(
@@ -318,8 +325,8 @@ async fn hs256_with_the_secret_is_accepted(app: TestApp) {
 async fn invalid_jwts_are_401(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwks_url = server.url.clone().into();
-        s.auth.jwt_secret = SECRET.into();
+        s.auth.jwks_url = Some(JwksUrl::parse(&server.url).unwrap());
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap());
     })
     .await;
     let user = claims("authenticated", "user-1");
@@ -377,7 +384,10 @@ async fn no_algorithm_confusion(app: TestApp) {
     let user = claims("authenticated", "user-1");
     // Only a JWKS: an HS256 token is refused, whatever secret signed it
     // (the public key's JSON included).
-    let jwks_only = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
+    let jwks_only = jwt_app(app.backend, |s| {
+        s.auth.jwks_url = Some(JwksUrl::parse(&server.url).unwrap())
+    })
+    .await;
     assert_refused(&jwks_only, &hs256(&user), "HS256 with only a JWKS").await;
     let public = key("key-a").jwk.to_string();
     assert_refused(
@@ -389,7 +399,10 @@ async fn no_algorithm_confusion(app: TestApp) {
     assert_accepted(&jwks_only, &key("key-a").sign(&user), "ES256").await;
     drop(jwks_only);
     // Only a secret: asymmetric tokens are refused.
-    let secret_only = jwt_app(app.backend, |s| s.auth.jwt_secret = SECRET.into()).await;
+    let secret_only = jwt_app(app.backend, |s| {
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap())
+    })
+    .await;
     assert_refused(
         &secret_only,
         &key("key-a").sign(&user),
@@ -409,7 +422,10 @@ async fn no_algorithm_confusion(app: TestApp) {
 
 async fn an_unknown_kid_refreshes_once_and_is_still_refused(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
-    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwks_url = Some(JwksUrl::parse(&server.url).unwrap())
+    })
+    .await;
     assert_eq!(server.fetches(), 1, "fetched at start-up");
     let user = claims("authenticated", "user-1");
     assert_refused(&app, &key("key-x").sign(&user), "unknown kid").await;
@@ -424,7 +440,10 @@ async fn an_unknown_kid_refreshes_once_and_is_still_refused(app: TestApp) {
 
 async fn a_rotated_key_is_picked_up_without_restart(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
-    let app = jwt_app(app.backend, |s| s.auth.jwks_url = server.url.clone().into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwks_url = Some(JwksUrl::parse(&server.url).unwrap())
+    })
+    .await;
     let user = claims("authenticated", "user-1");
     assert_accepted(&app, &key("key-a").sign(&user), "the first key").await;
     // The issuer publishes a new key beside the old one, and signs with it.
@@ -442,7 +461,7 @@ async fn a_rotated_key_is_picked_up_without_restart(app: TestApp) {
 async fn the_jwks_is_refreshed_in_the_background(app: TestApp) {
     let server = KeyServer::start(jwks(&[key("key-a")])).await;
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwks_url = server.url.clone().into();
+        s.auth.jwks_url = Some(JwksUrl::parse(&server.url).unwrap());
         s.auth.jwks_refresh_secs = 1;
     })
     .await;
@@ -492,7 +511,7 @@ async fn a_jwks_url_down_at_start_up_does_not_stop_the_service(app: TestApp) {
     drop(listener);
     let url = format!("http://{addr}/auth/v1/.well-known/jwks.json");
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwks_url = url.clone().into();
+        s.auth.jwks_url = Some(JwksUrl::parse(&url).unwrap());
         s.auth.jwks_timeout_secs = 2;
     })
     .await;
@@ -516,7 +535,10 @@ async fn a_jwks_url_down_at_start_up_does_not_stop_the_service(app: TestApp) {
 }
 
 async fn roles_decide_what_a_valid_jwt_may_do(app: TestApp) {
-    let app = jwt_app(app.backend, |s| s.auth.jwt_secret = SECRET.into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap())
+    })
+    .await;
     app.create("CMD001", "C1", "1.00", "pending").await;
     let order = json!({"order_id": "CMD002", "customer_id": "C1", "total_amount": "2.00"});
     // anon, an anonymous user, an unknown role, no role: 403 on reads and writes.
@@ -553,10 +575,10 @@ async fn roles_decide_what_a_valid_jwt_may_do(app: TestApp) {
 
 async fn anon_scopes_and_anonymous_users_are_configurable(app: TestApp) {
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwt_secret = SECRET.into();
-        s.auth.anon_scopes = vec![commandes::api::auth::Scope::Read];
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap());
+        s.auth.anon_scopes = vec![Permission::Read];
         s.auth.anonymous_users_as_authenticated = true;
-        s.auth.authenticated_scopes = vec![commandes::api::auth::Scope::Read];
+        s.auth.authenticated_scopes = vec![Permission::Read];
     })
     .await;
     let order = json!({"order_id": "CMD002", "customer_id": "C1", "total_amount": "2.00"});
@@ -576,7 +598,7 @@ async fn anon_scopes_and_anonymous_users_are_configurable(app: TestApp) {
 
 async fn metrics_are_for_services_not_users(app: TestApp) {
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwt_secret = SECRET.into();
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap());
         s.auth.read_tokens = vec!["reader-token-0123".into()];
     })
     .await;
@@ -601,7 +623,10 @@ async fn metrics_are_for_services_not_users(app: TestApp) {
 }
 
 async fn a_refreshed_token_replays_its_idempotency_key(app: TestApp) {
-    let app = jwt_app(app.backend, |s| s.auth.jwt_secret = SECRET.into()).await;
+    let app = jwt_app(app.backend, |s| {
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap())
+    })
+    .await;
     let order = json!({"order_id": "CMD-IDEM", "customer_id": "C1", "total_amount": "3.00"});
     let first = hs256(&claims("authenticated", "user-1"));
     // The same user later, with a new token (new iat and exp).

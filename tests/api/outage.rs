@@ -133,7 +133,7 @@ async fn postgres_outage(backend: Backend) {
     let mut proxy = Proxy::start(upstream(backend)).await;
     let addr = proxy.addr;
     let app = TestApp::spawn_with(backend, |s| {
-        s.database.url = through(s.database.url.expose(), addr).into();
+        s.database.url = through(&s.database.url.expose(), addr).parse().unwrap();
         s.database.connect_timeout_secs = 2;
     })
     .await

@@ -1,6 +1,7 @@
 //! Customer-scoped JWTs (`auth.customer_claim`): a customer sees, counts
 //! and changes its own orders only; the others are absent to it.
 
+use commandes::access::JwtSecret;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -13,7 +14,7 @@ use crate::support::{ids, json, problem, TestApp};
 /// C1's token and the orders.
 async fn setup(app: TestApp) -> (TestApp, String, Vec<Value>) {
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwt_secret = SECRET.into();
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap());
         s.auth.customer_claim = "sub".into();
     })
     .await;
@@ -225,7 +226,7 @@ async fn a_customer_changes_only_its_own_orders(app: TestApp) {
 
 async fn an_authenticated_jwt_without_the_claim_is_403(app: TestApp) {
     let app = jwt_app(app.backend, |s| {
-        s.auth.jwt_secret = SECRET.into();
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap());
         s.auth.customer_claim = "app_metadata.customer_id".into();
     })
     .await;
@@ -308,7 +309,7 @@ fn customer_token(user: &str, customer: &str) -> String {
 /// An app whose `authenticated` JWTs are scoped by `app_metadata.customer_id`.
 async fn customer_app(app: TestApp) -> TestApp {
     jwt_app(app.backend, |s| {
-        s.auth.jwt_secret = SECRET.into();
+        s.auth.jwt_secret = Some(JwtSecret::new(SECRET).unwrap());
         s.auth.customer_claim = "app_metadata.customer_id".into();
     })
     .await

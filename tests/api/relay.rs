@@ -52,7 +52,7 @@ impl Names {
 
 /// Relay settings for a test: short timeouts so failures are retried soon.
 fn relay_settings(s: &mut Settings, url: &str, names: &Names) {
-    s.events.relay_url = url.into();
+    s.events.relay_url = Some(commandes::relay::BrokerUrl::parse(url).unwrap());
     s.events.nats_stream = names.stream();
     s.events.nats_subject_prefix = names.prefix();
     s.events.amqp_exchange = names.exchange();
@@ -569,14 +569,14 @@ async fn one_instance_relays_at_a_time(backend: Backend) {
         async move {
             TestApp::spawn_with(backend, |s| {
                 relay_settings(s, &url, &names);
-                s.database.url = database.into();
+                s.database.url = database.parse().unwrap();
             })
             .await
             .expect("an instance starts")
         }
     };
     let first = instance(database.clone()).await;
-    let store = commandes::storage::open(&database, &Default::default())
+    let store = commandes::storage::open(&database.parse().unwrap(), &Default::default())
         .await
         .expect("open the shared database");
     eventually("the first instance holds the lease", || async {

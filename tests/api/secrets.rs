@@ -310,7 +310,8 @@ async fn a_nats_token_in_the_url_authenticates() {
         return;
     };
     let app = crate::support::TestApp::spawn_with(crate::support::Backend::Sqlite, |s| {
-        s.events.relay_url = format!("nats://{NATS_TOKEN}@127.0.0.1:{}", nats.port).into();
+        let url = format!("nats://{NATS_TOKEN}@127.0.0.1:{}", nats.port);
+        s.events.relay_url = Some(commandes::relay::BrokerUrl::parse(&url).unwrap());
         s.events.nats_stream = "TOKENTEST".into();
         s.events.nats_subject_prefix = "tokentest.order".into();
         s.events.relay_poll_ms = 50;

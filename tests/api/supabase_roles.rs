@@ -83,7 +83,7 @@ async fn supabase_like() -> Option<(TestDatabase, Client, String)> {
 }
 
 async fn migrate(url: &str) {
-    let store = commandes::storage::open(url, &Default::default())
+    let store = commandes::storage::open(&url.parse().unwrap(), &Default::default())
         .await
         .unwrap();
     store.migrate().await.expect("the migrations apply");
@@ -208,9 +208,11 @@ async fn open_doors(admin: &Client) -> Vec<String> {
 /// level security without policies binds every role but the owner.
 async fn the_owner_still_works(owner_url: &str, orders_before: usize) {
     let url = owner_url.to_string();
-    let app = TestApp::spawn_with(Backend::Postgres, move |s| s.database.url = url.into())
-        .await
-        .expect("PostgreSQL is there");
+    let app = TestApp::spawn_with(Backend::Postgres, move |s| {
+        s.database.url = url.parse().unwrap()
+    })
+    .await
+    .expect("PostgreSQL is there");
     let created = app.create("RLS-1", "C1", "12.50", "pending").await;
     let id = created["id"].as_i64().unwrap();
     let r = app

@@ -85,9 +85,9 @@ impl TestApp {
         settings.server.host = "127.0.0.1".into();
         settings.server.port = 0;
         settings.server.shutdown_timeout_secs = 5;
-        settings.database.url = url.clone().into();
+        settings.database.url = url.parse().expect("a database URL");
         if let Some(m) = database.as_ref().and_then(|d| d.migration_url.clone()) {
-            settings.database.migration_url = m.into();
+            settings.database.migration_url = Some(m.parse().expect("a database URL"));
         }
         settings.database.demo_data = DemoData::Never;
         settings.database.pool_size = 8;
@@ -764,7 +764,7 @@ pub async fn exec_sql(app: &TestApp, sql: &str) -> u64 {
 /// through the storage seam (no migration: the app did that).
 pub async fn open_store(app: &TestApp) -> std::sync::Arc<dyn commandes::storage::Store> {
     commandes::storage::open(
-        &app.database_url,
+        &app.database_url.parse().expect("a database URL"),
         &commandes::storage::StoreOptions::default(),
     )
     .await

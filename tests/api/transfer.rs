@@ -57,7 +57,7 @@ impl Db {
 
     /// The number of orders, straight from the database.
     async fn count(&self) -> i64 {
-        let store = commandes::storage::open(&self.url, &Default::default())
+        let store = commandes::storage::open(&self.url.parse().unwrap(), &Default::default())
             .await
             .unwrap();
         let n = store.info().await.unwrap().order_count;
@@ -517,7 +517,7 @@ async fn copy_moves_the_demo_to_postgres_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let demo = format!("sqlite://{}", dir.path().join("demo.db").display());
     let mut settings = commandes::config::Settings::default();
-    settings.database.url = demo.clone().into();
+    settings.database.url = demo.parse().unwrap();
     settings.database.demo_data = commandes::config::DemoData::Always;
     let store = commandes::app::open_store(&settings).await.unwrap();
     store.close().await;

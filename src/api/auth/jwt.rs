@@ -8,8 +8,8 @@
 //! match, all within the configured clock skew.
 //!
 //! A refused token is a 401 that says only "invalid token"; the reason goes
-//! to the log, never the token. A valid token then gets its scopes from its
-//! `role` claim (a signature alone proves little: Supabase's public anon key
+//! to the log, never the token. A valid token then gets its permissions
+//! from its `role` claim (a signature alone proves little: Supabase's public anon key
 //! is itself a valid HS256 token).
 
 use std::sync::Arc;
@@ -21,16 +21,15 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::jwks::Jwks;
-use super::{Caller, Scopes};
+use super::Caller;
+use crate::access::{JwtSecret, Permissions};
 use crate::api::error::ApiError;
-
-/// The shortest HS256 secret accepted: a shorter one could be guessed.
-pub const MIN_SECRET_BYTES: usize = 32;
 
 /// How JWTs are checked and what their roles may do.
 pub struct JwtConfig {
-    /// The HS256 secret (Supabase's legacy JWT secret), as bytes.
-    pub secret: Option<Vec<u8>>,
+    /// The HS256 secret (Supabase's legacy JWT secret); its type ensures
+    /// it is long enough.
+    pub secret: Option<JwtSecret>,
     /// The public keys for ES256 / RS256.
     pub jwks: Option<Arc<Jwks>>,
     /// The required `iss`, if any.
@@ -40,9 +39,9 @@ pub struct JwtConfig {
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     pub leeway_secs: u64,
     /// What an `authenticated` JWT may do.
-    pub authenticated: Scopes,
+    pub authenticated: Permissions,
     /// What an `anon` JWT may do.
-    pub anon: Scopes,
+    pub anon: Permissions,
     /// Whether an anonymous user (`is_anonymous: true`) counts as
     /// `authenticated` rather than `anon`.
     pub anonymous_users_as_authenticated: bool,
@@ -159,14 +158,11 @@ fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
 }
 
 impl JwtVerifier {
-    /// A verifier; fails if the secret is too short to be safe.
+    /// A verifier; fails without a secret or a JWKS.
     pub fn new(mut config: JwtConfig) -> anyhow::Result<JwtVerifier> {
         // The secret lives on in the key only.
         let hmac = match &config.secret.take() {
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
-                anyhow::bail!("the JWT secret must be at least {MIN_SECRET_BYTES} bytes long")
-            }
-            Some(secret) => Some(DecodingKey::from_secret(secret)?),
+            Some(secret) => Some(DecodingKey::from_secret(secret.expose().as_bytes())?),
             None => None,
         };
         if hmac.is_none() && config.jwks.is_none() {
@@ -263,7 +259,7 @@ impl JwtVerifier {
         v
     }
 
-    /// Scopes from the role; the customer from the customer claim.
+    /// Permissions from the role; the customer from the customer claim.
     fn caller_from(&self, claims: &Map<String, Value>, token: &str) -> Result<Caller, ApiError> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
         let mut role = text("role");
@@ -271,13 +267,13 @@ impl JwtVerifier {
         if role == "authenticated" && anonymous && !self.config.anonymous_users_as_authenticated {
             role = "anon";
         }
-        let scopes = match role {
-            "service_role" => Scopes::ALL,
+        let permissions = match role {
+            "service_role" => Permissions::ALL,
             "authenticated" => self.config.authenticated,
             "anon" => self.config.anon,
-            _ => Scopes::NONE,
+            _ => Permissions::NONE,
         };
-        if scopes.is_empty() {
+        if permissions.is_empty() {
             return Err(ApiError::Forbidden(format!(
                 "a JWT with role {:?} may not use this service",
                 loggable(if role.is_empty() { "none" } else { role })
@@ -319,7 +315,7 @@ impl JwtVerifier {
             who: format!("jwt:{}", loggable(subject)),
             token_id: super::token_id(&super::digest(token)),
             scope: crate::hex::encode(&scope[..16]),
-            scopes,
+            permissions,
             owner,
             service: role == "service_role",
         })
@@ -364,19 +360,20 @@ mod tests {
     }
 
     #[test]
-    fn short_secrets_are_refused() {
-        let config = |secret: &str| JwtConfig {
-            secret: Some(secret.as_bytes().to_vec()),
+    fn a_verifier_needs_a_secret_or_keys() {
+        let config = |secret: Option<JwtSecret>| JwtConfig {
+            secret,
             jwks: None,
             issuer: None,
             audience: Some("authenticated".into()),
             leeway_secs: 30,
-            authenticated: Scopes::ALL,
-            anon: Scopes::NONE,
+            authenticated: Permissions::ALL,
+            anon: Permissions::NONE,
             anonymous_users_as_authenticated: false,
             customer_claim: None,
         };
-        assert!(JwtVerifier::new(config("short")).is_err());
-        assert!(JwtVerifier::new(config(&"s".repeat(32))).is_ok());
+        assert!(JwtVerifier::new(config(None)).is_err());
+        let secret = JwtSecret::new("s".repeat(32)).unwrap();
+        assert!(JwtVerifier::new(config(Some(secret))).is_ok());
     }
 }

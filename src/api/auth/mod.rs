@@ -6,9 +6,10 @@
 //! ([`jwt`]), with keys from the HS256 secret or a JWKS ([`jwks`]).
 //!
 //! Every protected operation takes [`BearerAuth`] first: it answers 401 for
-//! an unknown or invalid token, then 403 when the caller lacks the scope the
-//! request's method needs (`read` for GET, `write` for every change). That is
-//! the one place scopes are checked, so a new operation cannot forget it.
+//! an unknown or invalid token, then 403 when the caller lacks the
+//! [`Permission`] the request's method needs (`read` for GET, `write` for
+//! every change). That is the one place permissions are checked, so a new
+//! operation cannot forget it.
 //! The customer restriction travels in [`Caller::actor`] to the store, which
 //! enforces it in the same statement as the read or change.
 
@@ -16,10 +17,10 @@ use poem::http::{header, Method};
 use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::access::{Permission, Permissions};
 use crate::api::error::ApiError;
 
 pub mod jwks;
@@ -30,82 +31,13 @@ pub use jwt::JwtVerifier;
 /// The name of the scheme in the OpenAPI document.
 pub const SCHEME: &str = "bearerAuth";
 
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Every `GET`.
-    Read,
-    /// Every change: `POST`, `PUT`, `DELETE`.
-    Write,
-}
-
-impl Scope {
-    /// The scope a request with this method needs: reads are `GET` (and
-    /// `HEAD`), anything else changes something.
-    pub fn for_method(method: &Method) -> Scope {
-        if method == Method::GET || method == Method::HEAD {
-            Scope::Read
-        } else {
-            Scope::Write
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-        }
-    }
-
-    /// `read` or `write`.
-    pub fn parse(text: &str) -> Option<Scope> {
-        match text.trim() {
-            "read" => Some(Scope::Read),
-            "write" => Some(Scope::Write),
-            _ => None,
-        }
-    }
-}
-
-/// A set of scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Scopes {
-    pub read: bool,
-    pub write: bool,
-}
-
-impl Scopes {
-    pub const ALL: Scopes = Scopes {
-        read: true,
-        write: true,
-    };
-    pub const READ: Scopes = Scopes {
-        read: true,
-        write: false,
-    };
-    pub const NONE: Scopes = Scopes {
-        read: false,
-        write: false,
-    };
-
-    /// The set holding exactly `list`.
-    pub fn of(list: &[Scope]) -> Scopes {
-        Scopes {
-            read: list.contains(&Scope::Read),
-            write: list.contains(&Scope::Write),
-        }
-    }
-
-    pub fn has(self, scope: Scope) -> bool {
-        match scope {
-            Scope::Read => self.read,
-            Scope::Write => self.write,
-        }
-    }
-
-    pub fn is_empty(self) -> bool {
-        !self.read && !self.write
+/// The permission a request with this method needs: reads are `GET` (and
+/// `HEAD`), anything else changes something.
+pub fn required_permission(method: &Method) -> Permission {
+    if method == Method::GET || method == Method::HEAD {
+        Permission::Read
+    } else {
+        Permission::Write
     }
 }
 
@@ -152,8 +84,8 @@ impl Tokens {
         bool::from(found)
     }
 
-    /// The caller for `token`, if it is one of these, with `scopes`.
-    pub fn check(&self, token: &str, scopes: Scopes) -> Option<Caller> {
+    /// The caller for `token`, if it is one of these, with `permissions`.
+    pub fn check(&self, token: &str, permissions: Permissions) -> Option<Caller> {
         let presented = digest(token);
         self.contains(&presented).then(|| {
             let token_id = token_id(&presented);
@@ -161,7 +93,7 @@ impl Tokens {
                 who: format!("token:{token_id}"),
                 token_id,
                 scope: crate::hex::encode(&presented[..16]),
-                scopes,
+                permissions,
                 owner: None,
                 service: true,
             }
@@ -198,7 +130,7 @@ pub struct Caller {
     /// of the token for a JWT without `sub`.
     pub scope: String,
     /// What it may do.
-    pub scopes: Scopes,
+    pub permissions: Permissions,
     /// When set, the only customer whose orders this caller sees.
     pub owner: Option<String>,
     /// A service rather than an end user: a static token or a
@@ -216,18 +148,19 @@ impl Caller {
         }
     }
 
-    /// 403 unless this caller has `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.has(scope) {
+    /// 403 unless this caller has `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.permissions.has(permission) {
             return Ok(());
         }
-        let what = match scope {
-            Scope::Read => "read orders",
-            Scope::Write => "change orders",
+        let what = match permission {
+            Permission::Read => "read orders",
+            Permission::Write => "change orders",
         };
+        // "scope" is the word the contract's 403 has always used.
         Err(ApiError::Forbidden(format!(
             "this token may not {what} (it lacks the {} scope)",
-            scope.as_str()
+            permission.as_str()
         )))
     }
 }
@@ -277,10 +210,10 @@ impl Authenticator {
     /// when a valid JWT may not use the service at all (an `authenticated`
     /// JWT without the customer claim).
     pub async fn check(&self, token: &str) -> Result<Caller, ApiError> {
-        if let Some(caller) = self.tokens.check(token, Scopes::ALL) {
+        if let Some(caller) = self.tokens.check(token, Permissions::ALL) {
             return Ok(caller);
         }
-        if let Some(caller) = self.read_tokens.check(token, Scopes::READ) {
+        if let Some(caller) = self.read_tokens.check(token, Permissions::READ) {
             return Ok(caller);
         }
         match &self.jwt {
@@ -297,7 +230,7 @@ impl Authenticator {
 }
 
 /// The extractor every protected operation takes first, so that a bad token
-/// is refused (401), and then a caller without the scope the method needs
+/// is refused (401), and then a caller without the permission the method needs
 /// (403), before anything else about the request is looked at.
 pub struct BearerAuth(pub Caller);
 
@@ -350,7 +283,7 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
     ) -> poem::Result<Self> {
         let auth = request.data::<Authenticator>().ok_or(ApiError::Internal)?;
         let caller = auth.authenticate(request).await?;
-        caller.require(Scope::for_method(request.method()))?;
+        caller.require(required_permission(request.method()))?;
         Ok(BearerAuth(caller))
     }
 }
@@ -362,18 +295,18 @@ mod tests {
     #[test]
     fn only_configured_tokens_pass() {
         let tokens = Tokens::new(["alpha", " beta ", ""]);
-        assert!(tokens.check("alpha", Scopes::ALL).is_some());
-        assert!(tokens.check("beta", Scopes::ALL).is_some());
-        assert!(tokens.check("", Scopes::ALL).is_none());
-        assert!(tokens.check("alph", Scopes::ALL).is_none());
-        assert!(tokens.check("alphaa", Scopes::ALL).is_none());
+        assert!(tokens.check("alpha", Permissions::ALL).is_some());
+        assert!(tokens.check("beta", Permissions::ALL).is_some());
+        assert!(tokens.check("", Permissions::ALL).is_none());
+        assert!(tokens.check("alph", Permissions::ALL).is_none());
+        assert!(tokens.check("alphaa", Permissions::ALL).is_none());
         assert!(Tokens::new([""]).is_empty());
     }
 
     #[test]
     fn the_token_id_is_not_the_token() {
         let caller = Tokens::new(["secret"])
-            .check("secret", Scopes::ALL)
+            .check("secret", Permissions::ALL)
             .unwrap();
         assert_eq!(caller.token_id.len(), 8);
         assert!(!caller.token_id.contains("secret"));
@@ -388,14 +321,14 @@ mod tests {
 
     #[test]
     fn reads_need_read_and_changes_need_write() {
-        assert_eq!(Scope::for_method(&Method::GET), Scope::Read);
+        assert_eq!(required_permission(&Method::GET), Permission::Read);
         for m in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-            assert_eq!(Scope::for_method(&m), Scope::Write);
+            assert_eq!(required_permission(&m), Permission::Write);
         }
-        let reader = Tokens::new(["r"]).check("r", Scopes::READ).unwrap();
-        assert!(reader.require(Scope::Read).is_ok());
+        let reader = Tokens::new(["r"]).check("r", Permissions::READ).unwrap();
+        assert!(reader.require(Permission::Read).is_ok());
         assert!(matches!(
-            reader.require(Scope::Write),
+            reader.require(Permission::Write),
             Err(ApiError::Forbidden(_))
         ));
     }
@@ -407,8 +340,14 @@ mod tests {
             read_tokens: Tokens::new(["ro"]),
             jwt: None,
         };
-        assert_eq!(auth.check("rw").await.unwrap().scopes, Scopes::ALL);
-        assert_eq!(auth.check("ro").await.unwrap().scopes, Scopes::READ);
+        assert_eq!(
+            auth.check("rw").await.unwrap().permissions,
+            Permissions::ALL
+        );
+        assert_eq!(
+            auth.check("ro").await.unwrap().permissions,
+            Permissions::READ
+        );
         assert!(matches!(
             auth.check("a.b.c").await,
             Err(ApiError::Unauthorized)

@@ -121,7 +121,9 @@ async fn load(url: &str, orders: u64) {
 
 /// [`load`], the orders spread over `customers` customers.
 async fn load_for(url: &str, orders: u64, customers: u64) {
-    let store = storage::open(url, &StoreOptions::default()).await.unwrap();
+    let store = storage::open(&url.parse().unwrap(), &StoreOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     if orders > 0 {
         let end = chrono::Utc::now();
@@ -442,7 +444,9 @@ async fn a_sqlite_statement_past_the_deadline_is_interrupted() {
         pool_size: 1,
         ..StoreOptions::default()
     };
-    let store: Arc<dyn Store> = storage::open(&url, &options).await.unwrap();
+    let store: Arc<dyn Store> = storage::open(&url.parse().unwrap(), &options)
+        .await
+        .unwrap();
     let actor = commandes::domain::Actor::system();
     // A query the API allows: that customer's orders by `updated_at`, 10,000
     // in. No index has both columns, so all its orders are sorted.
