@@ -201,7 +201,18 @@ impl EnvLayer {
         // `section.key`, even when the error is about an item of a list.
         let key = error.path.get(..2)?.join(".");
         let name = self.origins.get(&key)?;
-        Some(format!("{name}: {}", describe(&key, &error.kind)))
+        Some(match &error.kind {
+            // A word from a fixed list (not a secret): say which words.
+            figment::error::Kind::UnknownVariant(found, expected)
+                if !SECRET_KEYS.contains(&key.as_str()) =>
+            {
+                format!(
+                    "{name} must be one of {}, not {found:?}",
+                    expected.join(", ")
+                )
+            }
+            kind => format!("{name}: {}", describe(&key, kind)),
+        })
     }
 }
 
