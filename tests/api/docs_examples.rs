@@ -417,12 +417,8 @@ fn run_file(root: &Path, file: &str) -> Result<String, String> {
     }
 }
 
-/// README.md, then docs/*.md by name; `DOCS_EXAMPLES=docs/api.md` (a
-/// comma-separated list) runs only those.
+/// README.md, then docs/*.md by name.
 fn documents(root: &Path) -> Vec<String> {
-    if let Ok(only) = std::env::var("DOCS_EXAMPLES") {
-        return only.split(',').map(str::to_string).collect();
-    }
     let mut files = vec!["README.md".to_string()];
     let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
         .map(|dir| {
@@ -464,8 +460,13 @@ fn every_shell_example_of_the_documentation_runs_as_written() {
     tools_present();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut reports = Vec::new();
+    // `DOCS_EXAMPLES=docs/api.md` (a comma-separated list) runs only those.
+    let files = match std::env::var("DOCS_EXAMPLES") {
+        Ok(only) => only.split(',').map(str::to_string).collect(),
+        Err(_) => documents(root),
+    };
     let mut failures = Vec::new();
-    for file in documents(root) {
+    for file in files {
         match run_file(root, &file) {
             Ok(report) => reports.push(report),
             Err(failure) => failures.push(failure),
@@ -545,4 +546,97 @@ $ for i in 1 2; do
     assert!(output_matches(&["x", "…", "z"], &["x", "y", "y", "z"]));
     assert!(output_matches(&["x", "…"], &["x"]));
     assert!(!output_matches(&["x"], &["x", "y"]));
+}
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces
+/// as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            found.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// The relative link targets of a Markdown text: `](target)`.
+fn links(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(')') {
+                let target = &rest[..end];
+                if !fenced && !target.contains("://") && !target.starts_with("mailto:") {
+                    found.push(target.to_string());
+                }
+                rest = &rest[end..];
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_link_of_the_documentation_resolves_and_every_page_is_linked_from_the_readme() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = documents(root);
+    files.extend(["CHANGELOG.md".into(), "deploy/kubernetes/README.md".into()]);
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+        for target in links(&text) {
+            let (path, fragment) = target.split_once('#').unwrap_or((&target, ""));
+            let resolved = if path.is_empty() {
+                PathBuf::from(file)
+            } else {
+                dir.join(path)
+            };
+            let full = root.join(&resolved);
+            if !full.exists() {
+                broken.push(format!("{file}: {target}: no such file"));
+            } else if !fragment.is_empty() {
+                let page = std::fs::read_to_string(&full).unwrap_or_default();
+                if !anchors(&page).iter().any(|a| a == fragment) {
+                    broken.push(format!("{file}: {target}: no such heading"));
+                }
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for page in documents(root).iter().filter(|f| f.starts_with("docs/")) {
+        if !links(&readme)
+            .iter()
+            .any(|l| l.split('#').next() == Some(page))
+        {
+            broken.push(format!("README.md does not link to {page}"));
+        }
+    }
+    assert!(broken.is_empty(), "\n{}", broken.join("\n"));
+    assert_eq!(
+        anchor("Two clerks, one order: `ETag` and `If-Match`"),
+        "two-clerks-one-order-etag-and-if-match"
+    );
 }
