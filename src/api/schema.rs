@@ -398,11 +398,21 @@ pub struct OrderPatchRequest {
     pub updated_at: Option<Timestamp>,
 }
 
-/// The new status, wrapped.
+/// The new status, wrapped. `id`, `created_at` and `updated_at` are
+/// ignored if sent; any other field is a 422.
 #[derive(Debug, Clone, Object)]
 pub struct StatusObject {
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub id: Option<i64>,
     /// The new status.
     pub status: Status,
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub created_at: Option<Timestamp>,
+    /// Ignored if sent.
+    #[oai(read_only)]
+    pub updated_at: Option<Timestamp>,
 }
 
 /// A new status: a bare JSON string (`"processing"`, as the original

@@ -232,15 +232,14 @@ impl OrderPatch {
 }
 
 /// Parses a `PUT /commandes/{id}/status` body: `"processing"` or
-/// `{"status": "processing"}`.
+/// `{"status": "processing"}`. The object ignores the read-only fields, as
+/// every request body does.
 pub fn status_from_json(body: &Value) -> Result<Status, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let status = match body {
         Value::String(_) => status_field("status", body, &mut errors),
         Value::Object(map) => {
-            for key in map.keys().filter(|k| k.as_str() != "status") {
-                errors.push(key.clone(), "unknown field");
-            }
+            unknown_fields(map, &["status"], &mut errors);
             match map.get("status") {
                 Some(v) => status_field("status", v, &mut errors),
                 None => {
@@ -349,6 +348,10 @@ mod tests {
         );
         assert!(status_from_json(&json!("done")).is_err());
         assert!(status_from_json(&json!({"status": "pending", "x": 1})).is_err());
+        assert_eq!(
+            status_from_json(&json!({"status": "pending", "id": 7, "updated_at": null})),
+            Ok(Status::Pending)
+        );
         assert!(status_from_json(&json!({})).is_err());
         assert!(status_from_json(&json!(3)).is_err());
     }

@@ -11,6 +11,7 @@ mod conformance;
 mod create;
 mod delete;
 mod docs;
+mod docs_examples;
 mod durability;
 mod errors;
 mod events;

@@ -144,6 +144,35 @@ async fn bad_status_bodies_are_422(app: TestApp) {
     assert_eq!(app.fetch(id_of(&order)).await, order);
 }
 
+/// The contract ignores the read-only `id`, `created_at` and `updated_at` in
+/// every request body, here as in `PUT /commandes/{id}`: they are accepted
+/// with any value and change nothing.
+async fn the_object_form_ignores_read_only_fields(app: TestApp) {
+    let order = app.create("CMD001", "C1", "5.00", "pending").await;
+    let path = format!("/commandes/{}/status", id_of(&order));
+    let body = json!({
+        "status": "processing",
+        "id": 999_999,
+        "created_at": "not even a time",
+        "updated_at": null,
+    });
+    let got = json(app.put(&path, &body).await, 200).await;
+    assert_eq!(got["status"], "processing");
+    assert_eq!(got["id"], order["id"], "the path's id, not the body's");
+    assert_eq!(got["created_at"], order["created_at"]);
+    assert!(got["updated_at"].as_str() > order["updated_at"].as_str());
+    // Other fields are still not accepted here: this operation changes the
+    // status only.
+    let r = app
+        .put(
+            &path,
+            &json!({"status": "completed", "total_amount": "1.00"}),
+        )
+        .await;
+    assert_eq!(error_fields(&problem(r, 422).await), ["total_amount"]);
+    assert_eq!(app.fetch(id_of(&order)).await, got);
+}
+
 async fn an_absent_order_is_404(app: TestApp) {
     let order = app.create("CMD001", "C1", "5.00", "pending").await;
     let absent = id_of(&order) + 1;
@@ -312,6 +341,7 @@ crate::both_backends!(
     the_transition_table_through_put,
     an_order_goes_through_its_life,
     bad_status_bodies_are_422,
+    the_object_form_ignores_read_only_fields,
     an_absent_order_is_404,
     concurrent_status_changes_leave_a_legal_history,
     concurrent_completions_and_cancellations,
