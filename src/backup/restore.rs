@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 
 use super::lock::{self, DatabaseLock};
 use super::{durable, verify, BackupInfo, Error};
@@ -115,11 +115,23 @@ fn keep_beside(db_path: &Path, dir: &Path, file_name: &str) -> Result<PathBuf, E
         // without taking the lock file.
         return Err(Error::InUse(db_path.to_path_buf()));
     }
-    let stamp = Utc::now().format(super::NAME_TIME);
-    let kept = dir.join(format!("{file_name}.before-restore-{stamp}"));
-    if std::fs::hard_link(db_path, &kept).is_err() {
-        std::fs::rename(db_path, &kept).map_err(|e| Error::io(&kept, e))?;
-    }
+    let mut time = Utc::now();
+    let kept = loop {
+        let stamp = time.format(super::NAME_TIME);
+        let kept = dir.join(format!("{file_name}.before-restore-{stamp}"));
+        match std::fs::hard_link(db_path, &kept) {
+            Ok(()) => break kept,
+            // Never over an earlier kept database: the next millisecond.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                time += TimeDelta::milliseconds(1)
+            }
+            Err(_) if !kept.exists() => {
+                std::fs::rename(db_path, &kept).map_err(|e| Error::io(&kept, e))?;
+                break kept;
+            }
+            Err(e) => return Err(Error::io(&kept, e)),
+        }
+    };
     for side in ["-wal", "-shm", "-journal"] {
         durable::remove_if_exists(&side_file(db_path, side))?;
     }
