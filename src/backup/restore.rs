@@ -28,8 +28,9 @@ pub struct Restored {
 ///
 /// 1. the current database's WAL is folded into its file (as a clean
 ///    shutdown does), so that file alone holds all of it;
-/// 2. the backup is copied to a temporary name beside the database,
-///    synced and verified again (the copy is what will be served);
+/// 2. the backup is copied (by SQLite, as [`super::snapshot`] copies) to
+///    a temporary name beside the database, synced and verified again
+///    (the copy is what will be served);
 /// 3. the current file gets a second name,
 ///    `<database>.before-restore-<time>`, and its `-wal` and `-shm`, now
 ///    stale, are removed: a WAL left beside the new file would be
@@ -54,10 +55,12 @@ pub fn restore(backup: &Path, db_path: &Path) -> Result<Restored, Error> {
         .to_string_lossy()
         .into_owned();
     let staged = dir.join(format!(".{file_name}.restoring"));
+    // What an interrupted restore may have left.
+    remove_staged(&staged)?;
     let info = match stage(backup, &staged) {
         Ok(info) => info,
         Err(e) => {
-            let _ = durable::remove_if_exists(&staged);
+            let _ = remove_staged(&staged);
             return Err(e);
         }
     };
@@ -65,7 +68,7 @@ pub fn restore(backup: &Path, db_path: &Path) -> Result<Restored, Error> {
         match keep_beside(db_path, dir, &file_name) {
             Ok(kept) => Some(kept),
             Err(e) => {
-                let _ = durable::remove_if_exists(&staged);
+                let _ = remove_staged(&staged);
                 return Err(e);
             }
         }
@@ -97,9 +100,12 @@ fn fold_wal(db_path: &Path) -> Result<(), Error> {
     conn.close().map_err(|(_, e)| failed(e))
 }
 
-/// Copies `backup` to `staged`, syncs and verifies the copy.
+/// Copies `backup` to `staged`, syncs and verifies the copy. The copy is
+/// made by SQLite, as a snapshot is: a backup given in WAL mode with its
+/// `-wal` beside it (a file copied from a stopped server, say) arrives
+/// whole, as one file.
 fn stage(backup: &Path, staged: &Path) -> Result<BackupInfo, Error> {
-    std::fs::copy(backup, staged).map_err(|e| Error::io(staged, e))?;
+    super::snapshot::copy(backup, staged)?;
     durable::sync_file(staged)?;
     verify(staged)
 }
@@ -137,6 +143,12 @@ fn keep_beside(db_path: &Path, dir: &Path, file_name: &str) -> Result<PathBuf, E
     }
     durable::sync_dir(dir)?;
     Ok(kept)
+}
+
+/// Removes the staged copy and its journal, if there.
+fn remove_staged(staged: &Path) -> Result<(), Error> {
+    durable::remove_if_exists(&side_file(staged, "-journal"))?;
+    durable::remove_if_exists(staged)
 }
 
 /// `db_path` with `suffix` added (SQLite's names for its side files).

@@ -33,11 +33,6 @@ pub fn snapshot(db_path: &Path, dest_dir: &Path) -> Result<BackupFile, Error> {
     if !db_path.is_file() {
         return Err(Error::NoDatabase(db_path.to_path_buf()));
     }
-    let source = Connection::open_with_flags(
-        db_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| super::verify::classify(db_path, e))?;
     // Named before the copy starts: every commit acknowledged before this
     // time is in the copy.
     let mut time = Utc::now();
@@ -48,10 +43,9 @@ pub fn snapshot(db_path: &Path, dest_dir: &Path) -> Result<BackupFile, Error> {
         name = backup_name(time);
     }
     let partial = dest_dir.join(format!(".{name}{PARTIAL_SUFFIX}"));
-    let written = copy(&source, &partial, db_path)
+    let written = copy(db_path, &partial)
         .and_then(|()| durable::sync_file(&partial))
         .and_then(|()| verify(&partial));
-    drop(source);
     let info = match written {
         Ok(info) => info,
         Err(e) => {
@@ -72,9 +66,16 @@ pub fn snapshot(db_path: &Path, dest_dir: &Path) -> Result<BackupFile, Error> {
     })
 }
 
-/// Copies every page of `source` into a new file at `dest`, in one step:
-/// one read transaction, so the copy is one moment of the database.
-fn copy(source: &Connection, dest: &Path, db_path: &Path) -> Result<(), Error> {
+/// Copies every page of the database at `db_path` (and of its WAL) into a
+/// new file at `dest`, in one step: one read transaction, so the copy is
+/// one moment of the database. The copy is a rollback-journal file that
+/// holds everything by itself. Not synced: the caller does that once.
+pub(crate) fn copy(db_path: &Path, dest: &Path) -> Result<(), Error> {
+    let source = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| super::verify::classify(db_path, e))?;
     let failed = |e| Error::Sqlite {
         path: dest.to_path_buf(),
         source: e,
@@ -85,7 +86,7 @@ fn copy(source: &Connection, dest: &Path, db_path: &Path) -> Result<(), Error> {
         .pragma_update(None, "synchronous", "off")
         .map_err(failed)?;
     {
-        let backup = Backup::new(source, &mut target).map_err(failed)?;
+        let backup = Backup::new(&source, &mut target).map_err(failed)?;
         let started = Instant::now();
         loop {
             match backup

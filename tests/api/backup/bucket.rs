@@ -138,9 +138,17 @@ impl Raw {
     }
 
     async fn keys(&self) -> Vec<String> {
-        let url = ListObjectsV2::new(&self.target, Some(&self.credentials))
-            .sign(Duration::from_secs(60));
-        let text = self.http.get(url).send().await.unwrap().text().await.unwrap();
+        let url =
+            ListObjectsV2::new(&self.target, Some(&self.credentials)).sign(Duration::from_secs(60));
+        let text = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let mut keys: Vec<_> = ListObjectsV2::parse_response(&text)
             .unwrap()
             .contents

@@ -96,6 +96,10 @@ async fn backups_killed_midway_leave_no_half_file() {
         .unwrap()
         .unwrap();
     assert_eq!(file.info.orders, 20_005);
-    assert!(partials(&backups).is_empty(), "{:?}", super::files(&backups));
+    assert!(
+        partials(&backups).is_empty(),
+        "{:?}",
+        super::files(&backups)
+    );
     close(store, &db).await;
 }

@@ -69,7 +69,11 @@ pub async fn fill(store: &dyn Store, prefix: &str, n: usize) {
     for i in 0..n {
         let created = store
             .create(
-                &new_order(&format!("{prefix}-{i}"), &format!("C{}", i % 7), 100 + i as i64),
+                &new_order(
+                    &format!("{prefix}-{i}"),
+                    &format!("C{}", i % 7),
+                    100 + i as i64,
+                ),
                 None,
                 &Actor::system(),
             )

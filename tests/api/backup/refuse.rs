@@ -10,7 +10,7 @@ use commandes::backup::{self, lock::DatabaseLock, Error};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-use super::{close, fill, files, open};
+use super::{close, files, fill, open};
 
 /// A closed database with orders, and a good backup of it.
 struct Setup {
@@ -68,7 +68,10 @@ async fn restore_refuses_damaged_and_half_files() {
     // Garbage over the pages of the middle of the file.
     let damaged = copy_of_good(&setup, "damaged.db");
     let len = std::fs::metadata(&damaged).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().write(true).open(&damaged).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&damaged)
+        .unwrap();
     f.seek(SeekFrom::Start(len / page / 2 * page)).unwrap();
     f.write_all(&vec![0x5a; 4 * page as usize]).unwrap();
     drop(f);
@@ -98,8 +101,10 @@ async fn restore_refuses_files_that_are_not_commandes_databases() {
 
     let other = setup.dir.path().join("other-app.db");
     let conn = Connection::open(&other).unwrap();
-    conn.execute_batch("create table commandes (id integer primary key); insert into commandes default values;")
-        .unwrap();
+    conn.execute_batch(
+        "create table commandes (id integer primary key); insert into commandes default values;",
+    )
+    .unwrap();
     drop(conn);
     let err = refused(&setup, &other);
     assert!(matches!(err, Error::Foreign { .. }), "{err:?}");

@@ -16,7 +16,10 @@ fn start(dir: &Path, db: &Path) -> Served {
     serve(
         commandes(dir)
             .env("COMMANDES_API_TOKENS", TOKEN)
-            .env("COMMANDES_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env(
+                "COMMANDES_DATABASE_URL",
+                format!("sqlite://{}", db.display()),
+            )
             .arg("--no-demo-data"),
         false,
     )
@@ -54,7 +57,9 @@ impl Client {
             "customer_id": format!("C{}", cents % 3),
             "total_amount": format!("{}.{:02}", cents / 100, cents % 100),
         });
-        let made = self.send(reqwest::Method::POST, "/commandes", Some(body)).await;
+        let made = self
+            .send(reqwest::Method::POST, "/commandes", Some(body))
+            .await;
         made["id"].as_i64().unwrap()
     }
 
@@ -99,7 +104,11 @@ async fn a_restored_database_serves_exactly_what_was_backed_up() {
     }
     let doomed = client.create("S-GONE", 500).await;
     client
-        .send(reqwest::Method::DELETE, &format!("/commandes/{doomed}"), None)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/commandes/{doomed}"),
+            None,
+        )
         .await;
 
     // Taken from outside the server while it runs, as `commandes backup` will.
