@@ -1,7 +1,7 @@
 //! Taking a backup: copy, sync, verify, rename.
 
 use std::fs::{OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
@@ -155,7 +155,7 @@ fn is_partial(name: &str) -> bool {
         .is_some()
 }
 
-fn remove_partial(partial: &PathBuf) -> Result<(), Error> {
+fn remove_partial(partial: &Path) -> Result<(), Error> {
     let mut journal = partial.as_os_str().to_os_string();
     journal.push("-journal");
     durable::remove_if_exists(Path::new(&journal))?;
