@@ -191,11 +191,17 @@ pub fn parse_backup_name(name: &str) -> Option<DateTime<Utc>> {
     (backup_name(parsed) == name).then_some(parsed)
 }
 
-/// The backups in `dir`, oldest first. Only files with a backup's name
-/// count; each was verified before it got that name.
+/// The backups in `dir`, oldest first (none when `dir` does not exist
+/// yet). Only files with a backup's name count; each was verified before
+/// it got that name.
 pub fn list(dir: &Path) -> Result<Vec<BackupEntry>, Error> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;

@@ -45,9 +45,10 @@ pub fn restore(backup: &Path, db_path: &Path) -> Result<Restored, Error> {
     verify(backup)?;
     let _lock = DatabaseLock::acquire(db_path)?;
     let exists = db_path.exists();
-    if exists {
-        fold_wal(db_path)?;
-    }
+    // Whether the current database could be read (and its WAL folded):
+    // one that cannot (a damaged file: what a restore is often for) is
+    // replaced all the same, and kept as it is, side files included.
+    let folded = exists && fold_wal(db_path)?;
     let dir = durable::parent(db_path);
     let file_name = db_path
         .file_name()
@@ -65,7 +66,7 @@ pub fn restore(backup: &Path, db_path: &Path) -> Result<Restored, Error> {
         }
     };
     let kept = if exists {
-        match keep_beside(db_path, dir, &file_name) {
+        match keep_beside(db_path, dir, &file_name, folded) {
             Ok(kept) => Some(kept),
             Err(e) => {
                 let _ = remove_staged(&staged);
@@ -82,8 +83,22 @@ pub fn restore(backup: &Path, db_path: &Path) -> Result<Restored, Error> {
 /// Folds the WAL of the database into its file and closes it, holding
 /// SQLite's exclusive lock meanwhile; [`Error::InUse`] if anything has it
 /// open. Closing the last connection removes the `-wal`; a `-shm` may
-/// stay, and is removed later with the other stale files.
-fn fold_wal(db_path: &Path) -> Result<(), Error> {
+/// stay, and is removed later with the other stale files. `false` when
+/// the file is not a readable database: nothing can have it open then.
+fn fold_wal(db_path: &Path) -> Result<bool, Error> {
+    // Not even SQLite's header: no SQLite connection may touch it, since
+    // closing one would take the `-wal` beside it for its own and delete it.
+    if !has_sqlite_header(db_path)? {
+        return Ok(false);
+    }
+    match try_fold_wal(db_path) {
+        Ok(()) => Ok(true),
+        Err(Error::NotSqlite(_) | Error::Corrupt { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn try_fold_wal(db_path: &Path) -> Result<(), Error> {
     let conn = lock::exclusive(db_path)?;
     let failed = |e| super::verify::classify(db_path, e);
     let mode: String = conn
@@ -100,6 +115,18 @@ fn fold_wal(db_path: &Path) -> Result<(), Error> {
     conn.close().map_err(|(_, e)| failed(e))
 }
 
+/// Whether the file starts as every SQLite database does (an empty file
+/// counts: SQLite takes it for an empty database).
+fn has_sqlite_header(path: &Path) -> Result<bool, Error> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut head = Vec::with_capacity(MAGIC.len());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(head.is_empty() || head == MAGIC)
+}
+
 /// Copies `backup` to `staged`, syncs and verifies the copy. The copy is
 /// made by SQLite, as a snapshot is: a backup given in WAL mode with its
 /// `-wal` beside it (a file copied from a stopped server, say) arrives
@@ -111,12 +138,18 @@ fn stage(backup: &Path, staged: &Path) -> Result<BackupInfo, Error> {
 }
 
 /// Gives the current database a second, dated name and removes its stale
-/// `-wal`, `-shm` and `-journal`; returns the second name. A hard link
+/// `-wal`, `-shm` and `-journal` (or, when its WAL could not be folded,
+/// moves them beside the kept file); returns the second name. A hard link
 /// keeps the database's own name on the old file until the swap; where
 /// the file system has no hard links, a rename moves it.
-fn keep_beside(db_path: &Path, dir: &Path, file_name: &str) -> Result<PathBuf, Error> {
+fn keep_beside(
+    db_path: &Path,
+    dir: &Path,
+    file_name: &str,
+    folded: bool,
+) -> Result<PathBuf, Error> {
     let wal = side_file(db_path, "-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+    if folded && std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
         // Written since the WAL was folded: something opened the database
         // without taking the lock file.
         return Err(Error::InUse(db_path.to_path_buf()));
@@ -139,7 +172,13 @@ fn keep_beside(db_path: &Path, dir: &Path, file_name: &str) -> Result<PathBuf, E
         }
     };
     for side in ["-wal", "-shm", "-journal"] {
-        durable::remove_if_exists(&side_file(db_path, side))?;
+        let stale = side_file(db_path, side);
+        if folded || !stale.exists() {
+            durable::remove_if_exists(&stale)?;
+        } else {
+            let beside = side_file(&kept, side);
+            std::fs::rename(&stale, &beside).map_err(|e| Error::io(&beside, e))?;
+        }
     }
     durable::sync_dir(dir)?;
     Ok(kept)

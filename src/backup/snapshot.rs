@@ -15,6 +15,9 @@ const DIR_LOCK: &str = ".commandes-backup.lock";
 /// What a snapshot is called until it is verified.
 const PARTIAL_SUFFIX: &str = ".partial";
 
+/// How much a copy step writes before it flushes to the disk.
+const STEP_BYTES: i64 = 16 * 1024 * 1024;
+
 /// How long a copy retries when SQLite answers "busy" (a reader can be
 /// told so for a moment while another connection recovers or restarts
 /// the WAL).
@@ -24,10 +27,12 @@ const BUSY_FOR_AT_MOST: Duration = Duration::from_secs(30);
 /// not) into the folder `dest_dir`, verifies it, and returns it under its
 /// final name. Writers are not blocked (see the [module](super) doc).
 ///
-/// [`Error::Busy`] while another snapshot writes to the same folder; the
+/// The folder is made if missing. [`Error::Busy`] while another snapshot
+/// writes to the same folder; the
 /// first thing a snapshot does is remove what an interrupted one left
 /// there. On failure no file with a backup's name is left behind.
 pub fn snapshot(db_path: &Path, dest_dir: &Path) -> Result<BackupFile, Error> {
+    std::fs::create_dir_all(dest_dir).map_err(|e| Error::io(dest_dir, e))?;
     let _lock = lock_dir(dest_dir)?;
     remove_partials(dest_dir)?;
     if !db_path.is_file() {
@@ -67,34 +72,50 @@ pub fn snapshot(db_path: &Path, dest_dir: &Path) -> Result<BackupFile, Error> {
 }
 
 /// Copies every page of the database at `db_path` (and of its WAL) into a
-/// new file at `dest`, in one step: one read transaction, so the copy is
-/// one moment of the database. The copy is a rollback-journal file that
-/// holds everything by itself. Not synced: the caller does that once.
+/// new file at `dest`, within one read transaction, so the copy is one
+/// moment of the database. The copy is a rollback-journal file that holds
+/// everything by itself. Flushed to the disk as it is written; the caller
+/// syncs it once more at the end.
 pub(crate) fn copy(db_path: &Path, dest: &Path) -> Result<(), Error> {
     let source = Connection::open_with_flags(
         db_path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| super::verify::classify(db_path, e))?;
+    let read = |e| super::verify::classify(db_path, e);
+    source.busy_timeout(BUSY_FOR_AT_MOST).map_err(read)?;
     let failed = |e| Error::Sqlite {
         path: dest.to_path_buf(),
         source: e,
     };
     let mut target = Connection::open(dest).map_err(failed)?;
-    // One sync at the end (by the caller) instead of SQLite's own.
+    // The copy is flushed by this function and the caller, not by SQLite.
     target
         .pragma_update(None, "synchronous", "off")
         .map_err(failed)?;
+    // The read transaction of the whole copy, held by `source` itself:
+    // every step reads the same moment, and commits made by others
+    // between two steps do not restart the copy (they would if each step
+    // began its own transaction).
+    source.execute_batch("begin").map_err(read)?;
+    let page_size: i64 = source
+        .query_row("pragma page_size", [], |r| r.get(0))
+        .map_err(read)?;
+    source
+        .query_row("select count(*) from sqlite_schema", [], |_| Ok(()))
+        .map_err(read)?;
+    let pages = (STEP_BYTES / page_size.max(512)) as std::os::raw::c_int;
     {
         let backup = Backup::new(&source, &mut target).map_err(failed)?;
+        let flush = std::fs::File::open(dest).map_err(|e| Error::io(dest, e))?;
         let started = Instant::now();
         loop {
-            match backup
-                .step(-1)
-                .map_err(|e| super::verify::classify(db_path, e))?
-            {
+            match backup.step(pages).map_err(read)? {
                 StepResult::Done => break,
-                StepResult::More => continue,
+                // Written pages go to the disk a step at a time: one
+                // large sync at the end would hold up the writers' own
+                // syncs (of the WAL) behind the whole file.
+                StepResult::More => flush.sync_data().map_err(|e| Error::io(dest, e))?,
                 StepResult::Busy | StepResult::Locked if started.elapsed() < BUSY_FOR_AT_MOST => {
                     std::thread::sleep(Duration::from_millis(10))
                 }
@@ -102,6 +123,7 @@ pub(crate) fn copy(db_path: &Path, dest: &Path) -> Result<(), Error> {
             }
         }
     }
+    source.execute_batch("commit").map_err(read)?;
     // The pages copied say "WAL" when the source is in WAL mode; a backup
     // is one self-contained file, which a reader opens without making a
     // `-wal` or `-shm` beside it.

@@ -23,47 +23,51 @@ struct Moto {
 }
 
 impl Moto {
+    /// Starts moto's script, or its module where the script is not on the
+    /// PATH; `None` (or a panic, when required) if neither answers.
     fn start() -> Option<Moto> {
+        let mut failures = Vec::new();
+        for (program, first) in [
+            ("moto_server", &[][..]),
+            ("python3", &["-m", "moto.server"][..]),
+        ] {
+            match Self::try_start(program, first) {
+                Ok(moto) => return Some(moto),
+                Err(why) => failures.push(format!("{program}: {why}")),
+            }
+        }
+        missing(&failures.join("; "))
+    }
+
+    fn try_start(program: &str, first: &[&str]) -> Result<Moto, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let port_arg = port.to_string();
-        let args = ["-H", "127.0.0.1", "-p", port_arg.as_str()];
-        // The script pip installs, or the module, whichever is there.
-        let spawned = Command::new("moto_server")
-            .args(args)
+        let child = Command::new(program)
+            .args(first)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .or_else(|_| {
-                Command::new("python3")
-                    .args(["-m", "moto.server"])
-                    .args(args)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-            });
-        let mut moto = match spawned {
-            Ok(child) => Moto {
-                child,
-                endpoint: format!("http://127.0.0.1:{port}"),
-            },
-            Err(e) => return missing(&e.to_string()),
+            .map_err(|e| e.to_string())?;
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
         };
+        // Importing moto takes seconds on a busy machine.
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                return missing(&format!("moto_server exited: {status}"));
+                return Err(format!("exited: {status}"));
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(moto);
+                return Ok(moto);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = moto.child.kill();
-        missing("moto_server did not answer within 30 s")
+        Err("did not answer within 30 s".into())
     }
 }
 
@@ -76,7 +80,7 @@ impl Drop for Moto {
 
 fn missing(why: &str) -> Option<Moto> {
     if std::env::var("COMMANDES_REQUIRE_BROKERS").as_deref() == Ok("1") {
-        panic!("no S3 stand-in: {why} (pip install 'moto[server]'; COMMANDES_REQUIRE_BROKERS=1)");
+        panic!("no S3 stand-in: {why} (.ci/s3-standin installs it; COMMANDES_REQUIRE_BROKERS=1)");
     }
     eprintln!("SKIPPED: the bucket tests did not run: {why}");
     None

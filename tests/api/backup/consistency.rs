@@ -250,3 +250,31 @@ async fn a_database_copied_with_its_wal_is_restored_whole() {
     assert_eq!(state(store.as_ref()).await, expected);
     close(store, &target).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_is_replaced_and_kept_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backups) = (dir.path().join("commandes.db"), dir.path().join("backups"));
+    let store = open(&db).await;
+    fill(store.as_ref(), "OK", 12).await;
+    let file = snapshot(&db, &backups).await;
+    close(store, &db).await;
+    // A bad deploy wrote over the database, and left a WAL of its own.
+    std::fs::write(&db, "garbage ".repeat(1000)).unwrap();
+    let wal = dir.path().join("commandes.db-wal");
+    std::fs::write(&wal, "stale wal").unwrap();
+
+    let restored = backup::restore(&file.path, &db).unwrap();
+    let kept = restored.kept.unwrap();
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        "garbage ".repeat(1000).as_bytes()
+    );
+    let mut kept_wal = kept.into_os_string();
+    kept_wal.push("-wal");
+    assert_eq!(std::fs::read(&kept_wal).unwrap(), b"stale wal");
+    assert!(!wal.exists(), "a foreign WAL beside the restored database");
+    let store = open(&db).await;
+    assert_eq!(state(store.as_ref()).await.orders.len(), 12);
+    close(store, &db).await;
+}
