@@ -27,6 +27,9 @@ use rusqlite::{Connection, OpenFlags};
 /// One write: when it started and how long it took.
 type Sample = (Instant, Duration);
 
+/// A way to back up: the database and a scratch folder in, a note out.
+type Method = fn(&Path, &Path) -> String;
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -75,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         String::new(),
     ));
 
-    let methods: [(&str, fn(&Path, &Path) -> String); 6] = [
+    let methods: [(&str, Method); 6] = [
         ("backup::snapshot: copy, sync, verify", snapshot),
         ("backup::verify alone", verify_last),
         (

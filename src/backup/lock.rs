@@ -1,21 +1,31 @@
 //! Who has the database open: the lock file a server holds, and SQLite's
 //! own locks.
 //!
-//! Two signs say that a database is in use, and [`super::restore`]
+//! Two signs say that a database is in use, and `backup::restore`
 //! refuses on either:
 //!
 //! - **The lock file** `<database>.lock` (`commandes.db.lock` beside
-//!   `commandes.db`), which a server holds for its whole life with
-//!   [`DatabaseLock::acquire`]. The lock is the operating system's
-//!   advisory whole-file lock (`flock` on Unix), so it goes away with the
-//!   process, `kill -9` included, and a stale file never blocks anyone.
-//!   It covers the moment a server starts while a restore runs: the one
-//!   that comes second is refused.
+//!   `commandes.db`). A server holds it shared for its whole life
+//!   ([`DatabaseLock::shared`]: several servers or tools may share a
+//!   file), a restore holds it exclusively ([`DatabaseLock::exclusive`]).
+//!   The lock is the operating system's advisory whole-file lock (`flock`
+//!   on Unix), so it goes away with the process, `kill -9` included, and
+//!   a stale file never blocks anyone. It covers the moment a server
+//!   starts while a restore runs: whichever comes second is refused.
 //! - **SQLite's locks**: in WAL mode every open connection holds a shared
 //!   lock on the database file for as long as it is open, so a
 //!   connection that asks for the exclusive lock ([`exclusive`]) is
 //!   refused while any process (a server, even of an older binary that
 //!   takes no lock file, or the `sqlite3` shell) has the file open.
+//!
+//! # What a server does with it
+//!
+//! At start-up, for a SQLite file (not `sqlite::memory:`, not
+//! PostgreSQL), before it opens the store: `DatabaseLock::shared(&path)`,
+//! and a refusal to start on [`Error::InUse`] ("a restore of this
+//! database is running"). It keeps the value until its store is closed
+//! and the store's threads have ended, so that a restore never begins
+//! while one of its connections is still open.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -24,8 +34,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::Error;
 
-/// The advisory lock that says "a server serves this database". Held until
-/// dropped (or the process ends).
+/// The advisory lock that says "a server serves this database" (shared)
+/// or "a restore replaces it" (exclusive). Held until dropped (or the
+/// process ends).
 #[derive(Debug)]
 pub struct DatabaseLock {
     // Held open for the lock; closing it releases the lock.
@@ -42,11 +53,22 @@ impl DatabaseLock {
         PathBuf::from(name)
     }
 
-    /// Takes the lock of the database at `db_path` without waiting
-    /// (creating the lock file if needed); [`Error::InUse`] while another
-    /// holder has it. The file is left in place when released: removing
-    /// it could let two holders lock two different files of one name.
-    pub fn acquire(db_path: &Path) -> Result<DatabaseLock, Error> {
+    /// What a server takes for the database at `db_path`, without
+    /// waiting (creating the lock file if needed); [`Error::InUse`] while
+    /// a restore holds it. Any number of shared holders may hold it.
+    pub fn shared(db_path: &Path) -> Result<DatabaseLock, Error> {
+        Self::take(db_path, false)
+    }
+
+    /// What a restore takes; [`Error::InUse`] while anyone else holds
+    /// the lock, shared or exclusively.
+    pub fn exclusive(db_path: &Path) -> Result<DatabaseLock, Error> {
+        Self::take(db_path, true)
+    }
+
+    /// The file is left in place when released: removing it could let two
+    /// holders lock two different files of one name.
+    fn take(db_path: &Path, exclusive: bool) -> Result<DatabaseLock, Error> {
         let path = Self::path_for(db_path);
         let file = OpenOptions::new()
             .create(true)
@@ -54,7 +76,12 @@ impl DatabaseLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        let taken = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match taken {
             Ok(()) => Ok(DatabaseLock { _file: file, path }),
             Err(TryLockError::WouldBlock) => Err(Error::InUse(db_path.to_path_buf())),
             Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),

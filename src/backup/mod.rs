@@ -34,7 +34,7 @@
 //! - Steps that each begin their own read transaction (SQLite's example
 //!   of a backup of a running database) cannot finish under a steady
 //!   write load: a commit by any other connection between two steps
-//!   restarts the copy from the first page. Measured: still 98 % to go
+//!   restarts the copy from the first page. Measured: still 83–99 % to go
 //!   after 30–60 s and over a thousand restarts, on the file above.
 //!   Holding one read transaction across the steps is what makes them
 //!   work: in WAL mode it blocks no writer.

@@ -43,7 +43,7 @@ pub struct Restored {
 /// middle.
 pub fn restore(backup: &Path, db_path: &Path) -> Result<Restored, Error> {
     verify(backup)?;
-    let _lock = DatabaseLock::acquire(db_path)?;
+    let _lock = DatabaseLock::exclusive(db_path)?;
     let exists = db_path.exists();
     // Whether the current database could be read (and its WAL folded):
     // one that cannot (a damaged file: what a restore is often for) is

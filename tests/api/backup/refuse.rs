@@ -163,20 +163,29 @@ async fn restore_refuses_a_database_in_use() {
     let setup = setup().await;
     let before = fingerprint(&setup.db);
 
-    // A server of this binary, wired to take the lock file.
-    let lock = DatabaseLock::acquire(&setup.db).unwrap();
+    // Servers of this binary, wired to take the lock file: they share it,
+    // and a restore may not take it from them.
+    let lock = DatabaseLock::shared(&setup.db).unwrap();
     assert_eq!(
         lock.path(),
         setup.dir.path().join("commandes.db.lock").as_path()
     );
+    let second = DatabaseLock::shared(&setup.db).unwrap();
     assert!(matches!(
-        DatabaseLock::acquire(&setup.db),
+        DatabaseLock::exclusive(&setup.db),
         Err(Error::InUse(_))
     ));
     let err = backup::restore(&setup.good.path, &setup.db).unwrap_err();
     assert!(matches!(err, Error::InUse(_)), "{err:?}");
     assert_eq!(fingerprint(&setup.db), before);
-    drop(lock);
+    drop((lock, second));
+    // And a server cannot start while a restore holds it.
+    let restoring = DatabaseLock::exclusive(&setup.db).unwrap();
+    assert!(matches!(
+        DatabaseLock::shared(&setup.db),
+        Err(Error::InUse(_))
+    ));
+    drop(restoring);
 
     // A store that has the file open, without the lock file (as servers
     // do until they take it): SQLite's own locks tell.
