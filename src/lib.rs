@@ -29,11 +29,14 @@
 //!   names).
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
+//! - [`backup`]: consistent snapshots of the SQLite file while it is
+//!   served, verification, rotation, a bucket copy, and restore.
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -5,6 +5,7 @@ mod process;
 mod support;
 
 mod auth;
+mod backup;
 mod cli;
 mod concurrency;
 mod conformance;
