@@ -121,6 +121,16 @@ impl JwksUrl {
     /// uses, so both agree on the host; the message does not repeat the
     /// URL (it may carry a key).
     pub fn parse(url: &str) -> Result<JwksUrl, String> {
+        #[cfg(feature = "jwks")]
+        Self::check(url)?;
+        Ok(JwksUrl(Secret::new(url)))
+    }
+
+    /// The rule of [`JwksUrl::parse`]. A build without the `jwks` feature
+    /// has no client to fetch with (nor the URL parser it shares): its
+    /// settings refuse any JWKS URL ([`crate::features`]).
+    #[cfg(feature = "jwks")]
+    fn check(url: &str) -> Result<(), String> {
         let refused = "auth.jwks_url must be an https:// URL (http:// is accepted only for a \
                        loopback host: localhost, 127.0.0.1, ::1)";
         let parsed = reqwest::Url::parse(url).map_err(|_| refused.to_string())?;
@@ -135,7 +145,7 @@ impl JwksUrl {
             "http" if loopback => {}
             _ => return Err(refused.to_string()),
         }
-        Ok(JwksUrl(Secret::new(url)))
+        Ok(())
     }
 
     /// The URL itself: for the HTTP client, never for output.
@@ -189,6 +199,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "jwks")]
     fn plain_http_is_for_loopback_only() {
         for ok in [
             "https://ref.supabase.co/auth/v1/.well-known/jwks.json",

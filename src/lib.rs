@@ -18,7 +18,9 @@
 //!   served), [`log_text`] (outside text bounded for a log line), [`hex`],
 //!   [`secret`] (the type of every secret setting, and the one function
 //!   that hides the credentials of a URL), [`access`] (permissions, and the
-//!   checked JWT secret and JWKS URL that the settings and the API share).
+//!   checked JWT secret and JWKS URL that the settings and the API share),
+//!   [`features`] (the optional parts of the binary, and the check that a
+//!   setting does not ask for one it was built without).
 //! - [`config`], [`cli`], [`app`]: settings, subcommands, and the server's
 //!   start-up and shutdown. The binary's `main.rs` only parses the command
 //!   line, loads the settings, starts the log and runs a subcommand.
@@ -41,6 +43,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error_chain;
+pub mod features;
 pub mod hex;
 pub mod jobs;
 pub mod log_text;

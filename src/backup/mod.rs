@@ -71,6 +71,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 mod durable;
 pub mod lock;
 mod restore;
+#[cfg(feature = "s3")]
 pub mod s3;
 mod snapshot;
 mod verify;

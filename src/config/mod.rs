@@ -20,6 +20,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::features::{Feature, Features};
 use crate::secret::Secret;
 use crate::storage::DatabaseUrl;
 
@@ -122,7 +123,25 @@ impl Settings {
         self.idempotency.validate()?;
         self.events.validate()?;
         self.auth.validate(&self.metrics)?;
-        self.log.validate()
+        self.log.validate()?;
+        self.check_features(Features::BUILT)
+    }
+
+    /// Refuses a setting that needs a part of the binary that `built`
+    /// lacks (a broker client or the JWKS client left out of a small
+    /// build), naming the setting and the Cargo feature.
+    pub fn check_features(&self, built: Features) -> anyhow::Result<()> {
+        if let Some(url) = &self.events.relay_url {
+            built
+                .require(url.feature(), "events.relay_url")
+                .map_err(anyhow::Error::msg)?;
+        }
+        if self.auth.jwks_url.is_some() {
+            built
+                .require(Feature::Jwks, "auth.jwks_url")
+                .map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
     }
 
     /// The settings as one log line: URLs without their credentials

@@ -315,3 +315,46 @@ fn secrets_are_not_in_the_redacted_line_or_debug() {
     let line = format!("{} {s:?}", s.redacted());
     assert!(!line.contains("amqp-pass-10"), "{line}");
 }
+
+/// A binary built without a broker client or the JWKS client refuses the
+/// settings that need it, naming the setting and the Cargo feature, never
+/// the URL (it may hold credentials). Checked here against the set of a
+/// `--no-default-features` build, so the default build's tests cover it.
+#[test]
+fn a_setting_needing_a_part_left_out_of_the_build_is_refused() {
+    use crate::features::Features;
+    let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+    let cases = [
+        (
+            "COMMANDES_EVENTS_RELAY_URL",
+            "nats://nats-secret@h:4222",
+            "events.relay_url needs the NATS relay",
+            "--features nats",
+        ),
+        (
+            "COMMANDES_EVENTS_RELAY_URL",
+            "amqp://u:amqp-secret@h:5672/%2f",
+            "events.relay_url needs the RabbitMQ relay",
+            "--features amqp",
+        ),
+        (
+            "COMMANDES_JWKS_URL",
+            "https://h/jwks.json?apikey=jwks-secret",
+            "auth.jwks_url needs the JWKS client",
+            "--features jwks",
+        ),
+    ];
+    for (name, value, refusal, how) in cases {
+        // This (default) build has every part: the settings load.
+        let s = load(&[(name, value)]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        s.check_features(Features::BUILT).unwrap();
+        let e = s.check_features(Features::NONE).unwrap_err().to_string();
+        assert!(e.starts_with(refusal), "{e}");
+        assert!(e.contains(how), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+    }
+    // What needs no optional part loads in any build.
+    let s = load(&[("COMMANDES_JWKS_FILE", "keys.json")]).unwrap();
+    s.check_features(Features::NONE).unwrap();
+    Settings::default().check_features(Features::NONE).unwrap();
+}

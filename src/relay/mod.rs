@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::domain::event::{Event, EventKind};
+use crate::features::Feature;
 use crate::secret::{redact_url, scrub, Secret};
 use crate::storage::{Store, StoreError};
 
+#[cfg(feature = "amqp")]
 pub mod amqp;
+#[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(any(feature = "nats", feature = "amqp"))]
 mod publish;
 
 /// Events stored but not yet confirmed by the broker.
@@ -94,6 +98,14 @@ impl BrokerUrl {
         }
     }
 
+    /// The part of the binary that publishes to this broker.
+    pub fn feature(&self) -> Feature {
+        match self {
+            BrokerUrl::Nats(_) => Feature::Nats,
+            BrokerUrl::Amqp(_) => Feature::Amqp,
+        }
+    }
+
     /// The URL itself, credentials included: for the client library
     /// (which is given them apart) and the settings' round trip, never for
     /// output (that is [`Display`](std::fmt::Display)).
@@ -125,12 +137,14 @@ impl std::fmt::Debug for BrokerUrl {
 /// (percent-decoded): the client library is given the credentials apart,
 /// so they cannot reach its logs (async-nats logs the server's URL).
 #[derive(PartialEq, Eq)]
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 struct Split {
     url: String,
     user: Option<String>,
     password: Option<String>,
 }
 
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 fn split_credentials(url: &str) -> Split {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
@@ -225,10 +239,16 @@ pub trait Publisher: Send {
 async fn connect(config: &RelayConfig) -> Result<Box<dyn Publisher>, String> {
     let connecting = async {
         Ok::<Box<dyn Publisher>, String>(match &config.url {
+            #[cfg(feature = "nats")]
             BrokerUrl::Nats(url) => {
                 Box::new(nats::Nats::connect(split_credentials(url.expose()), config).await?)
             }
+            #[cfg(feature = "amqp")]
             BrokerUrl::Amqp(url) => Box::new(amqp::Amqp::connect(url.expose(), config).await?),
+            // A broker this binary was built without: the settings refuse
+            // its URL at load, so this is only a last guard.
+            #[allow(unreachable_patterns)]
+            other => return Err(other.feature().missing("events.relay_url")),
         })
     };
     tokio::time::timeout(config.timeout, connecting)

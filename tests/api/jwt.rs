@@ -47,6 +47,8 @@ pub fn with(mut claims: Value, changes: Value) -> Value {
 
 /// An HS256 token signed with `secret`.
 pub fn hs256_with(secret: &str, claims: &Value) -> String {
+    // The service's own provider (ring) signs too: jsonwebtoken has none.
+    commandes::api::auth::crypto::install();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -80,6 +82,7 @@ fn openssl_key(args: &[&str]) -> Vec<u8> {
 
 impl TestKey {
     fn new(kid: &str, alg: Algorithm) -> TestKey {
+        commandes::api::auth::crypto::install();
         let key = match alg {
             Algorithm::ES256 => EncodingKey::from_ec_pem(&openssl_key(&[
                 "-algorithm",

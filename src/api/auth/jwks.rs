@@ -58,6 +58,9 @@ impl std::fmt::Display for Source {
 /// The cached key set and how to refresh it.
 pub struct Jwks {
     source: Source,
+    /// Fetches a URL's set; a build without the `jwks` feature has none
+    /// (its settings refuse a JWKS URL).
+    #[cfg(feature = "jwks")]
     client: reqwest::Client,
     keys: RwLock<Arc<Vec<Key>>>,
     /// When unknown key ids last caused a fetch; held while fetching, so
@@ -73,30 +76,14 @@ impl std::fmt::Debug for Jwks {
 
 impl Jwks {
     /// A key set read from `source`, empty until [`Jwks::refresh`] runs.
-    /// `timeout` bounds each fetch from a URL.
-    /// Redirects are not followed: the key set comes from the configured
-    /// place or not at all.
+    /// `timeout` bounds each fetch from a URL ([`client`]).
     pub fn new(source: Source, timeout: Duration) -> anyhow::Result<Jwks> {
-        let mut client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none());
-        if matches!(&source, Source::Url(url) if url.is_https()) {
-            // The platform's roots, as for the database's TLS.
-            let found = rustls_native_certs::load_native_certs();
-            if found.certs.is_empty() {
-                anyhow::bail!("no trusted root certificates found for the JWKS URL");
-            }
-            for cert in found.certs {
-                if let Ok(cert) = reqwest::Certificate::from_der(cert.as_ref()) {
-                    client = client.add_root_certificate(cert);
-                }
-            }
-        }
-        let client = client.build()?;
+        #[cfg(not(feature = "jwks"))]
+        let _ = timeout;
         Ok(Jwks {
+            #[cfg(feature = "jwks")]
+            client: client(&source, timeout)?,
             source,
-            client,
             keys: RwLock::new(Arc::new(Vec::new())),
             last_on_demand: tokio::sync::Mutex::new(None),
         })
@@ -127,6 +114,11 @@ impl Jwks {
             Source::File(path) => tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            #[cfg(not(feature = "jwks"))]
+            Source::Url(_) => {
+                return Err(crate::features::Feature::Jwks.missing("auth.jwks_url"));
+            }
+            #[cfg(feature = "jwks")]
             Source::Url(url) => {
                 let response = self
                     .client
@@ -201,8 +193,33 @@ impl Jwks {
     }
 }
 
+/// The HTTP client for a JWKS URL: `timeout` bounds each fetch;
+/// redirects are not followed, so the key set comes from the configured
+/// place or not at all.
+#[cfg(feature = "jwks")]
+fn client(source: &Source, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    let mut client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if matches!(source, Source::Url(url) if url.is_https()) {
+        // The platform's roots, as for the database's TLS.
+        let found = rustls_native_certs::load_native_certs();
+        if found.certs.is_empty() {
+            anyhow::bail!("no trusted root certificates found for the JWKS URL");
+        }
+        for cert in found.certs {
+            if let Ok(cert) = reqwest::Certificate::from_der(cert.as_ref()) {
+                client = client.add_root_certificate(cert);
+            }
+        }
+    }
+    Ok(client.build()?)
+}
+
 /// The body of a key server's answer, at most [`MAX_BODY_BYTES`], read as
 /// it arrives (a missing or false `content-length` does not help).
+#[cfg(feature = "jwks")]
 async fn read_limited(mut response: reqwest::Response) -> Result<String, String> {
     let status = response.status();
     if status.is_redirection() {

@@ -160,6 +160,8 @@ fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
 impl JwtVerifier {
     /// A verifier; fails without a secret or a JWKS.
     pub fn new(mut config: JwtConfig) -> anyhow::Result<JwtVerifier> {
+        // Before any token is checked: jsonwebtoken has no crypto of its own.
+        super::crypto::install();
         // The secret lives on in the key only.
         let hmac = match &config.secret.take() {
             Some(secret) => Some(DecodingKey::from_secret(secret.expose().as_bytes())?),

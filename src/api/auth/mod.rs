@@ -3,7 +3,8 @@
 //! Static tokens are kept only as SHA-256 digests and compared in constant
 //! time, so neither the comparison's timing nor the token's length leaks. A
 //! bearer that is not a static token and looks like a JWT is verified as one
-//! ([`jwt`]), with keys from the HS256 secret or a JWKS ([`jwks`]).
+//! ([`jwt`]), with keys from the HS256 secret or a JWKS ([`jwks`]), its
+//! signature checked by ring ([`crypto`]).
 //!
 //! Every protected operation takes [`BearerAuth`] first: it answers 401 for
 //! an unknown or invalid token, then 403 when the caller lacks the
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::access::{Permission, Permissions};
 use crate::api::error::ApiError;
 
+pub mod crypto;
 pub mod jwks;
 pub mod jwt;
 
