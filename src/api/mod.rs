@@ -21,6 +21,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod json;
+pub mod list_params;
 pub mod metrics;
 pub mod observe;
 pub mod orders;
@@ -57,7 +58,7 @@ RFC 3339 UTC with microseconds.";
 
 type Apis = (
     health::HealthApi,
-    orders::OrdersApi,
+    list_params::WithListParameters<orders::OrdersApi>,
     stats::StatsApi,
     events::EventsApi,
 );
@@ -75,11 +76,11 @@ pub fn openapi_service(
                 store: store.clone(),
                 readiness: health::Readiness::default(),
             },
-            orders::OrdersApi {
+            list_params::WithListParameters(orders::OrdersApi {
                 store: store.clone(),
                 idempotency_ttl,
                 max_skip,
-            },
+            }),
             stats::StatsApi {
                 store: store.clone(),
             },
