@@ -17,7 +17,7 @@ TOKEN="bench-token-0123456789"
 PORT=8097
 WORK="$(mktemp -d)"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # One data set for every binary: the first one creates the schema.
@@ -49,7 +49,7 @@ for BIN in "$@"; do
   rm -f "$WORK"/callgrind.out*
   COMMANDES_API_TOKENS="$TOKEN" COMMANDES_DATABASE_URL="sqlite://$WORK/run.db" RUST_LOG=warn \
     COMMANDES_DEMO_DATA=never \
-    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
     "$BIN" --host 127.0.0.1 --port "$PORT" >"$WORK/service.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -79,7 +79,7 @@ def ctl(*args):
     subprocess.run(['callgrind_control', *args, pid], check=True, stdout=subprocess.DEVNULL)
 for name, f in scenarios:
     f(0) if name not in ('create', 'set_status') else None  # warm
-    ctl('-z'); ctl('-i', 'on')
+    ctl('-i', 'on'); ctl('-z')
     for i in range(n):
         f(i)
     ctl('-i', 'off'); ctl('-d', name)
@@ -87,8 +87,8 @@ PY
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   for f in "$WORK"/callgrind.out.*; do
     [ -f "$f" ] || continue
-    scen=$(awk -F': ' '/^desc: Trigger/ {print $2}' "$f" | sed 's/.*Client Request: //; s/^Trigger: //')
-    tot=$(awk '/^summary:|^totals:/ {print $2; exit}' "$f")
+    scen=$(awk '/^desc: Trigger: dump / {print $4}' "$f")
+    tot=$(awk '/^totals:/ {print $2}' "$f")
     [ -n "$scen" ] && [ -n "$tot" ] && printf '%s\t%s\t%s\n' "$(basename "$BIN")" "$scen" "$((tot / N))"
   done | sort -k2
 done
