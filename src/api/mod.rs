@@ -15,6 +15,7 @@ use crate::api::error::{to_problem, ApiError};
 use crate::storage::Store;
 
 pub mod auth;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -251,6 +252,8 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
             "/docs",
             "/redoc",
             "/assets/*path",
+            "/dashboard",
+            "/dashboard/*path",
             "/metrics",
         ],
     ));
@@ -265,6 +268,9 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         .at("/docs", get(docs::swagger))
         .at("/redoc", get(docs::redoc))
         .at("/assets/*path", get(docs::assets))
+        .at("/dashboard", get(dashboard::page))
+        .at("/dashboard/", get(dashboard::page))
+        .at("/dashboard/*path", get(dashboard::asset))
         .at(
             "/metrics",
             get(metrics::MetricsEndpoint {

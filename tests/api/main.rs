@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod create;
+mod dashboard;
 mod delete;
 mod docs;
 mod docs_examples;
