@@ -16,6 +16,7 @@ use super::{
     PoolStatus, Store, StoreError, StoreInfo, Updated,
 };
 use crate::domain::event::{self, Event, EventKind};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition,
     Stats,
@@ -239,6 +240,15 @@ impl Store for MeteredStore {
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
         self.timed("stats", self.inner.stats(actor)).await
+    }
+
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        self.timed("daily_figures", self.inner.daily_figures(query, actor))
+            .await
     }
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {
