@@ -183,7 +183,7 @@ impl SeriesQuery {
             return Err(ValidationErrors::one(
                 "interval",
                 format!(
-                    "from and to span more than {MAX_BUCKETS} buckets of a {}; \
+                    "gives more than {MAX_BUCKETS} buckets of a {} between from and to; \
                      shorten the range or choose a wider interval",
                     interval.as_str()
                 ),
