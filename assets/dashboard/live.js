@@ -62,11 +62,39 @@ async function refreshLoop(signal) {
   }
 }
 
+/** Whether the feed holds an event after sequence `n`. */
+async function hasAfter(n, signal) {
+  const response = await fetch(`/events?after=${n}&limit=1`, {
+    headers: { Authorization: `Bearer ${session()?.token}` }, signal, cache: "no-store",
+  });
+  if (!response.ok) throw new Error(`events: HTTP ${response.status}`);
+  return (await response.json()).length > 0;
+}
+
+/**
+ * The sequence of the newest event, so the stream starts at the present
+ * (without a position it replays every event kept, up to 30 days of them).
+ * The feed has no "latest" position, but "is there an event after n?" is
+ * one index probe: a doubling then halving search asks it about
+ * 2·log2(newest) times (about 40 for a million events).
+ */
+async function newest(signal) {
+  if (!(await hasAfter(0, signal))) return 0;
+  let low = 0, high = 1;
+  while (await hasAfter(high, signal)) { low = high; high *= 2; }
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (await hasAfter(mid, signal)) low = mid; else high = mid;
+  }
+  return high;
+}
+
 async function streamLoop(signal) {
   let delay = 500;
   while (!signal.aborted) {
     if (state.mode !== "refresh") setMode("connecting");
     try {
+      if (state.lastId === null) state.lastId = String(await newest(signal));
       const headers = { Authorization: `Bearer ${session()?.token}`, Accept: "text/event-stream" };
       if (state.lastId !== null) headers["Last-Event-ID"] = state.lastId;
       const response = await fetch("/events/stream", { headers, signal, cache: "no-store" });

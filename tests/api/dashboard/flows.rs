@@ -77,12 +77,23 @@ fn expected_failure(entry: &Value) -> bool {
 }
 
 async fn offline_and_signed_in(app: &TestApp, browser: &Browser) {
+    // The browser cannot reach anything but the service: checked from a
+    // page without the dashboard's policy, so only the resolver blocks it.
+    browser.goto(&app.url("/health/live")).await;
+    let outside = browser
+        .js("return fetch('http://example.com/', {mode: 'no-cors'}).then(() => 'reached', () => 'blocked')")
+        .await;
+    assert_eq!(outside, "blocked", "the browser reached outside");
+    browser.console().await;
+
     browser.goto(&app.url("/dashboard")).await;
     browser.wait("#signin").await;
     // Every resource came from the service, and loaded.
     let resources = browser
-        .js("return performance.getEntriesByType('resource')
-               .map(r => ({name: r.name, status: r.responseStatus}))")
+        .js(
+            "return performance.getEntriesByType('resource')
+               .map(r => ({name: r.name, status: r.responseStatus}))",
+        )
         .await;
     let resources = resources.as_array().expect("resources");
     assert!(resources.len() >= 8, "{resources:?}");
@@ -91,11 +102,18 @@ async fn offline_and_signed_in(app: &TestApp, browser: &Browser) {
         assert!(name.starts_with(&app.base), "outside request: {name}");
         assert_eq!(r["status"], 200, "{name}");
     }
-    // The browser cannot reach anything else (the test's own guard).
-    let outside = browser
-        .js("return fetch('http://example.com/').then(() => 'reached', () => 'blocked')")
+    // The policy holds: the page itself may not talk to another origin.
+    let elsewhere = browser
+        .js("return fetch('http://127.0.0.2:9/').then(() => 'reached', () => 'blocked')")
         .await;
-    assert_eq!(outside, "blocked");
+    assert_eq!(elsewhere, "blocked");
+    let console = browser.console().await;
+    assert!(
+        console.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Content Security Policy"))),
+        "the policy did not stop the request: {console:?}"
+    );
     // A wrong token is refused on the sign-in page.
     browser.fill("#token", "not-a-token").await;
     browser.click("#signin button[type=submit]").await;
