@@ -67,7 +67,8 @@ export async function call(method, path, { body, ifMatch, token, signal } = {}) 
 export function signedOut() {
   forget();
   sessionStorage.setItem("commandes.reason", "Your token was refused (401). Sign in again.");
-  location.hash = "#/signin";
+  if (location.hash === "#/signin") window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = "#/signin";
 }
 
 /** The target of a `Link: <…>; rel="next"` header, if any. */

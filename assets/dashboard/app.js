@@ -66,8 +66,8 @@ live.subscribe((event) => {
 });
 
 function signInPage() {
+  // Kept until the next sign-in: the page may be drawn again meanwhile.
   const reason = sessionStorage.getItem("commandes.reason");
-  sessionStorage.removeItem("commandes.reason");
   const error = h("p", { class: "error", id: "signin-error", role: "alert" }, reason || "");
   const input = h("input", {
     id: "token", name: "token", type: "password", autocomplete: "off", required: true,
@@ -86,6 +86,7 @@ function signInPage() {
     error.textContent = "";
     try {
       await signIn(input.value.trim());
+      sessionStorage.removeItem("commandes.reason");
       live.start();
       location.hash = "#/";
       route();
