@@ -4,15 +4,17 @@
 
 import { h, svg } from "./dom.js";
 
-const W = 640, H = 220, PAD = { l: 44, r: 64, t: 12, b: 28 };
+const H = 240, PAD = { l: 44, r: 56, t: 12, b: 28 };
 
-/** The chart of `buckets` (from GET /stats/timeseries), with a data table
+/** The chart of `buckets` (from GET /stats/timeseries), drawn `width`
+ * pixels wide (so its text keeps its size on a phone), with a data table
  * for screen readers and exact figures. */
-export function chart(series) {
+export function chart(series, width) {
+  const W = Math.max(300, Math.round(width || 640));
   const buckets = series.buckets || [];
   const counts = buckets.map((b) => b.total_orders);
   const amounts = buckets.map((b) => Number(b.total_amount));
-  const maxCount = niceMax(Math.max(1, ...counts));
+  const maxCount = niceMax(Math.max(1, ...counts), true);
   const maxAmount = niceMax(Math.max(1, ...amounts));
   const iw = W - PAD.l - PAD.r, ih = H - PAD.t - PAD.b;
   const step = buckets.length ? iw / buckets.length : iw;
@@ -42,7 +44,7 @@ export function chart(series) {
     }
   }
   const picture = svg("svg", {
-    viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
+    viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart", role: "img",
     "aria-label": `Orders and amounts per ${series.interval} from ${day(series.from)} to ${day(series.to)}`,
   }, ...parts);
 
@@ -57,9 +59,11 @@ export function chart(series) {
   return h("figure", { class: "chart-box" }, picture, legend, table);
 }
 
-function niceMax(v) {
+/** A round top for a scale; for counts, one whose half is whole too. */
+function niceMax(v, whole = false) {
+  if (whole && v <= 2) return 2;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of whole ? [1, 2, 4, 5, 10] : [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 

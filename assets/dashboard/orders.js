@@ -65,33 +65,42 @@ export function ordersTable(main, path) {
     }));
   };
 
+  // Loads may overlap (a click while a refresh runs): only the latest
+  // one draws.
+  let ticket = 0;
   const load = async (url) => {
+    const mine = ++ticket;
+    current = url;
     showFieldErrors(form, {});
+    let orders = [];
     try {
       const orderId = params.get("order_id");
       if (orderId) {
         // An exact look-up: order ids are unique.
         try {
           const { data } = await call("GET", `/commandes/order/${encodeURIComponent(orderId)}`);
-          render([data]);
+          orders = [data];
         } catch (e) {
           if (e.status !== 404) throw e;
-          render([]);
         }
+        if (mine !== ticket) return;
         following = null;
         info.textContent = `order_id = ${orderId}`;
       } else {
         const { data, response } = await call("GET", url);
-        current = url;
+        if (mine !== ticket) return;
         following = nextLink(response);
-        render(data);
+        orders = data;
         info.textContent = data.length ? `Page ${pages.length + 1} · ${data.length} orders` : `Page ${pages.length + 1}`;
       }
     } catch (e) {
+      if (mine !== ticket) return;
+      current = null;
+      following = null;
       if (e.status === 422) showFieldErrors(form, fieldErrors(e));
       else notify(e.message, "error");
-      render([]);
     }
+    render(orders);
     prev.disabled = pages.length === 0;
     next.disabled = !following;
   };

@@ -48,7 +48,7 @@ export function overview(main) {
         // Without `to`, the series ends with the bucket holding today.
         interval: kind, from: from.toISOString().slice(0, 10),
       })}`);
-      replace(plot, chart(data));
+      replace(plot, chart(data, plot.clientWidth));
     } catch (e) {
       replace(plot, h("p", { class: "error" }, `No time series: ${e.message}`));
     }
