@@ -92,10 +92,15 @@ async fn offline_and_signed_in(app: &TestApp, browser: &Browser) {
     let resources = browser
         .js(
             "return performance.getEntriesByType('resource')
-               .map(r => ({name: r.name, status: r.responseStatus}))",
+               .concat(performance.getEntriesByType('navigation'))
+               .map(r => ({name: r.name, status: r.responseStatus, bytes: r.transferSize}))",
         )
         .await;
     let resources = resources.as_array().expect("resources");
+    // What a first visit transfers (bodies and headers; nothing cached).
+    let bytes: u64 = resources.iter().filter_map(|r| r["bytes"].as_u64()).sum();
+    eprintln!("first load: {} files, {bytes} bytes", resources.len());
+    assert!(bytes < 80 * 1024, "the dashboard grew heavy: {bytes} bytes");
     assert!(resources.len() >= 8, "{resources:?}");
     for r in resources {
         let name = r["name"].as_str().unwrap();
