@@ -90,11 +90,9 @@ async fn offline_and_signed_in(app: &TestApp, browser: &Browser) {
     browser.wait("#signin").await;
     // Every resource came from the service, and loaded.
     let resources = browser
-        .js(
-            "return performance.getEntriesByType('resource')
+        .js("return performance.getEntriesByType('resource')
                .concat(performance.getEntriesByType('navigation'))
-               .map(r => ({name: r.name, status: r.responseStatus, bytes: r.transferSize}))",
-        )
+               .map(r => ({name: r.name, status: r.responseStatus, bytes: r.transferSize}))")
         .await;
     let resources = resources.as_array().expect("resources");
     // What a first visit transfers (bodies and headers; nothing cached).
@@ -348,8 +346,14 @@ async fn create_and_delete(app: &TestApp, browser: &Browser) {
         .await;
     browser.screenshot("create-409").await;
     browser.fill("#new-order_id", "NEW-1").await;
+    // Text from clients stays text: markup in a field is shown, not run.
+    let markup = "<img src=x onerror=window.__xss=1>";
+    browser.fill("#new-customer_id", markup).await;
     browser.click("#create button[type=submit]").await;
     browser.wait_text("#summary h1", "NEW-1").await;
+    browser.wait_text("#fields", markup).await;
+    assert_eq!(browser.js("return window.__xss === undefined").await, true);
+    assert_eq!(browser.count("#fields img").await, 0);
     let created: Value = app
         .get("/commandes/order/NEW-1")
         .await
@@ -357,6 +361,7 @@ async fn create_and_delete(app: &TestApp, browser: &Browser) {
         .await
         .unwrap();
     assert_eq!(created["total_amount"], "12.34");
+    assert_eq!(created["customer_id"], markup);
     // Delete asks first; "Keep it" keeps it.
     browser.click("#delete").await;
     browser.wait("dialog#confirm-delete[open]").await;
