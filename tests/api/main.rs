@@ -33,6 +33,7 @@ mod smoke;
 mod standin;
 mod stats;
 mod status;
+mod stream;
 mod supabase_roles;
 mod tls;
 mod transfer;
