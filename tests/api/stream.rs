@@ -179,12 +179,24 @@ async fn a_stream_sends_every_event_in_order(app: TestApp) {
             tokio::spawn(async move { changes(&app, &format!("NEW{w}"), 5).await })
         })
         .collect();
+    // Streams that open while the writers write: what they read from the
+    // store and what the shared reader pushes overlap, and must not repeat.
+    let mut late = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        late.push(Stream::open(&app, "/events/stream", &[]).await);
+    }
     for w in writers {
         w.await.unwrap();
     }
     first.extend(stream.events(20).await);
-    assert_is_feed(&first, &feed(&app).await);
+    let feed = feed(&app).await;
+    assert_is_feed(&first, &feed);
     stream.no_event_for(Duration::from_millis(500)).await;
+    for mut s in late {
+        assert_is_feed(&s.events(24).await, &feed);
+        s.no_event_for(Duration::from_millis(100)).await;
+    }
 }
 
 async fn a_stream_resumes_after_a_reconnect(app: TestApp) {
