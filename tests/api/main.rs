@@ -35,6 +35,7 @@ mod stats;
 mod status;
 mod stream;
 mod supabase_roles;
+mod timeseries;
 mod tls;
 mod transfer;
 mod update;
