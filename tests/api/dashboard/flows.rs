@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use commandes::access::JwtSecret;
+
 use super::browser::Browser;
+use crate::jwt;
 use crate::support::{Backend, TestApp, TOKEN};
 
 const READ_TOKEN: &str = "read-only-token-0123456789";
@@ -23,6 +26,10 @@ const READ_TOKEN: &str = "read-only-token-0123456789";
 async fn story(backend: Backend, label: &str) {
     let Some(app) = TestApp::spawn_with(backend, |s| {
         s.auth.read_tokens = vec![READ_TOKEN.into()];
+        // JWTs of Supabase users, each restricted to the customer in `sub`.
+        s.auth.jwt_issuer = jwt::ISSUER.into();
+        s.auth.jwt_secret = Some(JwtSecret::new(jwt::SECRET).unwrap());
+        s.auth.customer_claim = "sub".into();
     })
     .await
     else {
@@ -52,6 +59,7 @@ async fn story(backend: Backend, label: &str) {
     create_and_delete(&app, &browser).await;
     phone_width(&app, &browser).await;
     live_change(&app, &browser, id).await;
+    customer_scoped(&app, &browser).await;
     read_only_and_401(&app, &browser).await;
 
     let severe: Vec<Value> = browser
@@ -399,6 +407,36 @@ async fn phone_width(app: &TestApp, browser: &Browser) {
         .await;
     assert_eq!(unlabelled, json!([]));
     browser.client.set_window_size(1280, 900).await.unwrap();
+}
+
+/// A customer's JWT: its own orders only, refreshed instead of streamed
+/// (the stream is 403 for it).
+async fn customer_scoped(app: &TestApp, browser: &Browser) {
+    browser.click("#signout").await;
+    browser.wait("#signin").await;
+    let token = jwt::hs256(&jwt::claims("authenticated", "CLIENT-A"));
+    browser.fill("#token", &token).await;
+    browser.click("#signin button[type=submit]").await;
+    browser.wait_text("#access", "own orders").await;
+    browser.wait_text("#live-state", "refreshing").await;
+    let mine: Vec<Value> = app
+        .get("/commandes?customer_id=CLIENT-A")
+        .await
+        .json()
+        .await
+        .unwrap();
+    browser
+        .wait_text(".stat.total .count", &mine.len().to_string())
+        .await;
+    browser.click("nav a[href='#/orders']").await;
+    browser
+        .wait_text("#page-info", &format!("{} orders", mine.len()))
+        .await;
+    let customers = browser
+        .js("return [...new Set([...document.querySelectorAll('#orders tbody tr td:nth-child(2)')].map(td => td.textContent))]")
+        .await;
+    assert_eq!(customers, json!(["CLIENT-A"]));
+    browser.screenshot("orders-customer").await;
 }
 
 async fn read_only_and_401(app: &TestApp, browser: &Browser) {
