@@ -42,7 +42,7 @@ export function notify(text, kind = "info") {
   box.className = `toast ${kind}`;
   box.textContent = text;
   clearTimeout(notify.timer);
-  notify.timer = setTimeout(() => { box.textContent = ""; box.className = "toast"; }, 6000);
+  notify.timer = setTimeout(() => { box.textContent = ""; box.className = "toast"; }, 4000);
 }
 
 /** `2026-11-25T19:09:25.123456Z` as `2026-11-25 19:09:25` (UTC). */

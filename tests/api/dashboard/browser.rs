@@ -43,16 +43,22 @@ fn required() -> bool {
         || std::env::var("COMMANDES_REQUIRE_BROWSER").is_ok_and(|v| v == "1")
 }
 
-fn find(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+/// The first of `names` found on `PATH`, else the first of `paths` that
+/// exists (Debian puts chromedriver in `/usr/bin`, some systems elsewhere).
+fn find(names: &[&str], paths: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .chain(paths.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
 }
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium; `None` (the test is
     /// skipped) when they are not installed and not required.
     pub async fn start(label: &str) -> Option<Browser> {
-        let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
-        let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let chromium = find(&["chromium", "chromium-browser"], &[]);
+        let driver = find(&["chromedriver"], &["/usr/lib/chromium/chromedriver"]);
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
             if required() {
                 panic!("Chromium and chromedriver are required (CI / COMMANDES_REQUIRE_BROWSER=1): apt-get install chromium chromium-driver");

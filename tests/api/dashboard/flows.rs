@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 
 use commandes::access::JwtSecret;
 
+use fantoccini::key::Key;
+
 use super::browser::Browser;
 use crate::jwt;
 use crate::support::{Backend, TestApp, TOKEN};
@@ -299,6 +301,36 @@ async fn live_change(app: &TestApp, browser: &Browser, id: i64) {
         browser.js("return window.__sameDocument === true").await,
         true
     );
+
+    // The orders table: a changed row is updated in place and marked, a
+    // new order is announced.
+    browser.goto(&app.url("/dashboard#/orders")).await;
+    browser.wait_text("#page-info", "Page 1 · 20 orders").await;
+    assert_eq!(browser.count("#orders tr.changed").await, 0);
+    let row: Value = app.get("/commandes/order/D024").await.json().await.unwrap();
+    let row_id = row["id"].as_i64().unwrap();
+    let r = app
+        .put(
+            &format!("/commandes/{row_id}"),
+            &json!({"total_amount": "241.00"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let css = format!("#orders tr[data-id='{row_id}']");
+    browser
+        .wait_text_within(&css, "241.00", Duration::from_secs(2))
+        .await;
+    assert_eq!(browser.count(&format!("{css}.changed .marker")).await, 1);
+    assert_eq!(browser.count("#orders tr.changed").await, 1);
+    app.create("LIVE-1", "CLIENT-B", "5.00", "pending").await;
+    browser
+        .wait_text_within("#news", "1 new order", Duration::from_secs(2))
+        .await;
+    browser.screenshot("orders-live").await;
+    assert_eq!(
+        browser.js("return window.__sameDocument === true").await,
+        true
+    );
 }
 
 /// The page has edits in progress when someone else changes the order:
@@ -370,11 +402,30 @@ async fn create_and_delete(app: &TestApp, browser: &Browser) {
         .unwrap();
     assert_eq!(created["total_amount"], "12.34");
     assert_eq!(created["customer_id"], markup);
-    // Delete asks first; "Keep it" keeps it.
-    browser.click("#delete").await;
+    // Delete asks first, by keyboard too: Enter on the button opens the
+    // dialog with the harmless choice focused; Escape keeps the order.
+    let delete = browser.wait("#delete").await;
+    delete
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
     browser.wait("dialog#confirm-delete[open]").await;
     browser.screenshot("delete-confirm").await;
-    browser.click("#keep").await;
+    assert_eq!(browser.js("return document.activeElement.id").await, "keep");
+    browser
+        .client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&char::from(Key::Escape).to_string())
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the dialog closed",
+            "return !document.querySelector('dialog#confirm-delete')",
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.get("/commandes/order/NEW-1").await.status(), 200);
     browser.click("#delete").await;
