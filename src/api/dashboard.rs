@@ -27,10 +27,11 @@ pub fn page(request: &Request) -> Response {
     file(request, "index.html")
 }
 
-/// The dashboard's scripts and style sheet.
+/// The dashboard's scripts, style sheet and icon.
 #[handler]
 pub fn asset(request: &Request, Path(path): Path<String>) -> Response {
-    file(request, &path)
+    // `/dashboard/` is the page too.
+    file(request, if path.is_empty() { "index.html" } else { &path })
 }
 
 fn file(request: &Request, path: &str) -> Response {

@@ -291,7 +291,6 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         .at("/redoc", get(docs::redoc))
         .at("/assets/*path", get(docs::assets))
         .at("/dashboard", get(dashboard::page))
-        .at("/dashboard/", get(dashboard::page))
         .at("/dashboard/*path", get(dashboard::asset))
         .at(
             "/metrics",

@@ -13,6 +13,7 @@ async fn app() -> TestApp {
 
 const FILES: &[&str] = &[
     "/dashboard",
+    "/dashboard/",
     "/dashboard/app.js",
     "/dashboard/style.css",
     "/dashboard/icon.svg",
