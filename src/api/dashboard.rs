@@ -17,7 +17,7 @@ use super::docs::Assets;
 
 /// The policy every dashboard response carries.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; \
 object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The single page: the scripts route between sign-in, the overview, the

@@ -92,6 +92,9 @@ async fn unknown_files_are_404() {
         "/dashboard/../Cargo.toml",
         "/dashboard/%2E%2E/docs.html",
         "/dashboard/vendor/swagger-ui.css",
+        // Not through the docs' route either, where the policy is not set.
+        "/assets/dashboard/index.html",
+        "/assets/dashboard/app.js",
     ] {
         let r = app.anonymous(Method::GET, path).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
