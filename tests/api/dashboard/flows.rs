@@ -327,6 +327,15 @@ async fn live_change(app: &TestApp, browser: &Browser, id: i64) {
         .wait_text_within("#news", "1 new order", Duration::from_secs(2))
         .await;
     browser.screenshot("orders-live").await;
+
+    // The overview counts the changes and redraws its figures.
+    browser.click("nav a[href='#/']").await;
+    browser.wait_text(".stat.total .count", "26").await;
+    app.create("LIVE-2", "CLIENT-B", "5.00", "pending").await;
+    browser
+        .wait_text_within("#live-count", "1", Duration::from_secs(2))
+        .await;
+    browser.wait_text(".stat.total .count", "27").await;
     assert_eq!(
         browser.js("return window.__sameDocument === true").await,
         true
