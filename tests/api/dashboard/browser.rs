@@ -9,6 +9,7 @@
 //! `chromium` and `chromium-driver`.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +33,14 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver takes its Chromium down with it.
+        // Killing chromedriver alone would leave its Chromium running (a
+        // failed test does not reach `close`): it runs in a process group
+        // of its own, with the browser it starts, and the group goes.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg("--")
+            .arg(format!("-{}", self.driver.id()))
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -74,6 +82,7 @@ impl Browser {
             .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -128,6 +137,11 @@ impl Browser {
             driver: child,
             shots,
         })
+    }
+
+    /// Ends the session, which makes chromedriver stop its Chromium.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
     }
 
     pub async fn goto(&self, url: &str) {

@@ -72,6 +72,7 @@ async fn story(backend: Backend, label: &str) {
         .collect();
     assert!(severe.is_empty(), "console errors: {severe:#?}");
     eprintln!("{label}: the browser story took {:?}", started.elapsed());
+    browser.close().await;
 }
 
 /// The story provokes 4xx answers on purpose (sign-in with a bad token, a
