@@ -18,6 +18,7 @@ use super::schema::{AmountText, Doc, IdText, Order, ParamSchema, Status, Timesta
 use super::ApiTags;
 use crate::api::error::ApiError;
 use crate::domain::event::Event;
+use crate::domain::filter::accepted_once;
 use crate::domain::validation::parse_id;
 use crate::domain::ValidationErrors;
 use crate::storage::Store;
@@ -97,19 +98,9 @@ impl FeedQuery {
             limit: DEFAULT_LIMIT,
             wait: Duration::ZERO,
         };
-        let mut seen: Vec<&str> = Vec::new();
         let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-        for (name, value) in pairs {
-            if !known.contains(&name.as_str()) {
-                errors.push(name.clone(), "unknown query parameter");
-                continue;
-            }
-            if seen.contains(&name.as_str()) {
-                errors.push(name.clone(), "given more than once");
-                continue;
-            }
-            seen.push(name);
-            let ok = match name.as_str() {
+        for (name, value) in accepted_once(pairs, |name| known.contains(&name), &mut errors) {
+            let ok = match name {
                 "after" => value
                     .parse::<i64>()
                     .ok()
@@ -130,7 +121,7 @@ impl FeedQuery {
                     .ok_or("must be an integer from 0 to 30 (seconds)"),
             };
             if let Err(message) = ok {
-                errors.push(name.clone(), message);
+                errors.push(name, message);
             }
         }
         errors.into_result().map(|()| query)

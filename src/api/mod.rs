@@ -22,6 +22,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod json;
+pub mod list_params;
 pub mod metrics;
 pub mod observe;
 pub mod orders;
@@ -59,7 +60,7 @@ RFC 3339 UTC with microseconds.";
 
 type Apis = (
     health::HealthApi,
-    orders::OrdersApi,
+    list_params::WithListParameters<orders::OrdersApi>,
     stats::StatsApi,
     events::EventsApi,
     stream::StreamApi,
@@ -78,11 +79,11 @@ pub fn openapi_service(
                 store: store.clone(),
                 readiness: health::Readiness::default(),
             },
-            orders::OrdersApi {
+            list_params::WithListParameters(orders::OrdersApi {
                 store: store.clone(),
                 idempotency_ttl,
                 max_skip,
-            },
+            }),
             stats::StatsApi {
                 store: store.clone(),
             },

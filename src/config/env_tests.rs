@@ -1,7 +1,7 @@
 //! The environment layer, walked over every key of the shipped
 //! `config.toml`: generic names, aliases, `_FILE`, precedence, bad values.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use figment::providers::{Format, Toml};
@@ -9,17 +9,10 @@ use figment::value::{Dict, Value};
 use figment::Figment;
 
 use super::env::{generic_name, keys, names, ALIASES, PREFIX, SECRET_KEYS};
+use super::tests::env;
 use super::*;
 
 const CONFIG_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
-
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
 
 fn load(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
     Settings::load(

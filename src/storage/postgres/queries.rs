@@ -233,11 +233,7 @@ impl ListArgs {
             SortKey::TotalAmount => "total_amount",
             SortKey::Id => "id",
         };
-        let (dir, after) = if filter.sort.descending {
-            ("desc", "<")
-        } else {
-            ("asc", ">")
-        };
+        let (dir, after) = rules::direction(filter.sort);
         if let Some(id) = &self.cursor_id {
             // A row value comparison, which the (column, id) indexes serve.
             let key: Option<Param<'a>> = match (&self.cursor_time, &self.cursor_amount) {

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::errors::map_error;
 use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{format_time, Amount, ListFilter, NewOrder, Order, SortKey, Stats, Status};
-use crate::storage::{Conflict, StoreError};
+use crate::storage::{rules, Conflict, StoreError};
 
 pub(super) const COLUMNS: &str =
     "id, order_id, customer_id, status, total_cents, created_at, updated_at";
@@ -149,11 +149,7 @@ pub(super) fn list_sql(filter: &ListFilter, owner: Option<&str>) -> (String, Vec
         SortKey::TotalAmount => "total_cents",
         SortKey::Id => "id",
     };
-    let (dir, after) = if filter.sort.descending {
-        ("desc", "<")
-    } else {
-        ("asc", ">")
-    };
+    let (dir, after) = rules::direction(filter.sort);
     if let Some(c) = &filter.cursor {
         // A row value comparison, which the (column, id) indexes serve.
         match filter.sort.key {

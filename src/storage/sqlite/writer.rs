@@ -188,6 +188,34 @@ fn run_batch(conn: &Connection, batch: Vec<BatchedJob>) {
     }
 }
 
+/// Occupies `writer`'s thread with a job that ends when the returned sender
+/// sends (or is dropped), so that a test can queue jobs behind it; the
+/// handle answers that job.
+#[cfg(test)]
+pub(super) async fn hold(
+    writer: &Writer,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+) {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = oneshot::channel::<()>();
+    let holding = tokio::spawn({
+        let writer = writer.clone();
+        async move {
+            writer
+                .write_exclusive(move |_| {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        }
+    });
+    running.await.expect("the writer thread runs");
+    (release, holding)
+}
+
 #[cfg(test)]
 mod tests {
     //! The writer driven directly: batches are made by holding the writer
@@ -226,21 +254,7 @@ mod tests {
     /// Runs `jobs`, in this order, in one batch, and returns what each
     /// caller was answered.
     async fn in_one_batch(writer: &Writer, jobs: Vec<Job>) -> Vec<Result<(), StoreError>> {
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (started, running) = oneshot::channel::<()>();
-        let holding = tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                writer
-                    .write_exclusive(move |_| {
-                        let _ = started.send(());
-                        let _ = held.recv();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
-        running.await.unwrap();
+        let (release, holding) = hold(writer).await;
         let mut callers = Vec::new();
         for (i, job) in jobs.into_iter().enumerate() {
             let caller = writer.clone();
