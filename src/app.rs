@@ -43,8 +43,11 @@ pub struct App {
     events: crate::config::EventsSettings,
     /// The broker relay, when `events.relay_url` names one.
     relay: Option<RelayConfig>,
-    /// Ends the long polls of `GET /events` when the server stops.
+    /// Ends the long polls of `GET /events` and the event streams when the
+    /// server stops.
     stop_long_polls: tokio::sync::watch::Sender<bool>,
+    /// The event streams' shared reader.
+    hub: Arc<api::stream::Hub>,
     /// The token generated at start-up when none was configured.
     pub generated_token: Option<String>,
 }
@@ -72,6 +75,15 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 /// migrations run there, on a connection of their own, and the serving
 /// pool runs no DDL.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with_signal(settings, Arc::new(tokio::sync::Notify::new())).await
+}
+
+/// [`open_store`], with `written` raised after each change that wrote
+/// events (what wakes the event streams' reader).
+pub async fn open_store_with_signal(
+    settings: &Settings,
+    written: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Arc<dyn Store>> {
     let options = store_options(settings);
     let report = match &settings.database.migration_url {
         None => None,
@@ -82,7 +94,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
         storage::metered::MeteredStore::new(store)
-            .with_statement_timeout(options.statement_timeout),
+            .with_statement_timeout(options.statement_timeout)
+            .with_write_signal(written),
     );
     let report = match report {
         Some(report) => report,
@@ -134,7 +147,13 @@ pub async fn migrate_at(
 
 /// Opens the store and binds the listener.
 pub async fn build(settings: &Settings) -> anyhow::Result<App> {
-    let store = open_store(settings).await?;
+    let written = Arc::new(tokio::sync::Notify::new());
+    let store = open_store_with_signal(settings, written.clone()).await?;
+    let hub = Arc::new(api::stream::Hub::new(
+        store.clone(),
+        written,
+        Duration::from_millis(settings.events.stream_poll_ms),
+    ));
     let mut generated_token = None;
     let mut auth = authenticator(&settings.auth).await?;
     if settings.auth.nothing_configured() {
@@ -179,11 +198,15 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                     source: settings.events.source.clone(),
                     stopping,
                     max_waiters: settings.events.max_waiters,
+                    hub: hub.clone(),
+                    max_streams: settings.events.max_streams,
+                    stream_heartbeat: Duration::from_secs(settings.events.stream_heartbeat_secs),
                 },
             },
         )
         .boxed(),
         stop_long_polls,
+        hub,
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         limits: crate::server::Limits {
             header_timeout: Duration::from_secs(settings.server.header_timeout_secs),
@@ -303,6 +326,7 @@ impl App {
             self.store.clone(),
             Duration::from_millis(self.events.sequence_interval_ms),
         ));
+        let hub = tokio::spawn(self.hub.run());
         let relay_config = self.relay;
         let retention = tokio::spawn(crate::jobs::purge_events(
             self.store.clone(),
@@ -345,6 +369,7 @@ impl App {
         }
         sequencer.abort();
         retention.abort();
+        hub.abort();
         let _ = stop_relay.send(true);
         if let Some(mut relay) = relay {
             if tokio::time::timeout(self.shutdown_timeout, &mut relay)

@@ -332,7 +332,7 @@ const DECLARED: &[(u16, &str)] = &[
     (413, "The request body is over the configured limit (default 64 KiB)."),
     (415, "A request body sent without `Content-Type: application/json`."),
     (422, "Values of the wrong shape or out of range, unknown fields or query parameters: every one is listed in `errors`."),
-    (503, "The database cannot be reached, or a limit of the service was reached (too many requests waiting for the database, too many `GET /events` long polls): refused at once. Carries `Retry-After`."),
+    (503, "The database cannot be reached, or a limit of the service was reached (too many requests waiting for the database, too many `GET /events` long polls or event streams): refused at once. Carries `Retry-After`."),
 ];
 
 impl ApiResponse for ApiError {

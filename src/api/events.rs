@@ -45,12 +45,12 @@ impl Stopping {
         (tx, Stopping(rx))
     }
 
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         *self.0.borrow()
     }
 
     /// Returns once the server is stopping (or nobody can tell it any more).
-    async fn raised(&mut self) {
+    pub(crate) async fn raised(&mut self) {
         let _ = self.0.wait_for(|stopping| *stopping).await;
     }
 }
@@ -88,7 +88,10 @@ impl FeedQuery {
     }
 
     /// Parses the parameters `known` (any others are unknown).
-    fn parse(pairs: &[(String, String)], known: &[&str]) -> Result<FeedQuery, ValidationErrors> {
+    pub(super) fn parse(
+        pairs: &[(String, String)],
+        known: &[&str],
+    ) -> Result<FeedQuery, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let mut query = FeedQuery {
             after: 0,

@@ -15,6 +15,7 @@ use crate::api::error::{to_problem, ApiError};
 use crate::storage::Store;
 
 pub mod auth;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -27,6 +28,7 @@ pub mod observe;
 pub mod orders;
 pub mod schema;
 pub mod stats;
+pub mod stream;
 
 pub use auth::{Authenticator, Caller, Tokens};
 pub use extract::{BodyLimit, BodyTimeout};
@@ -61,6 +63,7 @@ type Apis = (
     list_params::WithListParameters<orders::OrdersApi>,
     stats::StatsApi,
     events::EventsApi,
+    stream::StreamApi,
 );
 
 /// The OpenAPI service over a store.
@@ -86,9 +89,16 @@ pub fn openapi_service(
             },
             events::EventsApi {
                 store,
+                source: events.source.clone(),
+                stopping: events.stopping.clone(),
+                waiters: Arc::new(tokio::sync::Semaphore::new(events.max_waiters)),
+            },
+            stream::StreamApi {
+                hub: events.hub,
                 source: events.source,
                 stopping: events.stopping,
-                waiters: Arc::new(tokio::sync::Semaphore::new(events.max_waiters)),
+                slots: Arc::new(tokio::sync::Semaphore::new(events.max_streams)),
+                heartbeat: events.stream_heartbeat,
             },
         ),
         "commandes",
@@ -106,6 +116,13 @@ pub fn spec_json(store: Arc<dyn Store>) -> String {
         source: String::new(),
         stopping: events::Stopping::new().1,
         max_waiters: 1,
+        hub: Arc::new(stream::Hub::new(
+            store.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            Duration::from_secs(1),
+        )),
+        max_streams: 1,
+        stream_heartbeat: Duration::from_secs(1),
     };
     let doc = finished_spec(
         &openapi_service(
@@ -225,10 +242,16 @@ pub struct CorsOptions {
 pub struct EventSettings {
     /// The CloudEvents `source`.
     pub source: String,
-    /// Raised when the server stops, to end long polls.
+    /// Raised when the server stops, to end long polls and streams.
     pub stopping: events::Stopping,
     /// Most long polls waiting at once.
     pub max_waiters: usize,
+    /// The event streams' shared reader (run by the app).
+    pub hub: Arc<stream::Hub>,
+    /// Most event streams open at once.
+    pub max_streams: usize,
+    /// Silence after which a stream sends a comment.
+    pub stream_heartbeat: Duration,
 }
 
 /// The routes, wrapped (outermost first) in: request id, metrics and log
@@ -252,6 +275,8 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
             "/docs",
             "/redoc",
             "/assets/*path",
+            "/dashboard",
+            "/dashboard/*path",
             "/metrics",
         ],
     ));
@@ -266,6 +291,8 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         .at("/docs", get(docs::swagger))
         .at("/redoc", get(docs::redoc))
         .at("/assets/*path", get(docs::assets))
+        .at("/dashboard", get(dashboard::page))
+        .at("/dashboard/*path", get(dashboard::asset))
         .at(
             "/metrics",
             get(metrics::MetricsEndpoint {

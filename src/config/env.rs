@@ -99,6 +99,11 @@ pub const ALIASES: &[(&str, &[&str])] = &[
     ),
     ("events.relay_url", &["COMMANDES_EVENTS_RELAY_URL"]),
     ("events.max_waiters", &["COMMANDES_EVENTS_MAX_WAITERS"]),
+    ("events.max_streams", &["COMMANDES_EVENTS_MAX_STREAMS"]),
+    (
+        "events.stream_heartbeat_secs",
+        &["COMMANDES_EVENTS_STREAM_HEARTBEAT_SECS"],
+    ),
 ];
 
 /// The keys whose values are secrets: each of their names can also be

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::event::{Event, EventKind, NewEvent};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     OrderRecord, Precondition, Stats, Status,
@@ -262,6 +263,16 @@ pub trait Store: Send + Sync {
 
     /// Figures over the orders `actor` may see.
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError>;
+
+    /// The orders created in `[query.from, query.to)` that `actor` may see
+    /// and the query's `status` and `customer_id` admit, counted and summed
+    /// per UTC day and status (a `GROUP BY` in the database, over an index
+    /// on `created_at`); days without orders are left out.
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError>;
 
     /// Backend, server version, schema version and order count (counts
     /// every order: for `commandes check`, not for probes).

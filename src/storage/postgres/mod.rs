@@ -38,6 +38,7 @@ use super::{
     PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 use crate::domain::event::{self, Event};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     now, Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     Precondition, Stats, Status,
@@ -460,6 +461,15 @@ impl Store for PostgresStore {
             stats.add(status, count, sum.mantissa());
         }
         Ok(stats)
+    }
+
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        let client = self.connections.client().await?;
+        queries::daily_figures(&client, query, actor.owner.as_deref()).await
     }
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {

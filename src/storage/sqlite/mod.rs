@@ -47,6 +47,7 @@ use super::{
     PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 use crate::domain::event::{self, Event};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     format_time, now, Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
     OrderPatch, Precondition, Stats,
@@ -372,6 +373,16 @@ impl Store for SqliteStore {
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
         let owner = actor.owner.clone();
         self.read(move |conn| queries::stats(conn, owner.as_deref()))
+            .await
+    }
+
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        let (query, owner) = (query.clone(), actor.owner.clone());
+        self.read(move |conn| queries::daily_figures(conn, &query, owner.as_deref()))
             .await
     }
 
