@@ -129,6 +129,9 @@ impl StatsApi {
         method = "get",
         operation_id = "get_stats_timeseries"
     )]
+    // The query parameters are declared for the document only (parsed by
+    // the domain from the raw query, every problem reported at once).
+    #[allow(clippy::too_many_arguments)]
     async fn timeseries(
         &self,
         auth: BearerAuth,

@@ -107,6 +107,7 @@ async fn figures_are_exact_per_day_week_and_month(app: TestApp) {
     store.insert_historical(&orders).await.unwrap();
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let all = |_: &HistoricalOrder| true;
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(
         &str,
         &str,
