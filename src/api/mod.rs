@@ -14,6 +14,7 @@ use poem_openapi::{OpenApiService, OperationId, Tags};
 use crate::api::error::{to_problem, ApiError};
 use crate::storage::Store;
 
+pub mod admin;
 pub mod auth;
 pub mod docs;
 pub mod error;
@@ -42,6 +43,9 @@ pub enum ApiTags {
     Events,
     /// Service information and health probes (no token needed).
     Service,
+    /// Administration: backups of the SQLite database (static read-write
+    /// API tokens only).
+    Admin,
 }
 
 const DESCRIPTION: &str = "\
@@ -61,6 +65,7 @@ type Apis = (
     list_params::WithListParameters<orders::OrdersApi>,
     stats::StatsApi,
     events::EventsApi,
+    admin::AdminApi,
 );
 
 /// The OpenAPI service over a store.
@@ -69,6 +74,7 @@ pub fn openapi_service(
     idempotency_ttl: Duration,
     max_skip: u64,
     events: EventSettings,
+    backups: admin::BackupAccess,
 ) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
@@ -90,6 +96,7 @@ pub fn openapi_service(
                 stopping: events.stopping,
                 waiters: Arc::new(tokio::sync::Semaphore::new(events.max_waiters)),
             },
+            admin::AdminApi { backups },
         ),
         "commandes",
         env!("CARGO_PKG_VERSION"),
@@ -113,6 +120,7 @@ pub fn spec_json(store: Arc<dyn Store>) -> String {
             Duration::from_secs(86_400),
             crate::domain::filter::DEFAULT_MAX_SKIP,
             events,
+            admin::BackupAccess::Unsupported(""),
         )
         .spec(),
     );
@@ -204,6 +212,8 @@ pub struct HttpSettings {
     /// The largest `skip` of a list.
     pub max_skip: u64,
     pub events: EventSettings,
+    /// The backups the admin operations serve.
+    pub backups: admin::BackupAccess,
 }
 
 /// Cross-origin requests from a browser front-end: off unless an origin
@@ -240,6 +250,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         settings.idempotency_ttl,
         settings.max_skip,
         settings.events.clone(),
+        settings.backups.clone(),
     );
     let doc = finished_spec(&api.spec());
     let allowed = Arc::new(AllowedMethods::from_spec(&doc));
