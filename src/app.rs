@@ -364,6 +364,7 @@ impl App {
             Duration::from_millis(self.events.sequence_interval_ms),
         ));
         let relay_config = self.relay;
+        let (stop_backups, backups_stopping) = tokio::sync::watch::channel(false);
         let backup_job = match (&self.backups, self.backup_every) {
             (Some(backups), Some(every)) => {
                 tracing::info!(
@@ -375,6 +376,7 @@ impl App {
                 Some(tokio::spawn(crate::jobs::take_backups(
                     backups.clone(),
                     every,
+                    backups_stopping,
                 )))
             }
             _ => None,
@@ -420,8 +422,17 @@ impl App {
         }
         sequencer.abort();
         retention.abort();
-        if let Some(job) = backup_job {
-            job.abort();
+        // A backup under way finishes (its upload and rotation too), within
+        // the deadline.
+        let _ = stop_backups.send(true);
+        if let Some(mut job) = backup_job {
+            if tokio::time::timeout(self.shutdown_timeout, &mut job)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the backup under way did not finish in time; it is abandoned");
+                job.abort();
+            }
         }
         let _ = stop_relay.send(true);
         if let Some(mut relay) = relay {

@@ -115,13 +115,20 @@ pub async fn purge_events(
 /// scheduled one, backing off from a few seconds.
 const BACKUP_RETRY_AT_MOST: Duration = Duration::from_secs(15 * 60);
 
-/// Takes a backup every `every` (the first one `every` after start-up).
+/// Takes a backup every `every` (the first one `every` after start-up),
+/// until `stop` turns true: a backup running then is finished first (so
+/// the bucket never holds more than `keep`), within the server's
+/// shutdown deadline.
 /// A failure is logged (the error names files and the bucket's verdict,
 /// never a credential) and counted, and the backup is tried again after a
 /// backoff of 5 s, 10 s, 20 s, … (at most the interval, at most 15
 /// minutes); it never stops the service. A backup asked for through the
 /// API meanwhile makes a tick skip.
-pub async fn take_backups(backups: Arc<crate::backup::Backups>, every: Duration) {
+pub async fn take_backups(
+    backups: Arc<crate::backup::Backups>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     use crate::backup::{Error, TakeError};
     // The counter shows (as 0) before the first failure, so an alert on
     // its rate has a series to watch.
@@ -129,7 +136,10 @@ pub async fn take_backups(backups: Arc<crate::backup::Backups>, every: Duration)
     let mut wait = every;
     let mut failures: u32 = 0;
     loop {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
         match backups.take().await {
             Ok(taken) => {
                 failures = 0;

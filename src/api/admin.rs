@@ -251,9 +251,12 @@ impl AdminApi {
         no_query(request).map_err(ApiError::Validation)?;
         let backups = self.backups.backups()?;
         let taken = backups.take().await.map_err(ApiError::from)?;
+        // The time as the list gives it: the one in the name (to the
+        // millisecond).
+        let time = crate::backup::parse_backup_name(&taken.file.name).unwrap_or(taken.file.time);
         let entry = Backup {
             name: taken.file.name.clone(),
-            time: crate::domain::order::format_time(&taken.file.time),
+            time: crate::domain::order::format_time(&time),
             size: taken.file.info.size,
         };
         tracing::info!(backup = %entry.name, size = entry.size, "backup taken on request");
