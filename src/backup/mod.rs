@@ -192,7 +192,10 @@ pub struct BackupEntry {
 /// The folder the backups of the database at `db_path` go to unless the
 /// settings name another: `backups` beside the file.
 pub fn default_dir(db_path: &Path) -> PathBuf {
-    durable::parent(db_path).join("backups")
+    match db_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("backups"),
+        _ => PathBuf::from("backups"),
+    }
 }
 
 /// The file name of a backup taken at `time`.

@@ -174,3 +174,35 @@ fn on_postgresql_backup_says_where_backups_come_from() {
         assert!(!stderr.contains("s3cret-pw") && !stdout.contains("s3cret-pw"));
     }
 }
+
+/// The server holds the lock file shared while it runs and until its
+/// store has closed; a server does not start while a restore holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_and_a_restore_exclude_each_other() {
+    use commandes::backup::{lock::DatabaseLock, Error};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("commandes.db");
+    let served = start(dir.path(), &db);
+    let err = DatabaseLock::exclusive(&db).unwrap_err();
+    assert!(matches!(err, Error::InUse(_)), "{err:?}");
+    let (clean, logs) = terminate(served);
+    assert!(clean, "{logs}");
+    let restoring = DatabaseLock::exclusive(&db).unwrap();
+
+    let out = commandes(dir.path())
+        .env(
+            "COMMANDES_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("COMMANDES_API_TOKENS", super::served::TOKEN)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("a restore of this database is running"),
+        "{stderr}"
+    );
+    drop(restoring);
+}
