@@ -278,6 +278,8 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
                      the orders whose `customer_id` equals its customer claim when \
                      COMMANDES_CUSTOMER_CLAIM is set (403 if it has none; another customer's \
                      order is a 404, as if absent); `anon` and anonymous users get 403.\n\n\
+                     The administration operations (`/admin/…`, backups) take only a static \
+                     read-write API token: a JWT of any role and a read-only token get 403.\n\n\
                      An invalid token of any kind is a 401; a valid one that may not do what \
                      the request asks is a 403.",
                 ),
