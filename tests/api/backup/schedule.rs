@@ -145,4 +145,38 @@ async fn scheduled_backups_are_uploaded_and_rotated_and_failures_retried() {
         assert_eq!(backup::verify(&backups.join(name)).unwrap().orders, 2);
     }
     assert!(failures >= 2.0);
+
+    // `restore NAME` fetches the newest from the bucket (the server is
+    // stopped) and puts it in place.
+    let newest = local.last().unwrap();
+    std::fs::remove_dir_all(&backups).unwrap();
+    let out = commandes(dir.path())
+        .env(
+            "COMMANDES_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("COMMANDES_BACKUP__ENDPOINT", &moto.endpoint)
+        .env("COMMANDES_BACKUP__BUCKET", BUCKET)
+        .env("COMMANDES_BACKUP__PREFIX", PREFIX)
+        .env("COMMANDES_BACKUP__ACCESS_KEY_ID", KEY)
+        .env("COMMANDES_BACKUP__SECRET_ACCESS_KEY", SECRET)
+        .env("COMMANDES_BACKUP__PATH_STYLE", "true")
+        .args(["restore", &format!("s3://{BUCKET}/{PREFIX}/{newest}")])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("2 orders"), "{said}");
+    assert_eq!(backup::verify(&db).unwrap().orders, 2);
+    // Nothing of the download is left beside the database.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("download"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
