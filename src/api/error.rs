@@ -410,7 +410,7 @@ impl ApiResponse for ApiError {
 }
 
 /// A set of error statuses, with what each means, that an operation
-/// declares in place of the orders' set ([`DECLARED`]).
+/// declares in place of the orders' set (`DECLARED`).
 pub trait Statuses: Send + Sync + 'static {
     /// `(status, description)`, in the order the document lists them.
     const DECLARED: &'static [(u16, &'static str)];

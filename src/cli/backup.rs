@@ -26,7 +26,7 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// The backup: a local file, `s3://BUCKET/KEY` in the configured
     /// bucket, or the name of a backup in that bucket
-    /// (commandes-<time>.db).
+    /// (commandes-TIME.db).
     #[arg(value_name = "BACKUP")]
     pub backup: String,
 }

@@ -145,7 +145,7 @@ pub enum Command {
     )]
     Generate(GenerateArgs),
     /// Back up the SQLite database: a consistent snapshot taken while the
-    /// server runs, checked, then named commandes-<UTC time>.db.
+    /// server runs, checked, then named commandes-TIME.db (UTC).
     ///
     /// Into the configured folder (backup.dir, default `backups` beside
     /// the database), then copied to the bucket when one is configured,
@@ -160,7 +160,7 @@ pub enum Command {
     ///
     /// The backup is checked first (integrity, a commandes schema this
     /// binary knows); the current database is kept beside it as
-    /// <database>.before-restore-<time>, and the backup swapped in with a
+    /// DATABASE.before-restore-TIME, and the backup swapped in with a
     /// rename. Refused, changing nothing, while a server has the database
     /// open or when the backup fails its check. BACKUP is a file, or a
     /// backup in the configured bucket (s3://BUCKET/KEY or its name).
