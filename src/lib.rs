@@ -30,7 +30,9 @@
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 //! - [`backup`]: consistent snapshots of the SQLite file while it is
-//!   served, verification, rotation, a bucket copy, and restore.
+//!   served, verification, rotation, a bucket copy, and restore; and
+//!   [`backup::Backups`], the procedure that the server's schedule
+//!   ([`jobs`]), `commandes backup` and `/admin/backups` share.
 #![forbid(unsafe_code)]
 
 pub mod access;

@@ -111,6 +111,18 @@ pub enum ApiError {
     /// Any other client error the HTTP layer raises (e.g. a CORS refusal).
     #[error("client error {0}")]
     Client(StatusCode),
+    /// The request conflicts with something running now (a backup); the
+    /// text says what, and when to retry.
+    #[error("{0}")]
+    Busy(String),
+    /// This service cannot do that with its database (a backup of
+    /// PostgreSQL); the text says what to use instead.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// A service this one depends on (the backups' bucket) failed; the
+    /// text says what was done all the same. The cause is logged.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal,
 }
@@ -126,7 +138,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DuplicateOrderId(_)
             | ApiError::Transition { .. }
-            | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            | ApiError::IdempotencyInProgress
+            | ApiError::Busy(_) => StatusCode::CONFLICT,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -158,7 +173,10 @@ impl ApiError {
         problem.detail = match self {
             ApiError::BadRequest(detail)
             | ApiError::Forbidden(detail)
-            | ApiError::NotFound(detail) => detail.clone(),
+            | ApiError::NotFound(detail)
+            | ApiError::Busy(detail)
+            | ApiError::NotImplemented(detail)
+            | ApiError::BadGateway(detail) => detail.clone(),
             ApiError::Unauthorized => {
                 "a valid bearer token is required (Authorization: Bearer <token>)".into()
             }
@@ -267,6 +285,52 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::backup::Error> for ApiError {
+    /// A backup running is a 409; anything else is logged whole (paths
+    /// and SQLite's words stay in the log) and answered without them.
+    fn from(e: crate::backup::Error) -> Self {
+        use crate::backup::Error;
+        match e {
+            Error::Busy(_) => ApiError::Busy(
+                "a backup is already running (scheduled, asked for, or `commandes backup` into \
+                 the same folder); retry once it has finished"
+                    .into(),
+            ),
+            Error::S3(_) => {
+                let error = error_chain(&e);
+                tracing::warn!(error = %clip(&error, MAX_LOGGED_CHARS), "the backups' bucket failed");
+                ApiError::BadGateway(
+                    "the backups' bucket refused or failed the request; the server log says why"
+                        .into(),
+                )
+            }
+            e => {
+                let error = error_chain(&e);
+                tracing::error!(error = %clip(&error, MAX_LOGGED_CHARS), "backup error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<crate::backup::TakeError> for ApiError {
+    fn from(e: crate::backup::TakeError) -> Self {
+        match e {
+            crate::backup::TakeError::Backup(e) => e.into(),
+            crate::backup::TakeError::Upload(failed) => {
+                let error = error_chain(&failed);
+                tracing::warn!(error = %clip(&error, MAX_LOGGED_CHARS), "backup upload failed");
+                ApiError::BadGateway(format!(
+                    "the backup {} was taken and verified, and rotation ran in its folder, \
+                     but its copy in the bucket failed (the server log says why); the next \
+                     backup tries again",
+                    failed.name
+                ))
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
@@ -337,25 +401,63 @@ const DECLARED: &[(u16, &str)] = &[
 
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: DECLARED
-                .iter()
-                .map(|(status, description)| MetaResponse {
-                    description,
-                    status: Some(*status),
-                    status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: PROBLEM_JSON,
-                        schema: Problem::schema_ref(),
-                    }],
-                    headers: vec![],
-                })
-                .collect(),
-        }
+        meta_of(DECLARED)
     }
 
     fn register(registry: &mut Registry) {
         Problem::register(registry);
+    }
+}
+
+/// A set of error statuses, with what each means, that an operation
+/// declares in place of the orders' set (`DECLARED`).
+pub trait Statuses: Send + Sync + 'static {
+    /// `(status, description)`, in the order the document lists them.
+    const DECLARED: &'static [(u16, &'static str)];
+}
+
+/// An [`ApiError`] whose OpenAPI declaration is `S`'s statuses: for
+/// operations that can fail in fewer (or other) ways than the orders'.
+/// The response is the same problem document.
+pub struct Declared<S>(pub ApiError, std::marker::PhantomData<fn() -> S>);
+
+impl<S> From<ApiError> for Declared<S> {
+    fn from(e: ApiError) -> Self {
+        Declared(e, std::marker::PhantomData)
+    }
+}
+
+impl<S> From<Declared<S>> for poem::Error {
+    fn from(e: Declared<S>) -> Self {
+        poem::Error::from(e.0)
+    }
+}
+
+impl<S: Statuses> ApiResponse for Declared<S> {
+    fn meta() -> MetaResponses {
+        meta_of(S::DECLARED)
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+fn meta_of(declared: &'static [(u16, &'static str)]) -> MetaResponses {
+    MetaResponses {
+        responses: declared
+            .iter()
+            .map(|(status, description)| MetaResponse {
+                description,
+                status: Some(*status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: PROBLEM_JSON,
+                    schema: Problem::schema_ref(),
+                }],
+                headers: vec![],
+            })
+            .collect(),
     }
 }
 

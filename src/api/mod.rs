@@ -14,6 +14,7 @@ use poem_openapi::{OpenApiService, OperationId, Tags};
 use crate::api::error::{to_problem, ApiError};
 use crate::storage::Store;
 
+pub mod admin;
 pub mod auth;
 pub mod dashboard;
 pub mod docs;
@@ -44,6 +45,9 @@ pub enum ApiTags {
     Events,
     /// Service information and health probes (no token needed).
     Service,
+    /// Administration: backups of the SQLite database (static read-write
+    /// API tokens only).
+    Admin,
 }
 
 const DESCRIPTION: &str = "\
@@ -64,6 +68,7 @@ type Apis = (
     stats::StatsApi,
     events::EventsApi,
     stream::StreamApi,
+    admin::AdminApi,
 );
 
 /// The OpenAPI service over a store.
@@ -72,6 +77,7 @@ pub fn openapi_service(
     idempotency_ttl: Duration,
     max_skip: u64,
     events: EventSettings,
+    backups: admin::BackupAccess,
 ) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
@@ -100,6 +106,7 @@ pub fn openapi_service(
                 slots: Arc::new(tokio::sync::Semaphore::new(events.max_streams)),
                 heartbeat: events.stream_heartbeat,
             },
+            admin::AdminApi { backups },
         ),
         "commandes",
         env!("CARGO_PKG_VERSION"),
@@ -130,6 +137,7 @@ pub fn spec_json(store: Arc<dyn Store>) -> String {
             Duration::from_secs(86_400),
             crate::domain::filter::DEFAULT_MAX_SKIP,
             events,
+            admin::BackupAccess::Unsupported(""),
         )
         .spec(),
     );
@@ -221,6 +229,8 @@ pub struct HttpSettings {
     /// The largest `skip` of a list.
     pub max_skip: u64,
     pub events: EventSettings,
+    /// The backups the admin operations serve.
+    pub backups: admin::BackupAccess,
 }
 
 /// Cross-origin requests from a browser front-end: off unless an origin
@@ -263,6 +273,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         settings.idempotency_ttl,
         settings.max_skip,
         settings.events.clone(),
+        settings.backups.clone(),
     );
     let doc = finished_spec(&api.spec());
     let allowed = Arc::new(AllowedMethods::from_spec(&doc));

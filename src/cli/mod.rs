@@ -1,14 +1,16 @@
 //! The command line: `serve` (the default), `migrate`, `check`, `openapi`,
-//! and the data commands `import`, `export`, `copy`, `generate`.
+//! the data commands `import`, `export`, `copy`, `generate`, and
+//! `backup`, `restore`.
 //!
 //! This module holds the flags ([`Cli`]) and runs the chosen command
 //! ([`run`]); each command's body is in the file named after its kind:
-//! `serve.rs`, `admin.rs` (migrate, check, openapi) and `data.rs` (the data
-//! commands and their flags). The binary's `main` only parses, loads the
+//! `serve.rs`, `admin.rs` (migrate, check, openapi), `data.rs` (the data
+//! commands and their flags) and `backup.rs` (backup, restore). The binary's `main` only parses, loads the
 //! settings, starts the log and calls [`run`]; nothing else in the library
 //! uses this module.
 
 mod admin;
+mod backup;
 mod data;
 mod serve;
 
@@ -21,6 +23,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::config::{DemoData, Overrides, Settings};
 use crate::secret::Secret;
 
+pub use backup::{BackupArgs, RestoreArgs};
 pub use data::{ConflictMode, CopyArgs, ExportArgs, GenerateArgs, ImportArgs};
 
 /// The orders microservice: the /commandes HTTP API on SQLite or PostgreSQL.
@@ -141,6 +144,30 @@ pub enum Command {
         after_help = "Examples:\n  commandes generate --count 1000000 --seed 7 > orders.csv\n  commandes generate --count 100000 --to sqlite://load-test.db"
     )]
     Generate(GenerateArgs),
+    /// Back up the SQLite database: a consistent snapshot taken while the
+    /// server runs, checked, then named commandes-TIME.db (UTC).
+    ///
+    /// Into the configured folder (backup.dir, default `backups` beside
+    /// the database), then copied to the bucket when one is configured,
+    /// and older backups rotated out (backup.keep); or, with --to, a
+    /// one-off copy into another folder. Prints the backup's path and
+    /// size. PostgreSQL: refused; its backups belong to the database.
+    #[command(after_help = "Examples:
+  commandes backup
+  commandes backup --to /mnt/usb/commandes")]
+    Backup(BackupArgs),
+    /// Replace the SQLite database with a backup (stop the server first).
+    ///
+    /// The backup is checked first (integrity, a commandes schema this
+    /// binary knows); the current database is kept beside it as
+    /// DATABASE.before-restore-TIME, and the backup swapped in with a
+    /// rename. Refused, changing nothing, while a server has the database
+    /// open or when the backup fails its check. BACKUP is a file, or a
+    /// backup in the configured bucket (s3://BUCKET/KEY or its name).
+    #[command(after_help = "Examples:
+  commandes restore backups/commandes-20261207T171500.123Z.db
+  commandes restore commandes-20261207T171500.123Z.db   (from the bucket)")]
+    Restore(RestoreArgs),
 }
 
 impl Cli {
@@ -216,5 +243,7 @@ pub async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result
         Command::Export(args) => data::export(settings, args).await,
         Command::Copy(args) => data::copy(settings, args).await,
         Command::Generate(args) => data::generate(settings, args).await,
+        Command::Backup(args) => backup::backup(settings, args).await,
+        Command::Restore(args) => backup::restore(settings, args).await,
     }
 }

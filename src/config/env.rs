@@ -118,6 +118,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "auth.jwks_url",
     "metrics.token",
     "events.relay_url",
+    "backup.secret_access_key",
 ];
 
 /// The generic name of `key` (`server.port` → `COMMANDES_SERVER__PORT`).

@@ -74,6 +74,17 @@ fn sample(key: &str, default: &Value) -> (String, Vec<(&'static str, &'static st
         "log.format" => "json",
         "metrics.token" => "walk-metrics-0123456789",
         "events.relay_url" => "nats://walk-token@h:4222",
+        "backup.interval" => "6h",
+        "backup.bucket" => {
+            return (
+                "walk-bucket".into(),
+                vec![
+                    ("COMMANDES_BACKUP__ENDPOINT", "https://s3.walk.example"),
+                    ("COMMANDES_BACKUP__ACCESS_KEY_ID", "walk-key-id"),
+                    ("COMMANDES_BACKUP__SECRET_ACCESS_KEY", "walk-secret-key"),
+                ],
+            )
+        }
         _ => "",
     };
     if !fixed.is_empty() {
@@ -411,6 +422,10 @@ fn no_secret_shows_in_the_settings_debug() {
         (
             "metrics.token",
             ("metrics-token-10-0123456789", &["metrics-token-10"]),
+        ),
+        (
+            "backup.secret_access_key",
+            ("s3-secret-11-0123456789", &["s3-secret-11"]),
         ),
     ]
     .into_iter()

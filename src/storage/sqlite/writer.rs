@@ -43,6 +43,9 @@ type BatchedJob = Box<dyn FnOnce(&Connection) -> Delivery + Send>;
 #[derive(Clone)]
 pub(super) struct Writer {
     jobs: Sender<WriteJob>,
+    /// Disconnected once the thread has ended and closed its connection
+    /// (the thread holds the only sender).
+    ended: crossbeam_channel::Receiver<()>,
 }
 
 impl Writer {
@@ -50,10 +53,15 @@ impl Writer {
     /// jobs (at least one).
     pub(super) fn spawn(conn: Connection, queue: usize) -> std::io::Result<Writer> {
         let (jobs, queued) = crossbeam_channel::bounded(queue.max(1));
+        let (ending, ended) = crossbeam_channel::bounded::<()>(0);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, queued))?;
-        Ok(Writer { jobs })
+            .spawn(move || {
+                writer_loop(conn, queued);
+                // The connection is closed by now.
+                drop(ending);
+            })?;
+        Ok(Writer { jobs, ended })
     }
 
     /// Runs `f` on the writer thread inside a group-committed transaction;
@@ -117,9 +125,12 @@ impl Writer {
     }
 
     /// Ends the thread once the jobs queued before have run, which closes
-    /// its connection. Blocks while the queue is full.
+    /// its connection, and waits until it has ended (so that, once this
+    /// returns, nothing of this store has the file open: a restore may
+    /// begin). Blocks while the queue is full.
     pub(super) fn stop(&self) {
         let _ = self.jobs.send(WriteJob::Exit);
+        let _ = self.ended.recv();
     }
 }
 
