@@ -17,7 +17,7 @@ pub const HTTP_IN_FLIGHT: &str = "commandes_http_requests_in_flight";
 pub const HTTP_CONNECTIONS: &str = "commandes_http_connections_open";
 /// Connection pool figures, by state (`size`, `idle`, `waiting`, `max`).
 pub const DB_POOL: &str = "commandes_db_pool_connections";
-/// Always 1, labelled with the version.
+/// Always 1, labelled with the version and the git revision.
 pub const BUILD_INFO: &str = "commandes_build_info";
 
 /// Latency buckets, in seconds: fine below a millisecond (local SQLite),
@@ -98,6 +98,14 @@ fn describe() {
         "Order status changes, by from and to status."
     );
     crate::relay::describe_metrics();
-    describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
-    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version and the git revision are labels."
+    );
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => crate::build_info::VERSION,
+        "revision" => crate::build_info::REVISION
+    )
+    .set(1.0);
 }

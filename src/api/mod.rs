@@ -15,6 +15,7 @@ use crate::api::error::{to_problem, ApiError};
 use crate::storage::Store;
 
 pub mod auth;
+pub mod declared;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -53,6 +54,10 @@ order: an unknown path is 404 and a known path with another method is 405 \
 (403: a read-only token on a change, a JWT whose role may not), the \
 `Content-Type` of a body (415), its JSON syntax (400), and its values (422, with every bad field and \
 query parameter listed in `errors`). A body over the size limit is 413. \
+Each operation lists the statuses it answers with; any request may also get \
+404 (unknown path), 405 (known path, other method), 413 (a declared body \
+length over the limit, whatever the method) or 414 (a request target over \
+8 KiB) before it reaches an operation. \
 Amounts are exact decimals, returned as strings with two decimals; times are \
 RFC 3339 UTC with microseconds.";
 

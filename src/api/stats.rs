@@ -10,6 +10,7 @@ use super::auth::BearerAuth;
 use super::extract::no_query;
 use super::schema::Stats;
 use super::ApiTags;
+use crate::api::declared::{Errors, Reads};
 use crate::api::error::ApiError;
 use crate::storage::Store;
 
@@ -34,7 +35,11 @@ impl StatsApi {
     /// average amount. For a customer-scoped JWT (`COMMANDES_CUSTOMER_CLAIM`),
     /// over that customer's orders only.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
-    async fn stats(&self, auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
+    async fn stats(
+        &self,
+        auth: BearerAuth,
+        request: &Request,
+    ) -> Result<StatsResponse, Errors<Reads>> {
         no_query(request).map_err(ApiError::Validation)?;
         Ok(StatsResponse::Ok(JsonOut(
             self.store.stats(&auth.0.actor()).await?.into(),

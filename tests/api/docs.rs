@@ -54,6 +54,7 @@ async fn service_info(app: TestApp) {
     assert_eq!(info["status"], "ok");
     assert_eq!(info["storage"], storage);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["revision"], commandes::build_info::REVISION);
     let docs = info["docs"].as_str().expect("docs is a string");
     let r = app.anonymous(Method::GET, docs).send().await.unwrap();
     assert_eq!(r.status(), 200, "the docs link works: {docs}");
