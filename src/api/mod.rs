@@ -148,7 +148,34 @@ fn finished_spec(spec: &str) -> serde_json::Value {
     {
         patch.insert("minProperties".into(), 1.into());
     }
+    plain_references(&mut doc);
     doc
+}
+
+/// poem-openapi describes a property whose type is a named schema as
+/// `{"description": D, "allOf": [{"$ref": …}, {"description": D}]}`. The
+/// second member says nothing new, and client generators that cannot
+/// take `allOf` of a non-object (an enum such as `Status`) drop the whole
+/// schema, and every operation that uses it, over it
+/// (openapi-python-client does). `allOf` of the reference alone means the
+/// same and every generator reads it.
+fn plain_references(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(all)) = map.get_mut("allOf") {
+                let is_description = |v: &serde_json::Value| {
+                    v.as_object()
+                        .is_some_and(|o| o.keys().all(|k| k == "description"))
+                };
+                if all.iter().any(|v| v.get("$ref").is_some()) {
+                    all.retain(|v| !is_description(v));
+                }
+            }
+            map.values_mut().for_each(plain_references);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(plain_references),
+        _ => {}
+    }
 }
 
 /// The methods each route template accepts, for the `Allow` header of a 405.
