@@ -15,7 +15,16 @@ fn main() {
     let given = std::env::var("COMMANDES_REVISION")
         .ok()
         .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty() && r != "unknown");
+        .filter(|r| !r.is_empty() && r != "unknown")
+        // A full hash (`--build-arg REVISION=$(git rev-parse HEAD)`) is
+        // shortened as `git rev-parse --short` would.
+        .map(|r| {
+            if r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()) {
+                r[..7].to_string()
+            } else {
+                r
+            }
+        });
     let revision = given
         .or_else(git_revision)
         .unwrap_or_else(|| "unknown".into());

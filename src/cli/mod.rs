@@ -232,7 +232,10 @@ impl Cli {
             .mut_args(|arg| arg.env(None))
             .mut_subcommands(|sub| sub.mut_args(|arg| arg.env(None)));
         match without_env.try_get_matches_from(&args) {
-            Ok(matches) => Cli::from_arg_matches(&matches)?.settled(),
+            Ok(matches) => {
+                let name = matches.subcommand_name().unwrap_or_default().to_string();
+                Cli::from_arg_matches(&matches)?.settled(&name)
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -255,7 +258,7 @@ impl Cli {
     /// what clap cannot: the flags of `serve` before another subcommand
     /// (they are accepted without a subcommand, so clap takes them there),
     /// and `copy` told its source twice.
-    fn settled(mut self) -> Result<Cli, clap::Error> {
+    fn settled(mut self, name: &str) -> Result<Cli, clap::Error> {
         let refuse =
             |message: String| Err(Cli::command().error(ErrorKind::ArgumentConflict, message));
         match &mut self.command {
@@ -271,9 +274,8 @@ impl Cli {
                         "are flags"
                     };
                     return refuse(format!(
-                        "{} {flags} of `serve` (or of no subcommand), not of `{}`",
+                        "{} {flags} of `serve` (or of no subcommand), not of `{name}`",
                         given.join(", "),
-                        other.name()
                     ));
                 }
                 if let Command::Copy(copy) = other {
@@ -312,24 +314,6 @@ impl Cli {
 /// it: with the variables and the defaults.
 fn documented() -> clap::Command {
     reference::documented(Cli::command())
-}
-
-impl Command {
-    /// The subcommand's name, as typed.
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Serve(_) => "serve",
-            Command::Migrate => "migrate",
-            Command::Check => "check",
-            Command::Openapi => "openapi",
-            Command::Import(_) => "import",
-            Command::Export(_) => "export",
-            Command::Copy(_) => "copy",
-            Command::Generate(_) => "generate",
-            Command::Completions { .. } => "completions",
-            Command::Man { .. } => "man",
-        }
-    }
 }
 
 /// Runs the commands that need no settings (`completions`, `man`), so that
