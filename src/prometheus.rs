@@ -24,7 +24,7 @@ pub const BACKUP_LAST_SUCCESS: &str = "commandes_backup_last_success_timestamp_s
 pub const BACKUP_LAST_SIZE: &str = "commandes_backup_last_size_bytes";
 /// Backups that failed (scheduled or asked for), the bucket's copy included.
 pub const BACKUP_FAILURES: &str = "commandes_backup_failures_total";
-/// Always 1, labelled with the version.
+/// Always 1, labelled with the version and the git revision.
 pub const BUILD_INFO: &str = "commandes_build_info";
 
 /// Latency buckets, in seconds: fine below a millisecond (local SQLite),
@@ -119,6 +119,14 @@ fn describe() {
         BACKUP_FAILURES,
         "Backups that failed (the snapshot, its check, or its copy in the bucket)."
     );
-    describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
-    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version and the git revision are labels."
+    );
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => crate::build_info::VERSION,
+        "revision" => crate::build_info::REVISION
+    )
+    .set(1.0);
 }

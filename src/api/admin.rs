@@ -16,7 +16,8 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, Declared, Statuses};
+use super::declared::{ErrorSet, Errors};
+use super::error::ApiError;
 use super::extract::no_query;
 use super::json::JsonOut;
 use super::ApiTags;
@@ -102,57 +103,62 @@ const NOT_HERE: (u16, &str) = (
 );
 
 /// The statuses of `GET /admin/backups`.
-pub struct ListStatuses;
-impl Statuses for ListStatuses {
-    const DECLARED: &'static [(u16, &'static str)] =
-        &[UNAUTHORIZED, FORBIDDEN, UNKNOWN_QUERY, NOT_HERE];
+pub enum ListStatuses {}
+impl ErrorSet for ListStatuses {
+    fn declared() -> Vec<(u16, &'static str)> {
+        vec![UNAUTHORIZED, FORBIDDEN, UNKNOWN_QUERY, NOT_HERE]
+    }
 }
 
 /// The statuses of `POST /admin/backups`.
-pub struct TakeStatuses;
-impl Statuses for TakeStatuses {
-    const DECLARED: &'static [(u16, &'static str)] = &[
-        UNAUTHORIZED,
-        FORBIDDEN,
-        (
-            409,
-            "A backup is already running: a scheduled one, one asked for here, or \
+pub enum TakeStatuses {}
+impl ErrorSet for TakeStatuses {
+    fn declared() -> Vec<(u16, &'static str)> {
+        vec![
+            UNAUTHORIZED,
+            FORBIDDEN,
+            (
+                409,
+                "A backup is already running: a scheduled one, one asked for here, or \
              `commandes backup` into the same folder. Retry once it has finished.",
-        ),
-        (
-            413,
-            "A request body was sent, larger than the configured limit (none is needed).",
-        ),
-        UNKNOWN_QUERY,
-        (
-            500,
-            "The backup could not be taken (the disk, or a database that fails its check); \
+            ),
+            (
+                413,
+                "A request body was sent, larger than the configured limit (none is needed).",
+            ),
+            UNKNOWN_QUERY,
+            (
+                500,
+                "The backup could not be taken (the disk, or a database that fails its check); \
              nothing was left under a backup's name and no older backup was deleted. The \
              server log says why.",
-        ),
-        NOT_HERE,
-        (
-            502,
-            "The backup was taken and verified (it is in the list), but its copy in the \
+            ),
+            NOT_HERE,
+            (
+                502,
+                "The backup was taken and verified (it is in the list), but its copy in the \
              bucket failed; the bucket keeps its older backups. The server log says why.",
-        ),
-    ];
+            ),
+        ]
+    }
 }
 
 /// The statuses of `GET /admin/backups/{name}`.
-pub struct DownloadStatuses;
-impl Statuses for DownloadStatuses {
-    const DECLARED: &'static [(u16, &'static str)] = &[
-        UNAUTHORIZED,
-        FORBIDDEN,
-        (
-            404,
-            "No backup of that name in the folder (only the names the list gives are \
+pub enum DownloadStatuses {}
+impl ErrorSet for DownloadStatuses {
+    fn declared() -> Vec<(u16, &'static str)> {
+        vec![
+            UNAUTHORIZED,
+            FORBIDDEN,
+            (
+                404,
+                "No backup of that name in the folder (only the names the list gives are \
              served; anything else, a path included, is a 404).",
-        ),
-        UNKNOWN_QUERY,
-        NOT_HERE,
-    ];
+            ),
+            UNKNOWN_QUERY,
+            NOT_HERE,
+        ]
+    }
 }
 
 #[derive(ApiResponse)]
@@ -224,7 +230,7 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         request: &Request,
-    ) -> Result<ListResponse, Declared<ListStatuses>> {
+    ) -> Result<ListResponse, Errors<ListStatuses>> {
         no_query(request).map_err(ApiError::Validation)?;
         let backups = self.backups.backups()?;
         let all = backups.list().await.map_err(ApiError::from)?;
@@ -247,7 +253,7 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         request: &Request,
-    ) -> Result<TakeResponse, Declared<TakeStatuses>> {
+    ) -> Result<TakeResponse, Errors<TakeStatuses>> {
         no_query(request).map_err(ApiError::Validation)?;
         let backups = self.backups.backups()?;
         let taken = backups.take().await.map_err(ApiError::from)?;
@@ -281,7 +287,7 @@ impl AdminApi {
         request: &Request,
         /// A backup's name, as the list gives it.
         name: Path<String>,
-    ) -> Result<DownloadResponse, Declared<DownloadStatuses>> {
+    ) -> Result<DownloadResponse, Errors<DownloadStatuses>> {
         no_query(request).map_err(ApiError::Validation)?;
         let backups = self.backups.backups()?;
         let not_found = || ApiError::NotFound("no such backup".into());

@@ -8,9 +8,7 @@
 
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
-use poem_openapi::types::Type;
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::Object;
 use serde::Serialize;
 
 use crate::domain::{Status, ValidationErrors};
@@ -379,85 +377,6 @@ impl poem::error::ResponseError for ApiError {
 
     fn as_response(&self) -> Response {
         self.clone().into_response()
-    }
-}
-
-/// The error responses every operation declares. Not every operation can
-/// produce each of them (a `GET` has no body to refuse with 415), but the
-/// shape is the same everywhere, so clients can handle them in one place.
-const DECLARED: &[(u16, &str)] = &[
-    (400, "The request body is not JSON (an empty body included)."),
-    (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
-    (403, "The token is valid but may not do this: a read-only token (or a JWT without the `write` scope) on any change, a JWT whose role may not use the service (`anon`), an `authenticated` JWT without the customer claim, a customer-scoped JWT creating an order for another customer or moving one to another customer, or reading the event feed of all customers."),
-    (404, "No such order (or an `{id}` outside 1…2⁶³−1); for a customer-scoped JWT, also another customer's order."),
-    (408, "The request body did not arrive within `server.body_timeout_secs` (default 30 s) of its head; the connection is closed."),
-    (409, "Duplicate `order_id` (unique across the service: the same answer whoever holds it, naming nothing but that it is taken), a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
-    (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
-    (413, "The request body is over the configured limit (default 64 KiB)."),
-    (415, "A request body sent without `Content-Type: application/json`."),
-    (422, "Values of the wrong shape or out of range, unknown fields or query parameters: every one is listed in `errors`."),
-    (503, "The database cannot be reached, or a limit of the service was reached (too many requests waiting for the database, too many `GET /events` long polls or event streams): refused at once. Carries `Retry-After`."),
-];
-
-impl ApiResponse for ApiError {
-    fn meta() -> MetaResponses {
-        meta_of(DECLARED)
-    }
-
-    fn register(registry: &mut Registry) {
-        Problem::register(registry);
-    }
-}
-
-/// A set of error statuses, with what each means, that an operation
-/// declares in place of the orders' set (`DECLARED`).
-pub trait Statuses: Send + Sync + 'static {
-    /// `(status, description)`, in the order the document lists them.
-    const DECLARED: &'static [(u16, &'static str)];
-}
-
-/// An [`ApiError`] whose OpenAPI declaration is `S`'s statuses: for
-/// operations that can fail in fewer (or other) ways than the orders'.
-/// The response is the same problem document.
-pub struct Declared<S>(pub ApiError, std::marker::PhantomData<fn() -> S>);
-
-impl<S> From<ApiError> for Declared<S> {
-    fn from(e: ApiError) -> Self {
-        Declared(e, std::marker::PhantomData)
-    }
-}
-
-impl<S> From<Declared<S>> for poem::Error {
-    fn from(e: Declared<S>) -> Self {
-        poem::Error::from(e.0)
-    }
-}
-
-impl<S: Statuses> ApiResponse for Declared<S> {
-    fn meta() -> MetaResponses {
-        meta_of(S::DECLARED)
-    }
-
-    fn register(registry: &mut Registry) {
-        Problem::register(registry);
-    }
-}
-
-fn meta_of(declared: &'static [(u16, &'static str)]) -> MetaResponses {
-    MetaResponses {
-        responses: declared
-            .iter()
-            .map(|(status, description)| MetaResponse {
-                description,
-                status: Some(*status),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: PROBLEM_JSON,
-                    schema: Problem::schema_ref(),
-                }],
-                headers: vec![],
-            })
-            .collect(),
     }
 }
 

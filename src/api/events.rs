@@ -16,6 +16,7 @@ use super::extract::{query_pairs, Problems};
 use super::json::JsonValue;
 use super::schema::{AmountText, Doc, IdText, Order, ParamSchema, Status, Timestamp};
 use super::ApiTags;
+use crate::api::declared::{Errors, ReadOne, Reads};
 use crate::api::error::ApiError;
 use crate::domain::event::Event;
 use crate::domain::filter::accepted_once;
@@ -214,7 +215,7 @@ impl EventsApi {
         /// Most events to return, 1–1000.
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<FeedLimitParam>>>,
-    ) -> Result<HistoryResponse, ApiError> {
+    ) -> Result<HistoryResponse, Errors<ReadOne>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         let query = problems.check(query_pairs(request).and_then(|q| FeedQuery::history_query(&q)));
@@ -261,12 +262,13 @@ impl EventsApi {
         /// Seconds to wait for an event when there is none yet, 0–30.
         #[oai(name = "wait")]
         _wait: Query<Option<Doc<WaitParam>>>,
-    ) -> Result<FeedResponse, ApiError> {
+    ) -> Result<FeedResponse, Errors<Reads>> {
         let query = query_pairs(request).and_then(|q| FeedQuery::from_query(&q))?;
         if auth.0.actor().owner.is_some() {
             return Err(ApiError::Forbidden(
                 "the event feed covers every customer; this caller may see only one".into(),
-            ));
+            )
+            .into());
         }
         // A long poll holds a slot for its whole wait.
         let _slot = if query.wait.is_zero() {

@@ -17,6 +17,7 @@ use crate::storage::Store;
 pub mod admin;
 pub mod auth;
 pub mod dashboard;
+pub mod declared;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -59,6 +60,10 @@ order: an unknown path is 404 and a known path with another method is 405 \
 (403: a read-only token on a change, a JWT whose role may not), the \
 `Content-Type` of a body (415), its JSON syntax (400), and its values (422, with every bad field and \
 query parameter listed in `errors`). A body over the size limit is 413. \
+Each operation lists the statuses it answers with; any request may also get \
+404 (unknown path), 405 (known path, other method), 413 (a declared body \
+length over the limit, whatever the method) or 414 (a request target over \
+8 KiB) before it reaches an operation. \
 Amounts are exact decimals, returned as strings with two decimals; times are \
 RFC 3339 UTC with microseconds.";
 
@@ -168,7 +173,34 @@ fn finished_spec(spec: &str) -> serde_json::Value {
     {
         patch.insert("minProperties".into(), 1.into());
     }
+    plain_references(&mut doc);
     doc
+}
+
+/// poem-openapi describes a property whose type is a named schema as
+/// `{"description": D, "allOf": [{"$ref": …}, {"description": D}]}`. The
+/// second member says nothing new, and client generators that cannot
+/// take `allOf` of a non-object (an enum such as `Status`) drop the whole
+/// schema, and every operation that uses it, over it
+/// (openapi-python-client does). `allOf` of the reference alone means the
+/// same and every generator reads it.
+fn plain_references(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(all)) = map.get_mut("allOf") {
+                let is_description = |v: &serde_json::Value| {
+                    v.as_object()
+                        .is_some_and(|o| o.keys().all(|k| k == "description"))
+                };
+                if all.iter().any(|v| v.get("$ref").is_some()) {
+                    all.retain(|v| !is_description(v));
+                }
+            }
+            map.values_mut().for_each(plain_references);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(plain_references),
+        _ => {}
+    }
 }
 
 /// The methods each route template accepts, for the `Allow` header of a 405.

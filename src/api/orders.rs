@@ -15,6 +15,7 @@ use super::schema::{
     IdText, IdempotencyKeyText, NewOrderRequest, Order, OrderPatchRequest, StatusText, StatusUpdate,
 };
 use super::ApiTags;
+use crate::api::declared::{Change, Create, Delete, Errors, ReadOne, Reads};
 use crate::api::error::ApiError;
 use crate::domain::filter::Cursor;
 use crate::domain::validation::{parse_id, status_from_json};
@@ -171,7 +172,11 @@ impl OrdersApi {
     /// (`COMMANDES_CUSTOMER_CLAIM`) sees only its customer's orders, in this
     /// list and every other; another customer's order is a 404 to it.
     #[oai(path = "/commandes", method = "get", operation_id = "list_orders")]
-    async fn list(&self, auth: BearerAuth, request: &Request) -> Result<ListResponse, ApiError> {
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        request: &Request,
+    ) -> Result<ListResponse, Errors<Reads>> {
         let filter = self.filter(request, ListScope::All)?;
         Ok(page(
             request,
@@ -210,7 +215,7 @@ impl OrdersApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<IdempotencyKeyText>>,
         body: JsonBody<NewOrderRequest>,
-    ) -> Result<CreateResponse, ApiError> {
+    ) -> Result<CreateResponse, Errors<Create>> {
         let mut problems = Problems::default();
         problems.check(no_query(request));
         let new = problems.check(NewOrder::from_json(&body.0));
@@ -255,7 +260,7 @@ impl OrdersApi {
         /// Answer 304 if the order's ETag is one of these.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> Result<OrderResponse, ApiError> {
+    ) -> Result<OrderResponse, Errors<ReadOne>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));
@@ -284,12 +289,12 @@ impl OrdersApi {
         /// Answer 304 if the order's ETag is one of these.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> Result<OrderResponse, ApiError> {
+    ) -> Result<OrderResponse, Errors<ReadOne>> {
         no_query(request).map_err(ApiError::Validation)?;
         // A value no order can hold (too long, control characters) is simply
         // absent; it never reaches the database.
         if crate::domain::check_text(&order_id.0).is_err() {
-            return Err(ApiError::order_not_found());
+            return Err(ApiError::order_not_found().into());
         }
         Ok(read_response(
             self.store
@@ -314,7 +319,7 @@ impl OrdersApi {
         request: &Request,
         /// The customer, percent-encoded.
         customer_id: Path<String>,
-    ) -> Result<ListResponse, ApiError> {
+    ) -> Result<ListResponse, Errors<Reads>> {
         let mut filter = self.filter(request, ListScope::Customer)?;
         // A value no order can hold matches nothing: an empty list.
         if crate::domain::check_text(&customer_id.0).is_err() {
@@ -342,7 +347,7 @@ impl OrdersApi {
         request: &Request,
         /// One of the four statuses.
         status: Path<StatusText>,
-    ) -> Result<ListResponse, ApiError> {
+    ) -> Result<ListResponse, Errors<Reads>> {
         let mut problems = Problems::default();
         let status = problems.check(
             status
@@ -383,7 +388,7 @@ impl OrdersApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<OrderPatchRequest>,
-    ) -> Result<ChangedResponse, ApiError> {
+    ) -> Result<ChangedResponse, Errors<Change>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));
@@ -416,7 +421,7 @@ impl OrdersApi {
         /// Delete only if the order's ETag is one of these (else 412).
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-    ) -> Result<DeleteResponse, ApiError> {
+    ) -> Result<DeleteResponse, Errors<Delete>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));
@@ -451,7 +456,7 @@ impl OrdersApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<StatusUpdate>,
-    ) -> Result<ChangedResponse, ApiError> {
+    ) -> Result<ChangedResponse, Errors<Change>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));

@@ -16,6 +16,7 @@ use super::extract::{no_query, query_pairs};
 use super::schema::{AmountText, Doc, ParamSchema, StatusAmounts, StatusParam, TextParam};
 use super::schema::{Stats, StatusCounts};
 use super::ApiTags;
+use crate::api::declared::{Errors, Reads};
 use crate::api::error::ApiError;
 use crate::domain::amount::format_cents;
 use crate::domain::timeseries::{Bucket, SeriesQuery};
@@ -99,7 +100,11 @@ impl StatsApi {
     /// average amount. For a customer-scoped JWT (`COMMANDES_CUSTOMER_CLAIM`),
     /// over that customer's orders only.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
-    async fn stats(&self, auth: BearerAuth, request: &Request) -> Result<StatsResponse, ApiError> {
+    async fn stats(
+        &self,
+        auth: BearerAuth,
+        request: &Request,
+    ) -> Result<StatsResponse, Errors<Reads>> {
         no_query(request).map_err(ApiError::Validation)?;
         Ok(StatsResponse::Ok(JsonOut(
             self.store.stats(&auth.0.actor()).await?.into(),
@@ -154,7 +159,7 @@ impl StatsApi {
         /// Only this customer's orders (exact match).
         #[oai(name = "customer_id")]
         _customer_id: Query<Option<Doc<TextParam>>>,
-    ) -> Result<SeriesResponse, ApiError> {
+    ) -> Result<SeriesResponse, Errors<Reads>> {
         let query = query_pairs(request)
             .and_then(|pairs| SeriesQuery::from_query(&pairs, crate::domain::now()))?;
         let days = self.store.daily_figures(&query, &auth.0.actor()).await?;

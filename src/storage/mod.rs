@@ -295,7 +295,8 @@ pub trait Store: Send + Sync {
     /// `options.on_conflict` deciding about `order_id`s and ids already
     /// taken. Nothing is written unless the sender ends with
     /// [`ImportBatch::Commit`] and no row conflicts in a way the mode
-    /// refuses; those rows come back in [`ImportOutcome::problems`].
+    /// refuses; those rows come back in [`ImportOutcome::problems`]
+    /// (after [`ImportBatch::Check`], too, and nothing is written).
     async fn import(
         &self,
         rows: tokio::sync::mpsc::Receiver<ImportBatch>,
@@ -406,6 +407,11 @@ pub enum ImportBatch {
     Rows(Vec<ImportRow>),
     /// Every row was read: write them (if no conflict forbids it).
     Commit,
+    /// Every row was read: look for the conflicts `Commit` would refuse
+    /// (in [`OnConflict::Fail`] and [`OnConflict::Update`] modes), report
+    /// them, and write nothing (`import --dry-run`). The ids are not
+    /// assigned, so no sequence moves.
+    Check,
     /// Something was wrong upstream: write nothing.
     Abort,
 }

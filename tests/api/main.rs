@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod backup;
 mod cli;
+mod client;
 mod concurrency;
 mod conformance;
 mod create;

@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::auth::BearerAuth;
+use super::declared::{Errors, Reads};
 use super::events::{AfterParam, CloudEvent, FeedQuery, Stopping};
 use super::extract::query_pairs;
 use super::schema::Doc;
@@ -101,12 +102,13 @@ impl StreamApi {
         /// The last event id received, sent by a reconnecting client.
         #[oai(name = "Last-Event-ID")]
         _last_event_id: Header<Option<Doc<AfterParam>>>,
-    ) -> Result<StreamResponse, ApiError> {
+    ) -> Result<StreamResponse, Errors<Reads>> {
         let after = start_position(request)?;
         if auth.0.actor().owner.is_some() {
             return Err(ApiError::Forbidden(
                 "the event stream covers every customer; this caller may see only one".into(),
-            ));
+            )
+            .into());
         }
         let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
             ApiError::Overloaded(
