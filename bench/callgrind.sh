@@ -21,8 +21,7 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] |
 trap cleanup EXIT
 
 # One data set for every binary: the first one creates the schema.
-"$1" migrate --database-url "sqlite://$WORK/seed.db" --no-demo-data >/dev/null 2>&1 \
-  || COMMANDES_DATABASE_URL="sqlite://$WORK/seed.db" COMMANDES_DEMO_DATA=never "$1" migrate >/dev/null
+(cd "$WORK" && COMMANDES_DATABASE_URL="sqlite://$WORK/seed.db" COMMANDES_DEMO_DATA=never "$1" migrate >/dev/null)
 python3 - "$WORK/seed.db" "$ROWS" <<'PY'
 import random, sqlite3, sys, datetime
 path, rows = sys.argv[1], int(sys.argv[2])
@@ -47,12 +46,16 @@ printf 'binary\tscenario\tinstructions per request\n'
 for BIN in "$@"; do
   cp "$WORK/seed.db" "$WORK/run.db"
   rm -f "$WORK"/callgrind.out*
-  COMMANDES_API_TOKENS="$TOKEN" COMMANDES_DATABASE_URL="sqlite://$WORK/run.db" RUST_LOG=warn \
-    COMMANDES_DEMO_DATA=never \
+  # In the work folder, so that no config.toml of this checkout applies
+  # (an older binary may not know its sections).
+  (cd "$WORK" && COMMANDES_API_TOKENS="$TOKEN" COMMANDES_DATABASE_URL="sqlite://$WORK/run.db" \
+    RUST_LOG=warn COMMANDES_DEMO_DATA=never exec \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
-    "$BIN" --host 127.0.0.1 --port "$PORT" >"$WORK/service.log" 2>&1 &
+    "$BIN" --host 127.0.0.1 --port "$PORT" >"$WORK/service.log" 2>&1) &
   PID=$!
-  for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+  ready=""
+  for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && { ready=1; break; }; sleep 0.5; done
+  [ -n "$ready" ] || { echo "$BIN did not start:" >&2; tail -20 "$WORK/service.log" >&2; exit 1; }
   python3 - "$PORT" "$TOKEN" "$N" "$ROWS" "$PID" "$BIN" <<'PY'
 import http.client, json, subprocess, sys, glob, os
 port, token, n, rows, pid, binary = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
