@@ -29,7 +29,7 @@ WORKDIR /src
 # the files the binary embeds at compile time (sql/ through include_str!,
 # assets/ through rust-embed). tests/, docs and config.toml are not needed,
 # so editing them does not invalidate this layer.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY sql ./sql
 COPY assets ./assets
@@ -45,10 +45,13 @@ COPY assets ./assets
 # --locked: build exactly Cargo.lock, fail instead of silently updating it.
 # (On a CI runner without a persistent BuildKit cache the mounts start empty
 # every time; use a registry-backed cache, --cache-to/--cache-from, there.)
+# The git revision for `--version`, `GET /` and the build_info metric
+# (build.rs): the context has no .git, so it comes as a build argument.
+ARG REVISION=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked \
+    COMMANDES_REVISION="${REVISION}" cargo build --release --locked \
  && install -D -m 0755 target/release/commandes /out/commandes
 
 ############################################################################

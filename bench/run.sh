@@ -99,7 +99,7 @@ vacuum analyze commandes;
 -- compact counter table, as autovacuum keeps it in steady state.
 vacuum full commandes_stats;
 SQL
-COMMANDES_DATABASE_URL="$SQLITE_URL" "$BIN" migrate --no-demo-data >/dev/null
+COMMANDES_DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
 python3 - "$WORK/bench.db" "$ROWS" "$CUSTOMERS" <<'PY'
 import random, sqlite3, sys, datetime
 path, rows, customers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -6,6 +6,11 @@
 //! connects as soon as it is announced is answered at once. [`App::run`] serves until the
 //! shutdown future completes, lets in-flight requests finish within a
 //! deadline, and closes the store.
+//!
+//! A server of a SQLite file holds the file's shared lock
+//! ([`crate::backup::lock::DatabaseLock`]) from before the store opens
+//! until the store's threads have ended, so `commandes restore` refuses
+//! to run meanwhile, and a server cannot start in the middle of one.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +24,8 @@ use poem::EndpointExt;
 use crate::access::Permissions;
 use crate::api::auth::{jwks, Authenticator, JwtVerifier};
 use crate::api::{self, HttpSettings, Tokens};
+use crate::backup::lock::DatabaseLock;
+use crate::backup::Backups;
 use crate::config::{AuthSettings, DemoData, EventsSettings, Settings};
 use crate::domain::demo::demo_orders;
 use crate::relay::RelayConfig;
@@ -43,8 +50,17 @@ pub struct App {
     events: crate::config::EventsSettings,
     /// The broker relay, when `events.relay_url` names one.
     relay: Option<RelayConfig>,
-    /// Ends the long polls of `GET /events` when the server stops.
+    /// Ends the long polls of `GET /events` and the event streams when the
+    /// server stops.
     stop_long_polls: tokio::sync::watch::Sender<bool>,
+    /// The event streams' shared reader.
+    hub: Arc<api::stream::Hub>,
+    /// The backups of the SQLite file (`None`: PostgreSQL or memory).
+    backups: Option<Arc<Backups>>,
+    /// How often the server takes a backup (`None`: never).
+    backup_every: Option<Duration>,
+    /// Held until the store's threads have ended (SQLite file only).
+    database_lock: Option<DatabaseLock>,
     /// The token generated at start-up when none was configured.
     pub generated_token: Option<String>,
 }
@@ -72,6 +88,15 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
 /// migrations run there, on a connection of their own, and the serving
 /// pool runs no DDL.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with_signal(settings, Arc::new(tokio::sync::Notify::new())).await
+}
+
+/// [`open_store`], with `written` raised after each change that wrote
+/// events (what wakes the event streams' reader).
+pub async fn open_store_with_signal(
+    settings: &Settings,
+    written: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Arc<dyn Store>> {
     let options = store_options(settings);
     let report = match &settings.database.migration_url {
         None => None,
@@ -82,7 +107,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     // Both backends: PostgreSQL cancels the statement, SQLite interrupts it.
     let store: Arc<dyn Store> = Arc::new(
         storage::metered::MeteredStore::new(store)
-            .with_statement_timeout(options.statement_timeout),
+            .with_statement_timeout(options.statement_timeout)
+            .with_write_signal(written),
     );
     let report = match report {
         Some(report) => report,
@@ -132,9 +158,49 @@ pub async fn migrate_at(
     report
 }
 
+/// The lock a server holds on its SQLite file, taken before the store
+/// opens it; `None` for PostgreSQL and memory. Refused while a restore
+/// runs.
+pub fn lock_database(url: &DatabaseUrl) -> anyhow::Result<Option<DatabaseLock>> {
+    let DatabaseUrl::SqliteFile(path) = url else {
+        return Ok(None);
+    };
+    match DatabaseLock::shared(path) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(crate::backup::Error::InUse(_)) => anyhow::bail!(
+            "{}: a restore of this database is running; start the server once it has finished",
+            path.display()
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot take the database's lock file")),
+    }
+}
+
+/// The backups the settings describe for the database at `url`; `None`
+/// unless it is a SQLite file.
+pub fn backups(settings: &Settings) -> anyhow::Result<Option<Backups>> {
+    let DatabaseUrl::SqliteFile(path) = &settings.database.url else {
+        return Ok(None);
+    };
+    let b = &settings.backup;
+    Ok(Some(Backups::new(
+        path,
+        &b.dir_for(path),
+        b.keep,
+        b.s3().as_ref(),
+    )?))
+}
+
 /// Opens the store and binds the listener.
 pub async fn build(settings: &Settings) -> anyhow::Result<App> {
-    let store = open_store(settings).await?;
+    let database_lock = lock_database(&settings.database.url)?;
+    let written = Arc::new(tokio::sync::Notify::new());
+    let store = open_store_with_signal(settings, written.clone()).await?;
+    let hub = Arc::new(api::stream::Hub::new(
+        store.clone(),
+        written,
+        Duration::from_millis(settings.events.stream_poll_ms),
+    ));
+    let backups = backups(settings)?.map(Arc::new);
     let mut generated_token = None;
     let mut auth = authenticator(&settings.auth).await?;
     if settings.auth.nothing_configured() {
@@ -179,11 +245,19 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
                     source: settings.events.source.clone(),
                     stopping,
                     max_waiters: settings.events.max_waiters,
+                    hub: hub.clone(),
+                    max_streams: settings.events.max_streams,
+                    stream_heartbeat: Duration::from_secs(settings.events.stream_heartbeat_secs),
+                },
+                backups: match &backups {
+                    Some(b) => api::admin::BackupAccess::Sqlite(b.clone()),
+                    None => api::admin::BackupAccess::unsupported(&settings.database.url),
                 },
             },
         )
         .boxed(),
         stop_long_polls,
+        hub,
         cleanup_interval: Duration::from_secs(settings.idempotency.cleanup_interval_secs),
         limits: crate::server::Limits {
             header_timeout: Duration::from_secs(settings.server.header_timeout_secs),
@@ -195,6 +269,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         relay: relay_config(&settings.events),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         jwks,
+        backup_every: backups.as_ref().and(settings.backup.interval.every()),
+        backups,
+        database_lock,
         generated_token,
     })
 }
@@ -288,6 +365,12 @@ impl App {
         self.store.clone()
     }
 
+    /// The backups of the SQLite file being served (`None`: PostgreSQL or
+    /// memory).
+    pub fn backups(&self) -> Option<Arc<Backups>> {
+        self.backups.clone()
+    }
+
     /// Serves until `shutdown` completes.
     pub async fn run(
         self,
@@ -303,7 +386,25 @@ impl App {
             self.store.clone(),
             Duration::from_millis(self.events.sequence_interval_ms),
         ));
+        let hub = tokio::spawn(self.hub.run());
         let relay_config = self.relay;
+        let (stop_backups, backups_stopping) = tokio::sync::watch::channel(false);
+        let backup_job = match (&self.backups, self.backup_every) {
+            (Some(backups), Some(every)) => {
+                tracing::info!(
+                    every_secs = every.as_secs(),
+                    dir = %backups.dir().display(),
+                    bucket = backups.bucket().is_some(),
+                    "scheduled backups"
+                );
+                Some(tokio::spawn(crate::jobs::take_backups(
+                    backups.clone(),
+                    every,
+                    backups_stopping,
+                )))
+            }
+            _ => None,
+        };
         let retention = tokio::spawn(crate::jobs::purge_events(
             self.store.clone(),
             self.events.retention_days,
@@ -345,6 +446,19 @@ impl App {
         }
         sequencer.abort();
         retention.abort();
+        hub.abort();
+        // A backup under way finishes (its upload and rotation too), within
+        // the deadline.
+        let _ = stop_backups.send(true);
+        if let Some(mut job) = backup_job {
+            if tokio::time::timeout(self.shutdown_timeout, &mut job)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the backup under way did not finish in time; it is abandoned");
+                job.abort();
+            }
+        }
         let _ = stop_relay.send(true);
         if let Some(mut relay) = relay {
             if tokio::time::timeout(self.shutdown_timeout, &mut relay)
@@ -355,7 +469,10 @@ impl App {
                 relay.abort();
             }
         }
+        // For SQLite, this returns once the store's threads have closed
+        // their connections; the lock file is released after (with self).
         self.store.close().await;
+        drop(self.database_lock);
         served?;
         tracing::info!("stopped");
         Ok(())

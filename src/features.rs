@@ -2,8 +2,7 @@
 //! that a setting does not ask for a part the binary was built without.
 //!
 //! A default build has every part. A small (embedded) build made with
-//! `--no-default-features` leaves out the broker clients, the JWKS client
-//! and the bucket copy; a setting that needs one of them is then refused
+//! `--no-default-features` leaves out the broker clients, the JWKS client; a setting that needs one of them is then refused
 //! when the settings are loaded (a clear message, exit code 2), not
 //! ignored and not a panic later. The check takes the set of parts as a
 //! value, so the default build's tests can check the refusal too.
@@ -17,13 +16,11 @@ pub enum Feature {
     Amqp,
     /// Fetching JWT keys from a JWKS URL (`jwks`).
     Jwks,
-    /// The backups' copy in an S3-compatible bucket (`s3`).
-    S3,
 }
 
 impl Feature {
     /// Every optional part.
-    pub const ALL: [Feature; 4] = [Feature::Nats, Feature::Amqp, Feature::Jwks, Feature::S3];
+    pub const ALL: [Feature; 3] = [Feature::Nats, Feature::Amqp, Feature::Jwks];
 
     /// The Cargo feature's name.
     pub fn name(self) -> &'static str {
@@ -31,7 +28,6 @@ impl Feature {
             Feature::Nats => "nats",
             Feature::Amqp => "amqp",
             Feature::Jwks => "jwks",
-            Feature::S3 => "s3",
         }
     }
 
@@ -54,7 +50,6 @@ impl Feature {
             Feature::Nats => "the NATS relay",
             Feature::Amqp => "the RabbitMQ relay",
             Feature::Jwks => "the JWKS client",
-            Feature::S3 => "the S3 bucket copy",
         }
     }
 }
@@ -65,7 +60,6 @@ pub struct Features {
     nats: bool,
     amqp: bool,
     jwks: bool,
-    s3: bool,
 }
 
 impl Features {
@@ -74,7 +68,6 @@ impl Features {
         nats: cfg!(feature = "nats"),
         amqp: cfg!(feature = "amqp"),
         jwks: cfg!(feature = "jwks"),
-        s3: cfg!(feature = "s3"),
     };
 
     /// No optional part: what `--no-default-features` builds.
@@ -82,7 +75,6 @@ impl Features {
         nats: false,
         amqp: false,
         jwks: false,
-        s3: false,
     };
 
     /// Whether `feature` is in the set.
@@ -91,7 +83,6 @@ impl Features {
             Feature::Nats => self.nats,
             Feature::Amqp => self.amqp,
             Feature::Jwks => self.jwks,
-            Feature::S3 => self.s3,
         }
     }
 
@@ -139,8 +130,8 @@ mod tests {
     /// The default build has every part (the README's commands keep
     /// everything).
     #[test]
-    #[cfg(all(feature = "nats", feature = "amqp", feature = "jwks", feature = "s3"))]
+    #[cfg(all(feature = "nats", feature = "amqp", feature = "jwks"))]
     fn the_default_build_has_every_part() {
-        assert_eq!(Features::BUILT.names(), ["nats", "amqp", "jwks", "s3"]);
+        assert_eq!(Features::BUILT.names(), ["nats", "amqp", "jwks"]);
     }
 }

@@ -1,9 +1,10 @@
 //! The server's background jobs, spawned when the app starts serving and
 //! aborted when it stops: deleting expired idempotency keys, numbering
-//! committed events for the feed, and pruning events past their retention.
-//! Each runs on its own timer, off the request path, and only logs when a
-//! round fails (or, at debug, what it deleted): a failed round is retried
-//! at the next tick.
+//! committed events for the feed, pruning events past their retention,
+//! and scheduled backups of a SQLite file. Each runs on its own timer, off
+//! the request path, and only logs when a round fails (or, at debug, what
+//! it deleted): a failed round is retried at the next tick (a backup,
+//! sooner, with a backoff).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,71 @@ pub async fn purge_events(
         }
         if deleted > 0 {
             tracing::debug!(deleted, "old events pruned");
+        }
+    }
+}
+
+/// The longest wait before a failed backup is tried again (or the
+/// interval, if shorter): a failure is retried sooner than the next
+/// scheduled one, backing off from a few seconds.
+const BACKUP_RETRY_AT_MOST: Duration = Duration::from_secs(15 * 60);
+
+/// Takes a backup every `every` (the first one `every` after start-up),
+/// until `stop` turns true: a backup running then is finished first (so
+/// the bucket never holds more than `keep`), within the server's
+/// shutdown deadline.
+/// A failure is logged (the error names files and the bucket's verdict,
+/// never a credential) and counted, and the backup is tried again after a
+/// backoff of 5 s, 10 s, 20 s, … (at most the interval, at most 15
+/// minutes); it never stops the service. A backup asked for through the
+/// API meanwhile makes a tick skip.
+pub async fn take_backups(
+    backups: Arc<crate::backup::Backups>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::backup::{Error, TakeError};
+    // The counter shows (as 0) before the first failure, so an alert on
+    // its rate has a series to watch.
+    metrics::counter!(crate::prometheus::BACKUP_FAILURES).increment(0);
+    let mut wait = every;
+    let mut failures: u32 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match backups.take().await {
+            Ok(taken) => {
+                failures = 0;
+                tracing::info!(
+                    backup = %taken.file.name,
+                    size = taken.file.info.size,
+                    orders = taken.file.info.orders,
+                    uploaded = taken.uploaded.is_some(),
+                    deleted = taken.deleted.len() + taken.deleted_remote.len(),
+                    "backup taken"
+                );
+                wait = every;
+            }
+            Err(TakeError::Backup(Error::Busy(_))) => {
+                tracing::info!("a backup is already running; this one is skipped");
+                wait = every;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let backoff = Duration::from_secs(5)
+                    .saturating_mul(1 << failures.min(12).saturating_sub(1))
+                    .min(BACKUP_RETRY_AT_MOST)
+                    .min(every);
+                tracing::warn!(
+                    error = %crate::error_chain::distinct_chain(&e),
+                    failures,
+                    retry_in_secs = backoff.as_secs(),
+                    "the backup failed"
+                );
+                wait = backoff;
+            }
         }
     }
 }

@@ -13,7 +13,8 @@
 //! - [`api`]: the poem-openapi operations, request extraction, auth, the
 //!   docs pages, and [`api::error::ApiError`], the one mapping from failures
 //!   to RFC 9457 problem responses.
-//! - Leaves that every layer may use: [`error_chain`] (an error and its
+//! - Leaves that every layer may use: [`build_info`] (the version and
+//!   git revision of this build), [`error_chain`] (an error and its
 //!   causes on one line), [`request_id`] (the id of the request being
 //!   served), [`log_text`] (outside text bounded for a log line), [`hex`],
 //!   [`secret`] (the type of every secret setting, and the one function
@@ -32,13 +33,16 @@
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 //! - [`backup`]: consistent snapshots of the SQLite file while it is
-//!   served, verification, rotation, a bucket copy, and restore.
+//!   served, verification, rotation, a bucket copy, and restore; and
+//!   [`backup::Backups`], the procedure that the server's schedule
+//!   ([`jobs`]), `commandes backup` and `/admin/backups` share.
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod api;
 pub mod app;
 pub mod backup;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod domain;

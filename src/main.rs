@@ -15,6 +15,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_args();
+    // `completions` and `man` print what the flags are: no settings needed.
+    if let Some(done) = cli::run_without_settings(&cli.command) {
+        return exit_code(done);
+    }
     let settings = match Settings::load(
         cli.config.as_deref(),
         |k| std::env::var(k).ok(),
@@ -28,7 +32,12 @@ async fn main() -> ExitCode {
         }
     };
     commandes::logging::init(&settings.log);
-    match cli::run(cli.command, settings).await {
+    exit_code(cli::run(cli.command, settings).await)
+}
+
+/// 0, or 1 with the error on stderr.
+fn exit_code(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, whatever the cause chain, for scripts and log lines.

@@ -17,7 +17,14 @@ pub const HTTP_IN_FLIGHT: &str = "commandes_http_requests_in_flight";
 pub const HTTP_CONNECTIONS: &str = "commandes_http_connections_open";
 /// Connection pool figures, by state (`size`, `idle`, `waiting`, `max`).
 pub const DB_POOL: &str = "commandes_db_pool_connections";
-/// Always 1, labelled with the version.
+/// When the last good backup began (Unix seconds): every commit
+/// acknowledged before is in it.
+pub const BACKUP_LAST_SUCCESS: &str = "commandes_backup_last_success_timestamp_seconds";
+/// The size of the last good backup, in bytes.
+pub const BACKUP_LAST_SIZE: &str = "commandes_backup_last_size_bytes";
+/// Backups that failed (scheduled or asked for), the bucket's copy included.
+pub const BACKUP_FAILURES: &str = "commandes_backup_failures_total";
+/// Always 1, labelled with the version and the git revision.
 pub const BUILD_INFO: &str = "commandes_build_info";
 
 /// Latency buckets, in seconds: fine below a millisecond (local SQLite),
@@ -98,6 +105,28 @@ fn describe() {
         "Order status changes, by from and to status."
     );
     crate::relay::describe_metrics();
-    describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
-    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    describe_gauge!(
+        BACKUP_LAST_SUCCESS,
+        Unit::Seconds,
+        "When the last good (verified) backup began, in Unix seconds."
+    );
+    describe_gauge!(
+        BACKUP_LAST_SIZE,
+        Unit::Bytes,
+        "The size of the last good backup, in bytes."
+    );
+    describe_counter!(
+        BACKUP_FAILURES,
+        "Backups that failed (the snapshot, its check, or its copy in the bucket)."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version and the git revision are labels."
+    );
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => crate::build_info::VERSION,
+        "revision" => crate::build_info::REVISION
+    )
+    .set(1.0);
 }

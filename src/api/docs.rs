@@ -35,6 +35,11 @@ pub fn redoc() -> Response {
 /// The embedded scripts, styles and icons.
 #[handler]
 pub fn assets(Path(path): Path<String>) -> Response {
+    // The dashboard's files are served under `/dashboard` only, with its
+    // Content-Security-Policy: its page must not load without it.
+    if path.starts_with("dashboard/") {
+        return crate::api::error::ApiError::NotFound("no such route".into()).into_response();
+    }
     asset(&path)
 }
 

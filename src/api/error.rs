@@ -8,9 +8,7 @@
 
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
-use poem_openapi::types::Type;
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::Object;
 use serde::Serialize;
 
 use crate::domain::{Status, ValidationErrors};
@@ -111,6 +109,18 @@ pub enum ApiError {
     /// Any other client error the HTTP layer raises (e.g. a CORS refusal).
     #[error("client error {0}")]
     Client(StatusCode),
+    /// The request conflicts with something running now (a backup); the
+    /// text says what, and when to retry.
+    #[error("{0}")]
+    Busy(String),
+    /// This service cannot do that with its database (a backup of
+    /// PostgreSQL); the text says what to use instead.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// A service this one depends on (the backups' bucket) failed; the
+    /// text says what was done all the same. The cause is logged.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal,
 }
@@ -126,7 +136,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DuplicateOrderId(_)
             | ApiError::Transition { .. }
-            | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            | ApiError::IdempotencyInProgress
+            | ApiError::Busy(_) => StatusCode::CONFLICT,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -158,7 +171,10 @@ impl ApiError {
         problem.detail = match self {
             ApiError::BadRequest(detail)
             | ApiError::Forbidden(detail)
-            | ApiError::NotFound(detail) => detail.clone(),
+            | ApiError::NotFound(detail)
+            | ApiError::Busy(detail)
+            | ApiError::NotImplemented(detail)
+            | ApiError::BadGateway(detail) => detail.clone(),
             ApiError::Unauthorized => {
                 "a valid bearer token is required (Authorization: Bearer <token>)".into()
             }
@@ -267,6 +283,52 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::backup::Error> for ApiError {
+    /// A backup running is a 409; anything else is logged whole (paths
+    /// and SQLite's words stay in the log) and answered without them.
+    fn from(e: crate::backup::Error) -> Self {
+        use crate::backup::Error;
+        match e {
+            Error::Busy(_) => ApiError::Busy(
+                "a backup is already running (scheduled, asked for, or `commandes backup` into \
+                 the same folder); retry once it has finished"
+                    .into(),
+            ),
+            Error::S3(_) => {
+                let error = error_chain(&e);
+                tracing::warn!(error = %clip(&error, MAX_LOGGED_CHARS), "the backups' bucket failed");
+                ApiError::BadGateway(
+                    "the backups' bucket refused or failed the request; the server log says why"
+                        .into(),
+                )
+            }
+            e => {
+                let error = error_chain(&e);
+                tracing::error!(error = %clip(&error, MAX_LOGGED_CHARS), "backup error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<crate::backup::TakeError> for ApiError {
+    fn from(e: crate::backup::TakeError) -> Self {
+        match e {
+            crate::backup::TakeError::Backup(e) => e.into(),
+            crate::backup::TakeError::Upload(failed) => {
+                let error = error_chain(&failed);
+                tracing::warn!(error = %clip(&error, MAX_LOGGED_CHARS), "backup upload failed");
+                ApiError::BadGateway(format!(
+                    "the backup {} was taken and verified, and rotation ran in its folder, \
+                     but its copy in the bucket failed (the server log says why); the next \
+                     backup tries again",
+                    failed.name
+                ))
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
@@ -315,47 +377,6 @@ impl poem::error::ResponseError for ApiError {
 
     fn as_response(&self) -> Response {
         self.clone().into_response()
-    }
-}
-
-/// The error responses every operation declares. Not every operation can
-/// produce each of them (a `GET` has no body to refuse with 415), but the
-/// shape is the same everywhere, so clients can handle them in one place.
-const DECLARED: &[(u16, &str)] = &[
-    (400, "The request body is not JSON (an empty body included)."),
-    (401, "No token, a malformed `Authorization` header, or an unknown token. Carries `WWW-Authenticate: Bearer`."),
-    (403, "The token is valid but may not do this: a read-only token (or a JWT without the `write` scope) on any change, a JWT whose role may not use the service (`anon`), an `authenticated` JWT without the customer claim, a customer-scoped JWT creating an order for another customer or moving one to another customer, or reading the event feed of all customers."),
-    (404, "No such order (or an `{id}` outside 1…2⁶³−1); for a customer-scoped JWT, also another customer's order."),
-    (408, "The request body did not arrive within `server.body_timeout_secs` (default 30 s) of its head; the connection is closed."),
-    (409, "Duplicate `order_id` (unique across the service: the same answer whoever holds it, naming nothing but that it is taken), a status change the transitions do not allow (the body names the current status and the allowed ones), or an `Idempotency-Key` whose first request is still running."),
-    (412, "`If-Match` was given and does not match the order's current ETag (`PUT`, `DELETE`); the response's `ETag` header is the current one."),
-    (413, "The request body is over the configured limit (default 64 KiB)."),
-    (415, "A request body sent without `Content-Type: application/json`."),
-    (422, "Values of the wrong shape or out of range, unknown fields or query parameters: every one is listed in `errors`."),
-    (503, "The database cannot be reached, or a limit of the service was reached (too many requests waiting for the database, too many `GET /events` long polls): refused at once. Carries `Retry-After`."),
-];
-
-impl ApiResponse for ApiError {
-    fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: DECLARED
-                .iter()
-                .map(|(status, description)| MetaResponse {
-                    description,
-                    status: Some(*status),
-                    status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: PROBLEM_JSON,
-                        schema: Problem::schema_ref(),
-                    }],
-                    headers: vec![],
-                })
-                .collect(),
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        Problem::register(registry);
     }
 }
 

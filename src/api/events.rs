@@ -16,8 +16,10 @@ use super::extract::{query_pairs, Problems};
 use super::json::JsonValue;
 use super::schema::{AmountText, Doc, IdText, Order, ParamSchema, Status, Timestamp};
 use super::ApiTags;
+use crate::api::declared::{Errors, ReadOne, Reads};
 use crate::api::error::ApiError;
 use crate::domain::event::Event;
+use crate::domain::filter::accepted_once;
 use crate::domain::validation::parse_id;
 use crate::domain::ValidationErrors;
 use crate::storage::Store;
@@ -44,12 +46,12 @@ impl Stopping {
         (tx, Stopping(rx))
     }
 
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         *self.0.borrow()
     }
 
     /// Returns once the server is stopping (or nobody can tell it any more).
-    async fn raised(&mut self) {
+    pub(crate) async fn raised(&mut self) {
         let _ = self.0.wait_for(|stopping| *stopping).await;
     }
 }
@@ -87,26 +89,19 @@ impl FeedQuery {
     }
 
     /// Parses the parameters `known` (any others are unknown).
-    fn parse(pairs: &[(String, String)], known: &[&str]) -> Result<FeedQuery, ValidationErrors> {
+    pub(super) fn parse(
+        pairs: &[(String, String)],
+        known: &[&str],
+    ) -> Result<FeedQuery, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let mut query = FeedQuery {
             after: 0,
             limit: DEFAULT_LIMIT,
             wait: Duration::ZERO,
         };
-        let mut seen: Vec<&str> = Vec::new();
         let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-        for (name, value) in pairs {
-            if !known.contains(&name.as_str()) {
-                errors.push(name.clone(), "unknown query parameter");
-                continue;
-            }
-            if seen.contains(&name.as_str()) {
-                errors.push(name.clone(), "given more than once");
-                continue;
-            }
-            seen.push(name);
-            let ok = match name.as_str() {
+        for (name, value) in accepted_once(pairs, |name| known.contains(&name), &mut errors) {
+            let ok = match name {
                 "after" => value
                     .parse::<i64>()
                     .ok()
@@ -127,7 +122,7 @@ impl FeedQuery {
                     .ok_or("must be an integer from 0 to 30 (seconds)"),
             };
             if let Err(message) = ok {
-                errors.push(name.clone(), message);
+                errors.push(name, message);
             }
         }
         errors.into_result().map(|()| query)
@@ -220,7 +215,7 @@ impl EventsApi {
         /// Most events to return, 1–1000.
         #[oai(name = "limit")]
         _limit: Query<Option<Doc<FeedLimitParam>>>,
-    ) -> Result<HistoryResponse, ApiError> {
+    ) -> Result<HistoryResponse, Errors<ReadOne>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         let query = problems.check(query_pairs(request).and_then(|q| FeedQuery::history_query(&q)));
@@ -267,12 +262,13 @@ impl EventsApi {
         /// Seconds to wait for an event when there is none yet, 0–30.
         #[oai(name = "wait")]
         _wait: Query<Option<Doc<WaitParam>>>,
-    ) -> Result<FeedResponse, ApiError> {
+    ) -> Result<FeedResponse, Errors<Reads>> {
         let query = query_pairs(request).and_then(|q| FeedQuery::from_query(&q))?;
         if auth.0.actor().owner.is_some() {
             return Err(ApiError::Forbidden(
                 "the event feed covers every customer; this caller may see only one".into(),
-            ));
+            )
+            .into());
         }
         // A long poll holds a slot for its whole wait.
         let _slot = if query.wait.is_zero() {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::schema::{ProbeStatus, ServiceInfo};
 use super::ApiTags;
+use crate::build_info;
 use crate::storage::{migrations, Backend, Store, StoreError};
 
 /// How long the readiness probe waits for the database.
@@ -97,12 +98,14 @@ fn ok() -> ProbeResponse {
 impl HealthApi {
     /// Service information
     ///
-    /// Name, version, storage backend and where the docs are. No token needed.
+    /// Name, version and git revision, storage backend and where the docs
+    /// are. No token needed.
     #[oai(path = "/", method = "get", operation_id = "service_info")]
     async fn info(&self) -> InfoResponse {
         InfoResponse::Ok(JsonOut(ServiceInfo {
             service: "commandes".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: build_info::VERSION.into(),
+            revision: build_info::REVISION.into(),
             status: "ok".into(),
             storage: self.store.backend().as_str().into(),
             docs: "/docs".into(),

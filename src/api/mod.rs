@@ -14,18 +14,23 @@ use poem_openapi::{OpenApiService, OperationId, Tags};
 use crate::api::error::{to_problem, ApiError};
 use crate::storage::Store;
 
+pub mod admin;
 pub mod auth;
+pub mod dashboard;
+pub mod declared;
 pub mod docs;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
 pub mod json;
+pub mod list_params;
 pub mod metrics;
 pub mod observe;
 pub mod orders;
 pub mod schema;
 pub mod stats;
+pub mod stream;
 
 pub use auth::{Authenticator, Caller, Tokens};
 pub use extract::{BodyLimit, BodyTimeout};
@@ -41,6 +46,9 @@ pub enum ApiTags {
     Events,
     /// Service information and health probes (no token needed).
     Service,
+    /// Administration: backups of the SQLite database (static read-write
+    /// API tokens only).
+    Admin,
 }
 
 const DESCRIPTION: &str = "\
@@ -52,14 +60,20 @@ order: an unknown path is 404 and a known path with another method is 405 \
 (403: a read-only token on a change, a JWT whose role may not), the \
 `Content-Type` of a body (415), its JSON syntax (400), and its values (422, with every bad field and \
 query parameter listed in `errors`). A body over the size limit is 413. \
+Each operation lists the statuses it answers with; any request may also get \
+404 (unknown path), 405 (known path, other method), 413 (a declared body \
+length over the limit, whatever the method) or 414 (a request target over \
+8 KiB) before it reaches an operation. \
 Amounts are exact decimals, returned as strings with two decimals; times are \
 RFC 3339 UTC with microseconds.";
 
 type Apis = (
     health::HealthApi,
-    orders::OrdersApi,
+    list_params::WithListParameters<orders::OrdersApi>,
     stats::StatsApi,
     events::EventsApi,
+    stream::StreamApi,
+    admin::AdminApi,
 );
 
 /// The OpenAPI service over a store.
@@ -68,6 +82,7 @@ pub fn openapi_service(
     idempotency_ttl: Duration,
     max_skip: u64,
     events: EventSettings,
+    backups: admin::BackupAccess,
 ) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
@@ -75,20 +90,28 @@ pub fn openapi_service(
                 store: store.clone(),
                 readiness: health::Readiness::default(),
             },
-            orders::OrdersApi {
+            list_params::WithListParameters(orders::OrdersApi {
                 store: store.clone(),
                 idempotency_ttl,
                 max_skip,
-            },
+            }),
             stats::StatsApi {
                 store: store.clone(),
             },
             events::EventsApi {
                 store,
-                source: events.source,
-                stopping: events.stopping,
+                source: events.source.clone(),
+                stopping: events.stopping.clone(),
                 waiters: Arc::new(tokio::sync::Semaphore::new(events.max_waiters)),
             },
+            stream::StreamApi {
+                hub: events.hub,
+                source: events.source,
+                stopping: events.stopping,
+                slots: Arc::new(tokio::sync::Semaphore::new(events.max_streams)),
+                heartbeat: events.stream_heartbeat,
+            },
+            admin::AdminApi { backups },
         ),
         "commandes",
         env!("CARGO_PKG_VERSION"),
@@ -105,6 +128,13 @@ pub fn spec_json(store: Arc<dyn Store>) -> String {
         source: String::new(),
         stopping: events::Stopping::new().1,
         max_waiters: 1,
+        hub: Arc::new(stream::Hub::new(
+            store.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            Duration::from_secs(1),
+        )),
+        max_streams: 1,
+        stream_heartbeat: Duration::from_secs(1),
     };
     let doc = finished_spec(
         &openapi_service(
@@ -112,6 +142,7 @@ pub fn spec_json(store: Arc<dyn Store>) -> String {
             Duration::from_secs(86_400),
             crate::domain::filter::DEFAULT_MAX_SKIP,
             events,
+            admin::BackupAccess::Unsupported(""),
         )
         .spec(),
     );
@@ -142,7 +173,34 @@ fn finished_spec(spec: &str) -> serde_json::Value {
     {
         patch.insert("minProperties".into(), 1.into());
     }
+    plain_references(&mut doc);
     doc
+}
+
+/// poem-openapi describes a property whose type is a named schema as
+/// `{"description": D, "allOf": [{"$ref": …}, {"description": D}]}`. The
+/// second member says nothing new, and client generators that cannot
+/// take `allOf` of a non-object (an enum such as `Status`) drop the whole
+/// schema, and every operation that uses it, over it
+/// (openapi-python-client does). `allOf` of the reference alone means the
+/// same and every generator reads it.
+fn plain_references(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(all)) = map.get_mut("allOf") {
+                let is_description = |v: &serde_json::Value| {
+                    v.as_object()
+                        .is_some_and(|o| o.keys().all(|k| k == "description"))
+                };
+                if all.iter().any(|v| v.get("$ref").is_some()) {
+                    all.retain(|v| !is_description(v));
+                }
+            }
+            map.values_mut().for_each(plain_references);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(plain_references),
+        _ => {}
+    }
 }
 
 /// The methods each route template accepts, for the `Allow` header of a 405.
@@ -203,6 +261,8 @@ pub struct HttpSettings {
     /// The largest `skip` of a list.
     pub max_skip: u64,
     pub events: EventSettings,
+    /// The backups the admin operations serve.
+    pub backups: admin::BackupAccess,
 }
 
 /// Cross-origin requests from a browser front-end: off unless an origin
@@ -224,10 +284,16 @@ pub struct CorsOptions {
 pub struct EventSettings {
     /// The CloudEvents `source`.
     pub source: String,
-    /// Raised when the server stops, to end long polls.
+    /// Raised when the server stops, to end long polls and streams.
     pub stopping: events::Stopping,
     /// Most long polls waiting at once.
     pub max_waiters: usize,
+    /// The event streams' shared reader (run by the app).
+    pub hub: Arc<stream::Hub>,
+    /// Most event streams open at once.
+    pub max_streams: usize,
+    /// Silence after which a stream sends a comment.
+    pub stream_heartbeat: Duration,
 }
 
 /// The routes, wrapped (outermost first) in: request id, metrics and log
@@ -239,6 +305,7 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         settings.idempotency_ttl,
         settings.max_skip,
         settings.events.clone(),
+        settings.backups.clone(),
     );
     let doc = finished_spec(&api.spec());
     let allowed = Arc::new(AllowedMethods::from_spec(&doc));
@@ -251,6 +318,8 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
             "/docs",
             "/redoc",
             "/assets/*path",
+            "/dashboard",
+            "/dashboard/*path",
             "/metrics",
         ],
     ));
@@ -265,6 +334,8 @@ pub fn routes(store: Arc<dyn Store>, settings: HttpSettings) -> impl Endpoint<Ou
         .at("/docs", get(docs::swagger))
         .at("/redoc", get(docs::redoc))
         .at("/assets/*path", get(docs::assets))
+        .at("/dashboard", get(dashboard::page))
+        .at("/dashboard/*path", get(dashboard::asset))
         .at(
             "/metrics",
             get(metrics::MetricsEndpoint {

@@ -6,17 +6,16 @@ use std::time::Duration;
 
 use super::json::JsonOut;
 use poem::Request;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::{Header, Path};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::auth::BearerAuth;
 use super::extract::{no_query, query_pairs, JsonBody, Problems};
 use super::schema::{
-    AmountParam, CursorParam, Doc, IdText, IdempotencyKeyText, LimitParam, NewOrderRequest, Order,
-    OrderPatchRequest, SkipParam, SortParam, StatusParam, StatusText, StatusUpdate, TextParam,
-    TimeBoundParam,
+    IdText, IdempotencyKeyText, NewOrderRequest, Order, OrderPatchRequest, StatusText, StatusUpdate,
 };
 use super::ApiTags;
+use crate::api::declared::{Change, Create, Delete, Errors, ReadOne, Reads};
 use crate::api::error::ApiError;
 use crate::domain::filter::Cursor;
 use crate::domain::validation::{parse_id, status_from_json};
@@ -159,6 +158,9 @@ fn page(request: &Request, filter: &ListFilter, list: Vec<crate::domain::Order>)
     ListResponse::Ok(JsonOut(list.into_iter().map(Order::from).collect()), next)
 }
 
+/// The three lists read their query string with [`ListFilter::from_query`];
+/// their parameters are added to the document by
+/// [`super::list_params::WithListParameters`], not declared here.
 #[OpenApi(tag = "ApiTags::Orders")]
 impl OrdersApi {
     /// List orders
@@ -170,45 +172,11 @@ impl OrdersApi {
     /// (`COMMANDES_CUSTOMER_CLAIM`) sees only its customer's orders, in this
     /// list and every other; another customer's order is a 404 to it.
     #[oai(path = "/commandes", method = "get", operation_id = "list_orders")]
-    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         auth: BearerAuth,
         request: &Request,
-        /// Only orders in this status.
-        #[oai(name = "status")]
-        _status: Query<Option<Doc<StatusParam>>>,
-        /// Only this customer's orders (exact match).
-        #[oai(name = "customer_id")]
-        _customer_id: Query<Option<Doc<TextParam>>>,
-        /// Smallest `total_amount`, inclusive.
-        #[oai(name = "min_amount")]
-        _min_amount: Query<Option<Doc<AmountParam>>>,
-        /// Largest `total_amount`, inclusive.
-        #[oai(name = "max_amount")]
-        _max_amount: Query<Option<Doc<AmountParam>>>,
-        /// Earliest `created_at`, inclusive; a date means from its first microsecond (UTC).
-        #[oai(name = "created_from")]
-        _created_from: Query<Option<Doc<TimeBoundParam>>>,
-        /// Latest `created_at`, inclusive; a date means to its last microsecond (UTC).
-        #[oai(name = "created_to")]
-        _created_to: Query<Option<Doc<TimeBoundParam>>>,
-        /// Sort key; a leading `-` means descending.
-        #[oai(name = "sort")]
-        _sort: Query<Option<Doc<SortParam>>>,
-        /// The `cursor` of the previous page's `Link: rel="next"` (keyset
-        /// pagination; send the same `sort`).
-        #[oai(name = "cursor")]
-        _cursor: Query<Option<Doc<CursorParam>>>,
-        /// Orders to skip, at most 10,000 unless configured otherwise
-        /// (`server.max_skip`; 422 beyond): deeper pages follow the `Link`
-        /// header's `cursor`, which costs the same at any depth.
-        #[oai(name = "skip")]
-        _skip: Query<Option<Doc<SkipParam>>>,
-        /// Most orders to return, 1–1000.
-        #[oai(name = "limit")]
-        _limit: Query<Option<Doc<LimitParam>>>,
-    ) -> Result<ListResponse, ApiError> {
+    ) -> Result<ListResponse, Errors<Reads>> {
         let filter = self.filter(request, ListScope::All)?;
         Ok(page(
             request,
@@ -247,7 +215,7 @@ impl OrdersApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<IdempotencyKeyText>>,
         body: JsonBody<NewOrderRequest>,
-    ) -> Result<CreateResponse, ApiError> {
+    ) -> Result<CreateResponse, Errors<Create>> {
         let mut problems = Problems::default();
         problems.check(no_query(request));
         let new = problems.check(NewOrder::from_json(&body.0));
@@ -292,7 +260,7 @@ impl OrdersApi {
         /// Answer 304 if the order's ETag is one of these.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> Result<OrderResponse, ApiError> {
+    ) -> Result<OrderResponse, Errors<ReadOne>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));
@@ -321,12 +289,12 @@ impl OrdersApi {
         /// Answer 304 if the order's ETag is one of these.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> Result<OrderResponse, ApiError> {
+    ) -> Result<OrderResponse, Errors<ReadOne>> {
         no_query(request).map_err(ApiError::Validation)?;
         // A value no order can hold (too long, control characters) is simply
         // absent; it never reaches the database.
         if crate::domain::check_text(&order_id.0).is_err() {
-            return Err(ApiError::order_not_found());
+            return Err(ApiError::order_not_found().into());
         }
         Ok(read_response(
             self.store
@@ -345,44 +313,13 @@ impl OrdersApi {
         method = "get",
         operation_id = "list_customer_orders"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn by_customer(
         &self,
         auth: BearerAuth,
         request: &Request,
         /// The customer, percent-encoded.
         customer_id: Path<String>,
-        /// Only orders in this status.
-        #[oai(name = "status")]
-        _status: Query<Option<Doc<StatusParam>>>,
-        /// Smallest `total_amount`, inclusive.
-        #[oai(name = "min_amount")]
-        _min_amount: Query<Option<Doc<AmountParam>>>,
-        /// Largest `total_amount`, inclusive.
-        #[oai(name = "max_amount")]
-        _max_amount: Query<Option<Doc<AmountParam>>>,
-        /// Earliest `created_at`, inclusive.
-        #[oai(name = "created_from")]
-        _created_from: Query<Option<Doc<TimeBoundParam>>>,
-        /// Latest `created_at`, inclusive.
-        #[oai(name = "created_to")]
-        _created_to: Query<Option<Doc<TimeBoundParam>>>,
-        /// Sort key; a leading `-` means descending.
-        #[oai(name = "sort")]
-        _sort: Query<Option<Doc<SortParam>>>,
-        /// The `cursor` of the previous page's `Link: rel="next"` (keyset
-        /// pagination; send the same `sort`).
-        #[oai(name = "cursor")]
-        _cursor: Query<Option<Doc<CursorParam>>>,
-        /// Orders to skip, at most 10,000 unless configured otherwise
-        /// (`server.max_skip`; 422 beyond): deeper pages follow the `Link`
-        /// header's `cursor`, which costs the same at any depth.
-        #[oai(name = "skip")]
-        _skip: Query<Option<Doc<SkipParam>>>,
-        /// Most orders to return, 1–1000.
-        #[oai(name = "limit")]
-        _limit: Query<Option<Doc<LimitParam>>>,
-    ) -> Result<ListResponse, ApiError> {
+    ) -> Result<ListResponse, Errors<Reads>> {
         let mut filter = self.filter(request, ListScope::Customer)?;
         // A value no order can hold matches nothing: an empty list.
         if crate::domain::check_text(&customer_id.0).is_err() {
@@ -404,44 +341,13 @@ impl OrdersApi {
         method = "get",
         operation_id = "list_status_orders"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn by_status(
         &self,
         auth: BearerAuth,
         request: &Request,
         /// One of the four statuses.
         status: Path<StatusText>,
-        /// Only this customer's orders.
-        #[oai(name = "customer_id")]
-        _customer_id: Query<Option<Doc<TextParam>>>,
-        /// Smallest `total_amount`, inclusive.
-        #[oai(name = "min_amount")]
-        _min_amount: Query<Option<Doc<AmountParam>>>,
-        /// Largest `total_amount`, inclusive.
-        #[oai(name = "max_amount")]
-        _max_amount: Query<Option<Doc<AmountParam>>>,
-        /// Earliest `created_at`, inclusive.
-        #[oai(name = "created_from")]
-        _created_from: Query<Option<Doc<TimeBoundParam>>>,
-        /// Latest `created_at`, inclusive.
-        #[oai(name = "created_to")]
-        _created_to: Query<Option<Doc<TimeBoundParam>>>,
-        /// Sort key; a leading `-` means descending.
-        #[oai(name = "sort")]
-        _sort: Query<Option<Doc<SortParam>>>,
-        /// The `cursor` of the previous page's `Link: rel="next"` (keyset
-        /// pagination; send the same `sort`).
-        #[oai(name = "cursor")]
-        _cursor: Query<Option<Doc<CursorParam>>>,
-        /// Orders to skip, at most 10,000 unless configured otherwise
-        /// (`server.max_skip`; 422 beyond): deeper pages follow the `Link`
-        /// header's `cursor`, which costs the same at any depth.
-        #[oai(name = "skip")]
-        _skip: Query<Option<Doc<SkipParam>>>,
-        /// Most orders to return, 1–1000.
-        #[oai(name = "limit")]
-        _limit: Query<Option<Doc<LimitParam>>>,
-    ) -> Result<ListResponse, ApiError> {
+    ) -> Result<ListResponse, Errors<Reads>> {
         let mut problems = Problems::default();
         let status = problems.check(
             status
@@ -482,7 +388,7 @@ impl OrdersApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<OrderPatchRequest>,
-    ) -> Result<ChangedResponse, ApiError> {
+    ) -> Result<ChangedResponse, Errors<Change>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));
@@ -515,7 +421,7 @@ impl OrdersApi {
         /// Delete only if the order's ETag is one of these (else 412).
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-    ) -> Result<DeleteResponse, ApiError> {
+    ) -> Result<DeleteResponse, Errors<Delete>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));
@@ -550,7 +456,7 @@ impl OrdersApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<StatusUpdate>,
-    ) -> Result<ChangedResponse, ApiError> {
+    ) -> Result<ChangedResponse, Errors<Change>> {
         let mut problems = Problems::default();
         let id = problems.check(parse_id(&id.0 .0));
         problems.check(no_query(request));

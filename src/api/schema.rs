@@ -494,6 +494,9 @@ pub struct ServiceInfo {
     pub service: String,
     /// The service's version.
     pub version: String,
+    /// The git revision the binary was built from (short hash), or
+    /// `unknown`.
+    pub revision: String,
     /// `ok` while the process serves requests.
     pub status: String,
     /// `sqlite` or `postgres`.

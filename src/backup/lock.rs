@@ -70,12 +70,7 @@ impl DatabaseLock {
     /// holders lock two different files of one name.
     fn take(db_path: &Path, exclusive: bool) -> Result<DatabaseLock, Error> {
         let path = Self::path_for(db_path);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = open_lock_file(&path)?;
         let taken = if exclusive {
             file.try_lock()
         } else {
@@ -92,6 +87,17 @@ impl DatabaseLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens (creating it if needed, never truncating it) a file that is only
+/// ever locked, not written.
+pub(super) fn open_lock_file(path: &Path) -> Result<std::fs::File, Error> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
 }
 
 /// A connection that holds SQLite's exclusive lock on the database at

@@ -71,12 +71,13 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 mod durable;
 pub mod lock;
 mod restore;
-#[cfg(feature = "s3")]
 pub mod s3;
+mod service;
 mod snapshot;
 mod verify;
 
 pub use restore::{restore, Restored};
+pub use service::{Backups, TakeError, Taken, UploadFailed};
 pub use snapshot::snapshot;
 pub use verify::verify;
 
@@ -186,6 +187,15 @@ pub struct BackupEntry {
     /// The time in its name.
     pub time: DateTime<Utc>,
     pub size: u64,
+}
+
+/// The folder the backups of the database at `db_path` go to unless the
+/// settings name another: `backups` beside the file.
+pub fn default_dir(db_path: &Path) -> PathBuf {
+    match db_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("backups"),
+        _ => PathBuf::from("backups"),
+    }
 }
 
 /// The file name of a backup taken at `time`.

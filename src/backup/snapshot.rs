@@ -1,6 +1,6 @@
 //! Taking a backup: copy, sync, verify, rename.
 
-use std::fs::{OpenOptions, TryLockError};
+use std::fs::TryLockError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,7 @@ use chrono::{TimeDelta, Utc};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use super::lock::open_lock_file;
 use super::{backup_name, durable, verify, BackupFile, Error};
 
 /// The lock file that keeps two snapshots out of one folder at once.
@@ -140,12 +141,7 @@ pub(crate) fn copy(db_path: &Path, dest: &Path) -> Result<(), Error> {
 /// Holds the folder's snapshot lock until dropped.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, Error> {
     let path = dir.join(DIR_LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let file = open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::Busy(dir.to_path_buf())),

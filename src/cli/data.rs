@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::domain::generate::Spec;
 use crate::domain::{ListFilter, ListScope};
 use crate::secret::{redact_url, Secret};
-use crate::storage::{self, DatabaseUrl, ExportFilter, OnConflict, Store};
+use crate::storage::{self, migrations, Backend, DatabaseUrl, ExportFilter, OnConflict, Store};
 use crate::transfer::{self, Format};
 
 /// What to do with a row whose order_id or id is taken.
@@ -71,6 +71,10 @@ pub struct ImportArgs {
     /// No progress bar or progress log lines.
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Read and check everything (conflicts with the stored orders included) and write nothing, not even a new database file; exit code 1 if there are problems.
+    #[arg(long, conflicts_with = "rejects")]
+    pub dry_run: bool,
 }
 
 /// Flags of `export`.
@@ -133,9 +137,9 @@ impl ExportArgs {
 /// Flags of `copy`.
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// The database to read: sqlite://PATH or postgres://…
+    /// The database to read: sqlite://PATH or postgres://… (default: the configured database, as --database-url, COMMANDES_DATABASE_URL or config.toml give it; not both --from and --database-url).
     #[arg(long, value_name = "URL")]
-    pub from: Secret,
+    pub from: Option<Secret>,
 
     /// The database to write (migrated first; must hold no orders).
     #[arg(long, value_name = "URL")]
@@ -234,9 +238,9 @@ fn format_for(
         .unwrap_or(fallback)
 }
 
-/// Imports the files in one transaction and lists every problem found.
+/// Imports the files in one transaction and lists every problem found;
+/// with `--dry-run`, only checks.
 pub(super) async fn import(settings: Settings, args: ImportArgs) -> anyhow::Result<()> {
-    let store = open_for_transfer(&settings, &settings.database.url, true).await?;
     let import_args = transfer::import::ImportArgs {
         inputs: args
             .files
@@ -250,6 +254,14 @@ pub(super) async fn import(settings: Settings, args: ImportArgs) -> anyhow::Resu
         max_problems: args.max_errors.max(1),
         new_ids: args.new_ids,
         progress: !args.no_progress,
+        dry_run: args.dry_run,
+    };
+    // The inputs first: a missing file must not leave a new database behind.
+    transfer::import::check_inputs(&import_args)?;
+    let store = if args.dry_run {
+        dry_run_target(&settings).await?
+    } else {
+        open_for_transfer(&settings, &settings.database.url, true).await?
     };
     let report = transfer::import::import(store.as_ref(), &import_args).await;
     store.close().await;
@@ -263,15 +275,64 @@ pub(super) async fn import(settings: Settings, args: ImportArgs) -> anyhow::Resu
             import_args.max_problems
         );
     }
+    let count = |n: usize| format!("{n} problem{}", if n == 1 { "" } else { "s" });
+    let listed = if report.more_problems {
+        format!("more than {} listed above", count(report.problems.len()))
+    } else {
+        format!("{} listed above", count(report.problems.len()))
+    };
+    if args.dry_run {
+        let s = &report.summary;
+        println!("read:     {}", s.read);
+        println!("rejected: {}", s.rejected);
+        if report.problems.is_empty() {
+            println!("dry run: every row is valid and none conflicts; nothing was written");
+            return Ok(());
+        }
+        anyhow::bail!("dry run: {listed}; nothing was written");
+    }
     println!("{}", report.summary);
     if !report.committed {
-        anyhow::bail!(
-            "import refused: {} problem{} listed above; nothing was written",
-            report.problems.len(),
-            if report.problems.len() == 1 { "" } else { "s" }
-        );
+        anyhow::bail!("import refused: {listed}; nothing was written");
     }
     Ok(())
+}
+
+/// The store a dry run checks against; it writes nothing to either. The
+/// configured database when it holds the current schema (its orders are
+/// what the rows may conflict with; the import's transaction is rolled
+/// back); an empty in-memory one when there is no database yet (nothing to
+/// conflict with), so that no file is created.
+async fn dry_run_target(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &settings.database.url;
+    let exists = match url {
+        DatabaseUrl::SqliteFile(path) => path.exists(),
+        DatabaseUrl::SqliteMemory => false,
+        DatabaseUrl::Postgres(_) => true,
+    };
+    if exists {
+        let store = open_for_transfer(settings, url, false).await?;
+        let version = store.schema_version().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot query {url}: {}",
+                crate::error_chain::error_chain(&e)
+            )
+        })?;
+        let latest = match store.backend() {
+            Backend::Sqlite => migrations::latest(migrations::SQLITE),
+            Backend::Postgres => migrations::latest(migrations::POSTGRES),
+        };
+        if version == latest {
+            return Ok(store);
+        }
+        store.close().await;
+        if version != 0 {
+            anyhow::bail!(
+                "{url} is at schema version {version}, not {latest}: run `commandes migrate` first (a dry run changes nothing, its schema included)"
+            );
+        }
+    }
+    open_for_transfer(settings, &DatabaseUrl::SqliteMemory, true).await
 }
 
 /// Exports the orders the filters admit; the figures go to stderr.
@@ -305,14 +366,18 @@ pub(super) async fn export(settings: Settings, args: ExportArgs) -> anyhow::Resu
 
 /// Copies every order between two databases and verifies both sides.
 pub(super) async fn copy(settings: Settings, args: CopyArgs) -> anyhow::Result<()> {
-    let source = open_for_transfer(&settings, &database_url(&args.from)?, false).await?;
+    let from = match &args.from {
+        Some(url) => database_url(url)?,
+        None => settings.database.url.clone(),
+    };
+    let source = open_for_transfer(&settings, &from, false).await?;
     let target = open_for_transfer(&settings, &database_url(&args.to)?, true).await?;
     let report = transfer::copy::copy(source.as_ref(), target.as_ref(), !args.no_progress).await;
     source.close().await;
     target.close().await;
     let report = report?;
     let secs = report.elapsed.as_secs_f64();
-    println!("from:     {}", redact_url(args.from.expose()));
+    println!("from:     {from}");
     println!("to:       {}", redact_url(args.to.expose()));
     println!("copied:   {} orders in {secs:.2} s", report.copied);
     println!(

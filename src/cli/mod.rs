@@ -1,15 +1,20 @@
 //! The command line: `serve` (the default), `migrate`, `check`, `openapi`,
-//! and the data commands `import`, `export`, `copy`, `generate`.
+//! the data commands `import`, `export`, `copy`, `generate`, and
+//! `backup`, `restore`, `completions` and `man`.
 //!
 //! This module holds the flags ([`Cli`]) and runs the chosen command
 //! ([`run`]); each command's body is in the file named after its kind:
-//! `serve.rs`, `admin.rs` (migrate, check, openapi) and `data.rs` (the data
-//! commands and their flags). The binary's `main` only parses, loads the
-//! settings, starts the log and calls [`run`]; nothing else in the library
-//! uses this module.
+//! `serve.rs`, `admin.rs` (migrate, check, openapi), `data.rs` (the data
+//! commands and their flags), `backup.rs` (backup, restore) and
+//! `reference.rs` (the help with its defaults, the shell completions and
+//! the manual page, all from these definitions). The binary's `main` only
+//! parses, loads the settings, starts the log and calls [`run`]; nothing
+//! else in the library uses this module.
 
 mod admin;
+mod backup;
 mod data;
+mod reference;
 mod serve;
 
 use std::ffi::OsString;
@@ -18,17 +23,20 @@ use std::path::PathBuf;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::build_info::LONG_VERSION;
 use crate::config::{DemoData, Overrides, Settings};
 use crate::secret::Secret;
 
+pub use backup::{BackupArgs, RestoreArgs};
 pub use data::{ConflictMode, CopyArgs, ExportArgs, GenerateArgs, ImportArgs};
 
 /// The orders microservice: the /commandes HTTP API on SQLite or PostgreSQL.
 ///
 /// Settings come from config.toml (or --config), then COMMANDES_*
 /// environment variables (a flag's own is shown with it), then these flags.
+/// Without a subcommand, `serve` runs (its flags are accepted here too).
 #[derive(Debug, Parser)]
-#[command(name = "commandes", version)]
+#[command(name = "commandes", version = LONG_VERSION)]
 pub struct Cli {
     /// Configuration file (default: config.toml in the working directory, if present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -44,7 +52,9 @@ pub struct Cli {
     )]
     pub database_url: Option<Secret>,
 
-    #[command(flatten)]
+    /// The flags of `serve`, for `commandes` without a subcommand (and
+    /// before `serve`, as always). Refused before any other subcommand.
+    #[command(flatten, next_help_heading = "Serve options")]
     pub serve: ServeArgs,
 
     #[command(subcommand)]
@@ -52,20 +62,19 @@ pub struct Cli {
 }
 
 /// Flags of `serve` (also accepted without the subcommand).
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, global = true, env = "COMMANDES_HOST", hide_env_values = true)]
+    #[arg(long, env = "COMMANDES_HOST", hide_env_values = true)]
     pub host: Option<String>,
 
     /// Port to listen on.
-    #[arg(long, global = true, env = "COMMANDES_PORT", hide_env_values = true)]
+    #[arg(long, env = "COMMANDES_PORT", hide_env_values = true)]
     pub port: Option<u16>,
 
-    /// Load the demo orders into a new database, PostgreSQL included (the variable takes auto, always or never).
+    /// Load the demo orders into a new database, PostgreSQL included (default: auto, only a new SQLite database; the variable takes auto, always or never).
     #[arg(
         long,
-        global = true,
         conflicts_with = "no_demo_data",
         env = "COMMANDES_DEMO_DATA",
         hide_env_values = true
@@ -73,8 +82,42 @@ pub struct ServeArgs {
     pub demo_data: bool,
 
     /// Never load the demo orders (as COMMANDES_DEMO_DATA=never).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_demo_data: bool,
+}
+
+impl ServeArgs {
+    /// The flags given, by name (for the message that refuses them).
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--host", self.host.is_some()),
+            ("--port", self.port.is_some()),
+            ("--demo-data", self.demo_data),
+            ("--no-demo-data", self.no_demo_data),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// These flags, with `later`'s (given after `serve`) winning.
+    fn or(self, later: ServeArgs) -> ServeArgs {
+        let demo = later.demo_data || later.no_demo_data;
+        ServeArgs {
+            host: later.host.or(self.host),
+            port: later.port.or(self.port),
+            demo_data: if demo {
+                later.demo_data
+            } else {
+                self.demo_data
+            },
+            no_demo_data: if demo {
+                later.no_demo_data
+            } else {
+                self.no_demo_data
+            },
+        }
+    }
 }
 
 /// The subcommands.
@@ -82,7 +125,7 @@ pub struct ServeArgs {
 pub enum Command {
     /// Serve the HTTP API (the default): migrates the database first, and
     /// on a new SQLite database loads the demo orders.
-    Serve,
+    Serve(ServeArgs),
     /// Apply pending database migrations and exit. Safe to run twice, and
     /// from several processes at once.
     Migrate,
@@ -141,6 +184,50 @@ pub enum Command {
         after_help = "Examples:\n  commandes generate --count 1000000 --seed 7 > orders.csv\n  commandes generate --count 100000 --to sqlite://load-test.db"
     )]
     Generate(GenerateArgs),
+    /// Back up the SQLite database: a consistent snapshot taken while the
+    /// server runs, checked, then named commandes-TIME.db (UTC).
+    ///
+    /// Into the configured folder (backup.dir, default `backups` beside
+    /// the database), then copied to the bucket when one is configured,
+    /// and older backups rotated out (backup.keep); or, with --to, a
+    /// one-off copy into another folder. Prints the backup's path and
+    /// size. PostgreSQL: refused; its backups belong to the database.
+    #[command(after_help = "Examples:
+  commandes backup
+  commandes backup --to /mnt/usb/commandes")]
+    Backup(BackupArgs),
+    /// Replace the SQLite database with a backup (stop the server first).
+    ///
+    /// The backup is checked first (integrity, a commandes schema this
+    /// binary knows); the current database is kept beside it as
+    /// DATABASE.before-restore-TIME, and the backup swapped in with a
+    /// rename. Refused, changing nothing, while a server has the database
+    /// open or when the backup fails its check. BACKUP is a file, or a
+    /// backup in the configured bucket (s3://BUCKET/KEY or its name).
+    #[command(after_help = "Examples:
+  commandes restore backups/commandes-20261207T171500.123Z.db
+  commandes restore commandes-20261207T171500.123Z.db   (from the bucket)")]
+    Restore(RestoreArgs),
+    /// Print the completion script of a shell to stdout.
+    #[command(
+        after_help = "Examples:\n  commandes completions bash > ~/.local/share/bash-completion/completions/commandes\n  commandes completions zsh > ~/.zfunc/_commandes\n  commandes completions fish > ~/.config/fish/completions/commandes.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of commandes, or of one subcommand.
+    ///
+    /// Made from the same definitions as --help, variables and defaults
+    /// included.
+    #[command(
+        after_help = "Examples:\n  commandes man | man -l -\n  commandes man > /usr/local/share/man/man1/commandes.1\n  commandes man import > /usr/local/share/man/man1/commandes-import.1"
+    )]
+    Man {
+        /// The subcommand (default: the page of commandes itself).
+        command: Option<String>,
+    },
 }
 
 impl Cli {
@@ -167,9 +254,14 @@ impl Cli {
         args: impl IntoIterator<Item = impl Into<OsString>>,
     ) -> Result<Cli, clap::Error> {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let without_env = Cli::command().mut_args(|arg| arg.env(None));
+        let without_env = Cli::command()
+            .mut_args(|arg| arg.env(None))
+            .mut_subcommands(|sub| sub.mut_args(|arg| arg.env(None)));
         match without_env.try_get_matches_from(&args) {
-            Ok(matches) => Cli::from_arg_matches(&matches),
+            Ok(matches) => {
+                let name = matches.subcommand_name().unwrap_or_default().to_string();
+                Cli::from_arg_matches(&matches)?.settled(&name)
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -178,14 +270,53 @@ impl Cli {
             {
                 // Help is answered as soon as it is asked for, before any
                 // variable is looked at, so this is the same help with the
-                // variables named.
-                Err(match Cli::command().try_get_matches_from(&args) {
+                // variables named (and the defaults shown).
+                Err(match documented().try_get_matches_from(&args) {
                     Err(with_env) => with_env,
                     Ok(_) => e,
                 })
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Puts the flags of `serve` in one place ([`Cli::serve`]), and refuses
+    /// what clap cannot: the flags of `serve` before another subcommand
+    /// (they are accepted without a subcommand, so clap takes them there),
+    /// and `copy` told its source twice.
+    fn settled(mut self, name: &str) -> Result<Cli, clap::Error> {
+        let refuse =
+            |message: String| Err(Cli::command().error(ErrorKind::ArgumentConflict, message));
+        match &mut self.command {
+            Some(Command::Serve(later)) => {
+                self.serve = std::mem::take(&mut self.serve).or(std::mem::take(later));
+            }
+            Some(other) => {
+                let given = self.serve.given();
+                if !given.is_empty() {
+                    let flags = if given.len() == 1 {
+                        "is a flag"
+                    } else {
+                        "are flags"
+                    };
+                    return refuse(format!(
+                        "{} {flags} of `serve` (or of no subcommand), not of `{name}`",
+                        given.join(", "),
+                    ));
+                }
+                if let Command::Copy(copy) = other {
+                    if copy.from.is_some() && self.database_url.is_some() {
+                        return refuse(
+                            "`copy` reads --from, or without it the configured database \
+                             (--database-url): give one of them"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            None => {}
+        }
+        Ok(self)
     }
 
     /// The flags that override the configuration.
@@ -205,10 +336,30 @@ impl Cli {
     }
 }
 
+/// The command line as `--help`, the completions and the manual page show
+/// it: with the variables and the defaults.
+fn documented() -> clap::Command {
+    reference::documented(Cli::command())
+}
+
+/// Runs the commands that need no settings (`completions`, `man`), so that
+/// they answer whatever config.toml and the environment hold; `None` for
+/// the others.
+pub fn run_without_settings(command: &Option<Command>) -> Option<anyhow::Result<()>> {
+    match command {
+        Some(Command::Completions { shell }) => Some(reference::completions(documented(), *shell)),
+        Some(Command::Man { command }) => Some(reference::man(documented(), command.as_deref())),
+        _ => None,
+    }
+}
+
 /// Runs `command` (`serve` when none is given) with the loaded settings.
 pub async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()> {
-    match command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::serve(settings).await,
+    if let Some(done) = run_without_settings(&command) {
+        return done;
+    }
+    match command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(_) => serve::serve(settings).await,
         Command::Migrate => admin::migrate(settings).await,
         Command::Check => admin::check(settings).await,
         Command::Openapi => admin::openapi().await,
@@ -216,5 +367,8 @@ pub async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result
         Command::Export(args) => data::export(settings, args).await,
         Command::Copy(args) => data::copy(settings, args).await,
         Command::Generate(args) => data::generate(settings, args).await,
+        Command::Backup(args) => backup::backup(settings, args).await,
+        Command::Restore(args) => backup::restore(settings, args).await,
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }

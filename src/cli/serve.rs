@@ -21,8 +21,9 @@ pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
             &settings.server.host
         };
         println!("\nNo API token configured: generated one for this run.\n");
-        println!("  docs:  http://{host}:{}/docs", addr.port());
-        println!("  token: {token}\n");
+        println!("  dashboard: http://{host}:{}/dashboard", addr.port());
+        println!("  docs:      http://{host}:{}/docs", addr.port());
+        println!("  token:     {token}\n");
         println!(
             "  curl -H 'Authorization: Bearer {token}' http://{host}:{}/stats\n",
             addr.port()

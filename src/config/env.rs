@@ -99,6 +99,11 @@ pub const ALIASES: &[(&str, &[&str])] = &[
     ),
     ("events.relay_url", &["COMMANDES_EVENTS_RELAY_URL"]),
     ("events.max_waiters", &["COMMANDES_EVENTS_MAX_WAITERS"]),
+    ("events.max_streams", &["COMMANDES_EVENTS_MAX_STREAMS"]),
+    (
+        "events.stream_heartbeat_secs",
+        &["COMMANDES_EVENTS_STREAM_HEARTBEAT_SECS"],
+    ),
 ];
 
 /// The keys whose values are secrets: each of their names can also be
@@ -113,6 +118,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "auth.jwks_url",
     "metrics.token",
     "events.relay_url",
+    "backup.secret_access_key",
 ];
 
 /// The generic name of `key` (`server.port` → `COMMANDES_SERVER__PORT`).

@@ -1,7 +1,7 @@
 //! The environment layer, walked over every key of the shipped
 //! `config.toml`: generic names, aliases, `_FILE`, precedence, bad values.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use figment::providers::{Format, Toml};
@@ -9,17 +9,10 @@ use figment::value::{Dict, Value};
 use figment::Figment;
 
 use super::env::{generic_name, keys, names, ALIASES, PREFIX, SECRET_KEYS};
+use super::tests::env;
 use super::*;
 
 const CONFIG_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
-
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
 
 fn load(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
     Settings::load(
@@ -81,6 +74,17 @@ fn sample(key: &str, default: &Value) -> (String, Vec<(&'static str, &'static st
         "log.format" => "json",
         "metrics.token" => "walk-metrics-0123456789",
         "events.relay_url" => "nats://walk-token@h:4222",
+        "backup.interval" => "6h",
+        "backup.bucket" => {
+            return (
+                "walk-bucket".into(),
+                vec![
+                    ("COMMANDES_BACKUP__ENDPOINT", "https://s3.walk.example"),
+                    ("COMMANDES_BACKUP__ACCESS_KEY_ID", "walk-key-id"),
+                    ("COMMANDES_BACKUP__SECRET_ACCESS_KEY", "walk-secret-key"),
+                ],
+            )
+        }
         _ => "",
     };
     if !fixed.is_empty() {
@@ -418,6 +422,10 @@ fn no_secret_shows_in_the_settings_debug() {
         (
             "metrics.token",
             ("metrics-token-10-0123456789", &["metrics-token-10"]),
+        ),
+        (
+            "backup.secret_access_key",
+            ("s3-secret-11-0123456789", &["s3-secret-11"]),
         ),
     ]
     .into_iter()

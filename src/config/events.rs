@@ -47,6 +47,15 @@ pub struct EventsSettings {
     /// Most `GET /events` long polls waiting at once; past it, 503 with
     /// `Retry-After`.
     pub max_waiters: usize,
+    /// Most `GET /events/stream` streams open at once; past it, 503 with
+    /// `Retry-After`.
+    pub max_streams: usize,
+    /// Seconds of silence after which a stream sends a `: keep-alive`
+    /// comment (so proxies keep the connection).
+    pub stream_heartbeat_secs: u64,
+    /// How often the streams' shared reader looks for events committed
+    /// through other replicas (this replica's own wake it at once).
+    pub stream_poll_ms: u64,
 }
 
 impl Default for EventsSettings {
@@ -66,6 +75,9 @@ impl Default for EventsSettings {
             relay_timeout_ms: 5000,
             relay_poll_ms: 200,
             max_waiters: 256,
+            max_streams: 256,
+            stream_heartbeat_secs: 15,
+            stream_poll_ms: 200,
         }
     }
 }
@@ -78,8 +90,11 @@ impl EventsSettings {
         if self.purge_interval_secs == 0 || self.sequence_interval_ms == 0 {
             bail!("events.purge_interval_secs and events.sequence_interval_ms must be at least 1");
         }
-        if self.max_waiters == 0 {
-            bail!("events.max_waiters must be at least 1");
+        if self.max_waiters == 0 || self.max_streams == 0 {
+            bail!("events.max_waiters and events.max_streams must be at least 1");
+        }
+        if self.stream_heartbeat_secs == 0 || self.stream_poll_ms == 0 {
+            bail!("events.stream_heartbeat_secs and events.stream_poll_ms must be at least 1");
         }
         if self.retention_days > 36_500 {
             bail!("events.retention_days must be at most 36500 (0 keeps events forever)");

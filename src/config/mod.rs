@@ -11,7 +11,8 @@
 //!
 //! - [`server`]: `[server]`, `[log]`, `[cors]`, `[idempotency]`;
 //!   [`database`]: `[database]`; [`auth`]: `[auth]`, `[metrics]`;
-//!   [`events`]: `[events]`. Each section checks its own values.
+//!   [`events`]: `[events]`; [`backup`]: `[backup]`. Each section checks
+//!   its own values.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ use crate::secret::Secret;
 use crate::storage::DatabaseUrl;
 
 mod auth;
+mod backup;
 mod database;
 pub mod env;
 mod events;
@@ -32,6 +34,7 @@ mod server;
 mod values;
 
 pub use auth::{AuthSettings, MetricsSettings, MIN_TOKEN_CHARS};
+pub use backup::{BackupSettings, Interval};
 pub use database::{DatabaseSettings, DemoData};
 pub use events::EventsSettings;
 pub use server::{CorsSettings, IdempotencySettings, LogSettings, ServerSettings};
@@ -48,6 +51,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub idempotency: IdempotencySettings,
     pub events: EventsSettings,
+    pub backup: BackupSettings,
 }
 
 /// Flags that override everything else (from the command line).
@@ -123,6 +127,7 @@ impl Settings {
         self.idempotency.validate()?;
         self.events.validate()?;
         self.auth.validate(&self.metrics)?;
+        self.backup.validate()?;
         self.log.validate()?;
         self.check_features(Features::BUILT)
     }
@@ -150,7 +155,7 @@ impl Settings {
     pub fn redacted(&self) -> String {
         let set = |set: bool| if set { "set" } else { "unset" };
         format!(
-            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={}",
+            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={} backup_interval={} backup_dir={:?} backup_keep={} backup_bucket={:?} backup_secret_access_key={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
@@ -179,6 +184,11 @@ impl Settings {
                 None => "off".to_string(),
                 Some(url) => url.to_string(),
             },
+            self.backup.interval.to_text(),
+            self.backup.dir,
+            self.backup.keep,
+            self.backup.bucket,
+            set(!self.backup.secret_access_key.is_empty()),
         )
     }
 }

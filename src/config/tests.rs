@@ -4,7 +4,8 @@ use super::*;
 use crate::access::{JwksUrl, JwtSecret};
 use crate::relay::BrokerUrl;
 
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+/// An environment holding only `pairs`.
+pub(super) fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -147,45 +147,55 @@ pub enum ListScope {
     Status,
 }
 
-impl ListScope {
-    /// The query parameters this list takes.
-    pub fn parameters(self) -> &'static [&'static str] {
-        match self {
-            ListScope::All => &[
-                "status",
-                "customer_id",
-                "min_amount",
-                "max_amount",
-                "created_from",
-                "created_to",
-                "sort",
-                "cursor",
-                "skip",
-                "limit",
-            ],
-            ListScope::Customer => &[
-                "status",
-                "min_amount",
-                "max_amount",
-                "created_from",
-                "created_to",
-                "sort",
-                "cursor",
-                "skip",
-                "limit",
-            ],
-            ListScope::Status => &[
-                "customer_id",
-                "min_amount",
-                "max_amount",
-                "created_from",
-                "created_to",
-                "sort",
-                "cursor",
-                "skip",
-                "limit",
-            ],
+/// The pairs of a query string whose name `known` accepts, each name at
+/// most once; an unknown or repeated name is recorded in `errors` instead,
+/// so that a typo is a 422 naming it, never a silently ignored filter.
+pub fn accepted_once<'a>(
+    pairs: &'a [(String, String)],
+    known: impl Fn(&str) -> bool,
+    errors: &mut ValidationErrors,
+) -> Vec<(&'a str, &'a str)> {
+    let mut accepted: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in pairs {
+        if !known(name) {
+            errors.push(name.clone(), "unknown query parameter");
+        } else if accepted.iter().any(|(seen, _)| seen == name) {
+            errors.push(name.clone(), "given more than once");
+        } else {
+            accepted.push((name, value));
         }
+    }
+    accepted
+}
+
+/// The query parameters of the order lists, in the order the OpenAPI
+/// document lists them.
+pub const LIST_PARAMETERS: [&str; 10] = [
+    "status",
+    "customer_id",
+    "min_amount",
+    "max_amount",
+    "created_from",
+    "created_to",
+    "sort",
+    "cursor",
+    "skip",
+    "limit",
+];
+
+impl ListScope {
+    /// The filter this list takes from its path, not its query.
+    pub fn in_path(self) -> Option<&'static str> {
+        match self {
+            ListScope::All => None,
+            ListScope::Customer => Some("customer_id"),
+            ListScope::Status => Some("status"),
+        }
+    }
+
+    /// Whether this list takes the query parameter `name`.
+    pub fn takes(self, name: &str) -> bool {
+        LIST_PARAMETERS.contains(&name) && self.in_path() != Some(name)
     }
 }
 
@@ -199,31 +209,20 @@ impl ListFilter {
         scope: ListScope,
         max_skip: u64,
     ) -> Result<ListFilter, ValidationErrors> {
-        let allowed = scope.parameters();
         let mut errors = ValidationErrors::default();
         let mut filter = ListFilter::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for (name, value) in pairs {
-            if !allowed.contains(&name.as_str()) {
-                errors.push(name.clone(), "unknown query parameter");
-                continue;
-            }
-            if seen.contains(&name.as_str()) {
-                errors.push(name.clone(), "given more than once");
-                continue;
-            }
-            seen.push(name);
+        for (name, value) in accepted_once(pairs, |name| scope.takes(name), &mut errors) {
             if value.is_empty() {
-                errors.push(name.clone(), "must not be empty");
+                errors.push(name, "must not be empty");
                 continue;
             }
-            let outcome: Result<(), String> = match name.as_str() {
+            let outcome: Result<(), String> = match name {
                 "status" => value
                     .parse()
                     .map(|s| filter.status = Some(s))
                     .map_err(|e: super::status::UnknownStatus| e.to_string()),
                 "customer_id" => check_text(value)
-                    .map(|()| filter.customer_id = Some(value.clone()))
+                    .map(|()| filter.customer_id = Some(value.to_string()))
                     .map_err(str::to_string),
                 "min_amount" => Amount::parse_str(value)
                     .map(|a| filter.min_amount = Some(a))
@@ -251,7 +250,7 @@ impl ListFilter {
                 _ => unreachable!("checked against the allowed list"),
             };
             if let Err(message) = outcome {
-                errors.push(name.clone(), message);
+                errors.push(name, message);
             }
         }
         errors.into_result()?;

@@ -16,6 +16,7 @@ pub mod precondition;
 pub mod record;
 pub mod stats;
 pub mod status;
+pub mod timeseries;
 pub mod validation;
 
 pub use actor::Actor;

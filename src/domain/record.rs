@@ -41,7 +41,8 @@ pub enum Field {
 }
 
 impl Field {
-    const ALL: [Field; 7] = [
+    /// Every field, in the order of the canonical columns.
+    pub const ALL: [Field; 7] = [
         Field::Id,
         Field::OrderId,
         Field::CustomerId,
@@ -382,12 +383,6 @@ mod tests {
 
     use super::*;
 
-    fn fields(e: ValidationErrors) -> Vec<String> {
-        let mut f: Vec<String> = e.0.into_iter().map(|e| e.field).collect();
-        f.sort();
-        f
-    }
-
     #[test]
     fn a_full_json_record_keeps_its_id_and_times() {
         let r = OrderRecord::from_json(&json!({
@@ -412,7 +407,7 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(
-            fields(e),
+            e.sorted_fields(),
             [
                 "colour",
                 "created_at",
@@ -435,7 +430,7 @@ mod tests {
         let e = OrderRecord::from_json(&json!({"order_id": "A", "customer_id": "B",
             "total_amount": "1", "status": null}))
         .unwrap_err();
-        assert_eq!(fields(e), ["status"]);
+        assert_eq!(e.sorted_fields(), ["status"]);
     }
 
     #[test]
@@ -457,7 +452,7 @@ mod tests {
         let e = OrderRecord::from_text(&columns, &["", "1e2", "C", "x", "-1", "2026-13-01"])
             .unwrap_err();
         assert_eq!(
-            fields(e),
+            e.sorted_fields(),
             ["created_at", "id", "order_id", "status", "total_amount"]
         );
     }
@@ -488,14 +483,14 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert_eq!(fields(e), ["updated_at"]);
+        assert_eq!(e.sorted_fields(), ["updated_at"]);
     }
 
     #[test]
     fn headers_name_known_columns_once() {
         let e = Columns::from_header(&["order_id", "colour", "order_id", ""]).unwrap_err();
         assert_eq!(
-            fields(e),
+            e.sorted_fields(),
             [
                 "colour",
                 "column 4",

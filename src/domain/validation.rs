@@ -45,6 +45,14 @@ impl ValidationErrors {
         self.0.push(FieldError::new(field, message));
     }
 
+    /// The fields with a problem, sorted (tests compare them).
+    #[cfg(test)]
+    pub(crate) fn sorted_fields(self) -> Vec<String> {
+        let mut fields: Vec<String> = self.0.into_iter().map(|e| e.field).collect();
+        fields.sort();
+        fields
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -275,12 +283,6 @@ mod tests {
 
     use super::*;
 
-    fn fields(e: ValidationErrors) -> Vec<String> {
-        let mut f: Vec<String> = e.0.into_iter().map(|e| e.field).collect();
-        f.sort();
-        f
-    }
-
     #[test]
     fn a_valid_new_order_defaults_to_pending() {
         let o = NewOrder::from_json(&json!({
@@ -300,7 +302,7 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(
-            fields(e),
+            e.sorted_fields(),
             [
                 "colour",
                 "customer_id",
@@ -310,7 +312,10 @@ mod tests {
             ]
         );
         let e = NewOrder::from_json(&json!({})).unwrap_err();
-        assert_eq!(fields(e), ["customer_id", "order_id", "total_amount"]);
+        assert_eq!(
+            e.sorted_fields(),
+            ["customer_id", "order_id", "total_amount"]
+        );
     }
 
     #[test]
@@ -333,7 +338,7 @@ mod tests {
         let p = OrderPatch::from_json(&json!({"total_amount": "0"})).unwrap();
         assert_eq!(p.total_amount, Amount::from_cents(0));
         let e = OrderPatch::from_json(&json!({"status": null, "order_id": " "})).unwrap_err();
-        assert_eq!(fields(e), ["order_id", "status"]);
+        assert_eq!(e.sorted_fields(), ["order_id", "status"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use chrono::{DateTime, Utc};
 
@@ -16,6 +17,7 @@ use super::{
     PoolStatus, Store, StoreError, StoreInfo, Updated,
 };
 use crate::domain::event::{self, Event, EventKind};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch, Precondition,
     Stats,
@@ -42,6 +44,9 @@ fn events_written(kind: EventKind) {
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
     statement_timeout: Option<Duration>,
+    /// Raised after each change that wrote events (see
+    /// [`MeteredStore::with_write_signal`]).
+    written: Option<Arc<Notify>>,
 }
 
 impl MeteredStore {
@@ -49,6 +54,22 @@ impl MeteredStore {
         MeteredStore {
             inner,
             statement_timeout: None,
+            written: None,
+        }
+    }
+
+    /// Raises `signal` once each change that wrote events has committed,
+    /// so the event stream looks for them at once instead of at its next
+    /// poll. The metrics of written events are counted at the same place.
+    pub fn with_write_signal(mut self, signal: Arc<Notify>) -> MeteredStore {
+        self.written = Some(signal);
+        self
+    }
+
+    fn events_written(&self, kind: EventKind) {
+        events_written(kind);
+        if let Some(signal) = &self.written {
+            signal.notify_one();
         }
     }
 
@@ -122,7 +143,7 @@ impl Store for MeteredStore {
         }) = &result
         {
             metrics::counter!(ORDERS_CREATED, "status" => order.status.as_str()).increment(1);
-            events_written(EventKind::Created);
+            self.events_written(EventKind::Created);
         }
         result
     }
@@ -169,7 +190,7 @@ impl Store for MeteredStore {
         }) = &result
         {
             for kind in event::change_kinds(before, order) {
-                events_written(kind);
+                self.events_written(kind);
             }
             if before.status != order.status {
                 metrics::counter!(STATUS_CHANGES, "from" => before.status.as_str(), "to" => order.status.as_str())
@@ -189,7 +210,7 @@ impl Store for MeteredStore {
             .timed("delete", self.inner.delete(id, if_match, actor))
             .await;
         if result.is_ok() {
-            events_written(EventKind::Deleted);
+            self.events_written(EventKind::Deleted);
         }
         result
     }
@@ -239,6 +260,15 @@ impl Store for MeteredStore {
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
         self.timed("stats", self.inner.stats(actor)).await
+    }
+
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        self.timed("daily_figures", self.inner.daily_figures(query, actor))
+            .await
     }
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {

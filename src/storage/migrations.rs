@@ -49,6 +49,11 @@ pub const SQLITE: &[Migration] = &[
         name: "close_public_roles",
         sql: include_str!("../../sql/sqlite/0007_close_public_roles.sql"),
     },
+    Migration {
+        version: 8,
+        name: "created_figures",
+        sql: include_str!("../../sql/sqlite/0008_created_figures.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -87,6 +92,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "close_public_roles",
         sql: include_str!("../../sql/postgres/0007_close_public_roles.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "created_figures",
+        sql: include_str!("../../sql/postgres/0008_created_figures.sql"),
     },
 ];
 

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::event::{Event, EventKind, NewEvent};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     OrderRecord, Precondition, Stats, Status,
@@ -263,6 +264,16 @@ pub trait Store: Send + Sync {
     /// Figures over the orders `actor` may see.
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError>;
 
+    /// The orders created in `[query.from, query.to)` that `actor` may see
+    /// and the query's `status` and `customer_id` admit, counted and summed
+    /// per UTC day and status (a `GROUP BY` in the database, over an index
+    /// on `created_at`); days without orders are left out.
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError>;
+
     /// Backend, server version, schema version and order count (counts
     /// every order: for `commandes check`, not for probes).
     async fn info(&self) -> Result<StoreInfo, StoreError>;
@@ -284,7 +295,8 @@ pub trait Store: Send + Sync {
     /// `options.on_conflict` deciding about `order_id`s and ids already
     /// taken. Nothing is written unless the sender ends with
     /// [`ImportBatch::Commit`] and no row conflicts in a way the mode
-    /// refuses; those rows come back in [`ImportOutcome::problems`].
+    /// refuses; those rows come back in [`ImportOutcome::problems`]
+    /// (after [`ImportBatch::Check`], too, and nothing is written).
     async fn import(
         &self,
         rows: tokio::sync::mpsc::Receiver<ImportBatch>,
@@ -395,6 +407,11 @@ pub enum ImportBatch {
     Rows(Vec<ImportRow>),
     /// Every row was read: write them (if no conflict forbids it).
     Commit,
+    /// Every row was read: look for the conflicts `Commit` would refuse
+    /// (in [`OnConflict::Fail`] and [`OnConflict::Update`] modes), report
+    /// them, and write nothing (`import --dry-run`). The ids are not
+    /// assigned, so no sequence moves.
+    Check,
     /// Something was wrong upstream: write nothing.
     Abort,
 }

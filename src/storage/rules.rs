@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Conflict, StoreError};
+use super::{Conflict, StoreError, Updated};
 use crate::domain::event::{self, NewEvent};
-use crate::domain::{Actor, Order, OrderPatch, Precondition};
+use crate::domain::{Actor, Order, OrderPatch, Precondition, Sort};
 
 /// `Forbidden` unless `actor` may give an order to `customer_id` (create
 /// it for, or move it to, that customer). Both backends call it inside the
@@ -45,11 +45,35 @@ pub enum UpdatePlan {
     Unchanged(Order),
     /// Write `next` in place of `current`, with `events` in the same
     /// transaction.
-    Write {
-        current: Order,
-        next: Order,
-        events: Vec<NewEvent>,
-    },
+    Write(PlannedWrite),
+}
+
+/// An update that changes the order.
+#[derive(Debug)]
+pub struct PlannedWrite {
+    pub current: Order,
+    pub next: Order,
+    pub events: Vec<NewEvent>,
+}
+
+impl Updated {
+    /// The answer to a patch that changes nothing.
+    pub fn unchanged(order: Order) -> Updated {
+        Updated {
+            order,
+            previous: None,
+        }
+    }
+}
+
+impl PlannedWrite {
+    /// The store's answer once the write is committed.
+    pub fn done(self) -> Updated {
+        Updated {
+            order: self.next,
+            previous: Some(self.current),
+        }
+    }
 }
 
 /// Decides an update of `current` (read under the backend's lock, already
@@ -72,15 +96,25 @@ pub fn plan_update(
         Ok(None) => Ok(UpdatePlan::Unchanged(current)),
         Ok(Some(next)) => {
             let events = event::changed(&current, &next, actor);
-            Ok(UpdatePlan::Write {
+            Ok(UpdatePlan::Write(PlannedWrite {
                 current,
                 next,
                 events,
-            })
+            }))
         }
         Err(e) => Err(StoreError::Conflict(Conflict::Transition {
             from: e.from,
             to: e.to,
         })),
+    }
+}
+
+/// The SQL direction of `sort`, and the comparison that keeps the rows
+/// after a cursor in that direction.
+pub fn direction(sort: Sort) -> (&'static str, &'static str) {
+    if sort.descending {
+        ("desc", "<")
+    } else {
+        ("asc", ">")
     }
 }

@@ -67,6 +67,9 @@ pub struct ImportArgs {
     /// Ignore the files' `id`s: every row gets a new one.
     pub new_ids: bool,
     pub progress: bool,
+    /// Read and check everything, conflicts with the stored orders
+    /// included, and write nothing.
+    pub dry_run: bool,
 }
 
 /// What an import did.
@@ -75,7 +78,8 @@ pub struct ImportReport {
     pub summary: Summary,
     /// Whether anything was written.
     pub committed: bool,
-    /// Every problem, one line each: `FILE:LINE: field: message`.
+    /// Every problem, one line each: `FILE:LINE: field: message` (a row
+    /// with several bad fields has a line for each).
     pub problems: Vec<String>,
     /// Problems found beyond the listed ones (the list is capped).
     pub more_problems: bool,
@@ -99,12 +103,11 @@ pub fn render_store_problem(names: &[String], p: &RowProblem) -> String {
     text
 }
 
-fn render_rejected(name: &str, r: &Rejected) -> String {
+/// One line per bad field of a rejected row.
+fn render_rejected<'a>(name: &'a str, r: &'a Rejected) -> impl Iterator<Item = String> + 'a {
     r.errors
         .iter()
-        .map(|e| format!("{name}:{}: {}: {}", r.line, e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .map(move |e| format!("{name}:{}: {}: {}", r.line, e.field, e.message))
 }
 
 /// What the reader thread found.
@@ -118,6 +121,13 @@ struct ReadOutcome {
 
 /// Each input with its open file (`None`: stdin).
 type Opened = Vec<(Input, Option<File>)>;
+
+/// Checks that every input can be opened and its format told, without
+/// reading any: `import` calls this before it creates or migrates a
+/// database, so a missing file leaves none behind.
+pub fn check_inputs(args: &ImportArgs) -> anyhow::Result<()> {
+    open_inputs(args).map(drop)
+}
 
 /// Opens every input first, so a missing file fails before any work; also
 /// gives their total size (unknown with stdin).
@@ -232,7 +242,7 @@ pub async fn import(store: &dyn Store, args: &ImportArgs) -> anyhow::Result<Impo
                             }
                         }
                         if out.problems.len() < reader_args.max_problems {
-                            out.problems.push(render_rejected(name, &r));
+                            out.problems.extend(render_rejected(name, &r));
                             true
                         } else {
                             out.more_problems = true;
@@ -262,10 +272,10 @@ pub async fn import(store: &dyn Store, args: &ImportArgs) -> anyhow::Result<Impo
         if good && !batch.is_empty() {
             let _ = tx.blocking_send(ImportBatch::Rows(batch));
         }
-        let _ = tx.blocking_send(if good {
-            ImportBatch::Commit
-        } else {
-            ImportBatch::Abort
+        let _ = tx.blocking_send(match (good, reader_args.dry_run) {
+            (true, false) => ImportBatch::Commit,
+            (true, true) => ImportBatch::Check,
+            (false, _) => ImportBatch::Abort,
         });
         Ok(out)
     });

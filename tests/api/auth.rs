@@ -394,7 +394,8 @@ async fn secured_operations(app: &TestApp) -> Vec<(Method, String)> {
                 .replace("{id}", "1")
                 .replace("{order_id}", "CMD001")
                 .replace("{customer_id}", "C1")
-                .replace("{status}", "pending");
+                .replace("{status}", "pending")
+                .replace("{name}", "commandes-20200101T000000.000Z.db");
             ops.push((method.to_uppercase().parse().unwrap(), path));
         }
     }
@@ -407,11 +408,25 @@ async fn a_read_token_gets_403_on_every_change_and_reads_everything(app: TestApp
         .unwrap();
     seed(&app).await;
     let ops = secured_operations(&app).await;
+    // The administration (backups) is refused to a read token whatever
+    // the method: tests/api/backup/admin.rs has its whole matrix.
+    let (admin, ops): (Vec<_>, Vec<_>) = ops.iter().partition(|(_, p)| p.starts_with("/admin/"));
+    assert_eq!(admin.len(), 3, "{admin:?}");
+    for (method, path) in &admin {
+        let r = app
+            .anonymous(method.clone(), path)
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap();
+        problem(r, 403).await;
+    }
     let writes: Vec<_> = ops.iter().filter(|(m, _)| *m != Method::GET).collect();
     let reads: Vec<_> = ops.iter().filter(|(m, _)| *m == Method::GET).collect();
-    // The document lists the four changes and the eight reads (orders, stats, history, events).
+    // The document lists the four changes and the ten reads (orders,
+    // stats and their time series, history, the feed and its stream).
     assert_eq!(writes.len(), 4, "{writes:?}");
-    assert_eq!(reads.len(), 8, "{reads:?}");
+    assert_eq!(reads.len(), 10, "{reads:?}");
     for (method, path) in &writes {
         // 403 comes before the body is looked at: a valid body, an invalid
         // one, none at all.
@@ -488,7 +503,9 @@ async fn every_secured_operation_documents_403(app: TestApp) {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12);
+    // The orders' twelve, the time series, the stream, and the three of
+    // /admin/backups.
+    assert_eq!(checked, 17);
     let scheme = doc["components"]["securitySchemes"]["bearerAuth"]["description"]
         .as_str()
         .unwrap();
@@ -498,6 +515,7 @@ async fn every_secured_operation_documents_403(app: TestApp) {
         "service_role",
         "COMMANDES_CUSTOMER_CLAIM",
         "403",
+        "/admin/",
     ] {
         assert!(scheme.contains(word), "the scheme explains {word}");
     }

@@ -53,24 +53,29 @@ fn help_explains_every_subcommand() {
     }
 }
 
-/// The variables the flags stand for, as `--help` names them.
-const FLAG_VARIABLES: [&str; 4] = [
-    "COMMANDES_DATABASE_URL",
-    "COMMANDES_HOST",
-    "COMMANDES_PORT",
-    "COMMANDES_DEMO_DATA",
+/// The variables the flags of every subcommand stand for, with the
+/// defaults `--help` shows for them.
+const GLOBAL_FLAGS: [(&str, &str); 1] = [("COMMANDES_DATABASE_URL", "sqlite://commandes.db")];
+
+/// The same for the flags of `serve` (the demo switch has no value: its
+/// default is in its text).
+const SERVE_FLAGS: [(&str, &str); 3] = [
+    ("COMMANDES_HOST", "0.0.0.0"),
+    ("COMMANDES_PORT", "8001"),
+    ("COMMANDES_DEMO_DATA", ""),
 ];
 
 #[test]
-fn help_names_each_flags_variable_but_never_its_value() {
+fn help_names_each_flags_variable_and_default_but_never_its_value() {
     let dir = tempfile::tempdir().unwrap();
     let password = "pw-in-the-environment-5d1c";
-    for args in [
-        &["--help"][..],
-        &["-h"],
-        &["serve", "--help"],
-        &["import", "--help"],
-        &["help", "check"],
+    for (args, serves) in [
+        (&["--help"][..], true),
+        (&["-h"], true),
+        (&["serve", "--help"], true),
+        (&["help", "serve"], true),
+        (&["import", "--help"], false),
+        (&["help", "check"], false),
     ] {
         let out = run(commandes(dir.path())
             .env(
@@ -85,13 +90,134 @@ fn help_names_each_flags_variable_but_never_its_value() {
             .args(args));
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         let help = stdout(&out);
-        for var in FLAG_VARIABLES {
+        for (var, default) in GLOBAL_FLAGS
+            .iter()
+            .chain(if serves { &SERVE_FLAGS[..] } else { &[] })
+        {
             assert!(help.contains(&format!("[env: {var}]")), "{args:?}: {help}");
+            if !default.is_empty() {
+                assert!(
+                    help.contains(&format!("[env: {var}] [default: {default}]"))
+                        || help.contains(&format!("[env: {var}]\n          [default: {default}]")),
+                    "{args:?} shows no default for {var}: {help}"
+                );
+            }
+        }
+        if !serves {
+            for (var, _) in SERVE_FLAGS {
+                assert!(
+                    !help.contains(var),
+                    "{args:?} offers a flag of serve: {help}"
+                );
+            }
         }
         for value in [password, "10.9.8.7", "eighty", "sometimes"] {
             assert!(!help.contains(value), "{args:?} shows {value}: {help}");
         }
     }
+}
+
+#[test]
+fn serve_flags_belong_to_serve_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let others: [&[&str]; 7] = [
+        &["migrate"],
+        &["check"],
+        &["openapi"],
+        &["import", "orders.csv"],
+        &["export"],
+        &["copy", "--to", "sqlite://t.db"],
+        &["generate", "--count", "1"],
+    ];
+    for sub in others {
+        for flag in [
+            &["--port", "9000"][..],
+            &["--host", "::1"],
+            &["--demo-data"],
+            &["--no-demo-data"],
+        ] {
+            // After the subcommand: clap does not know the flag there.
+            let out = run(commandes(dir.path()).args(sub).args(flag));
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{sub:?} {flag:?}: {}",
+                stdout(&out)
+            );
+            assert!(
+                stderr(&out).contains(&format!("unexpected argument '{}'", flag[0])),
+                "{sub:?} {flag:?}: {}",
+                stderr(&out)
+            );
+            // Before it, where `commandes` alone (serve) takes it.
+            let out = run(commandes(dir.path()).args(flag).args(sub));
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{flag:?} {sub:?}: {}",
+                stdout(&out)
+            );
+            assert!(
+                stderr(&out).contains(&format!("{} is a flag of `serve`", flag[0]))
+                    && stderr(&out).contains(&format!("not of `{}`", sub[0])),
+                "{flag:?} {sub:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    assert!(
+        !dir.path().join("commandes.db").exists() && !dir.path().join("t.db").exists(),
+        "a refused command touches no database"
+    );
+
+    // `copy` reads from the configured database unless --from says
+    // otherwise; --database-url and --from together are ambiguous.
+    let out = run(commandes(dir.path()).args([
+        "--database-url",
+        "sqlite://a.db",
+        "copy",
+        "--from",
+        "sqlite://b.db",
+        "--to",
+        "sqlite://c.db",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`copy` reads --from"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn copy_reads_the_configured_database_without_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    std::fs::write(
+        dir.path().join("o.csv"),
+        "order_id,customer_id,total_amount\nCP1,C1,1.50\nCP2,C2,2.50\n",
+    )
+    .unwrap();
+    let url = format!("sqlite://{}", source.display());
+    let out = run(commandes(dir.path()).args([
+        "--database-url",
+        &url,
+        "import",
+        "--no-progress",
+        "o.csv",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let target = format!("sqlite://{}", dir.path().join("target.db").display());
+    let out = run(commandes(dir.path())
+        .env("COMMANDES_DATABASE_URL", &url)
+        .args(["copy", "--no-progress", "--to", &target]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("copied:   2 orders"), "{report}");
+    assert!(
+        report.contains("source.db"),
+        "the source is named: {report}"
+    );
 }
 
 #[test]
@@ -120,15 +246,11 @@ fn the_settings_read_the_flags_variables_and_the_flags_win() {
     assert!(created("c.db") && !created("x.db"));
 
     // COMMANDES_DEMO_DATA has its own values and is not the --demo-data
-    // switch: neither `never` nor a flag that contradicts it is a usage
-    // error.
+    // switch: `never` is no usage error (and a flag that contradicts it is
+    // none either: see the demo test, which serves with --no-demo-data).
     let db = [("COMMANDES_DATABASE_URL", "sqlite://d.db")];
     migrate(&[db[0], ("COMMANDES_DEMO_DATA", "never")], &[]);
-    migrate(
-        &[db[0], ("COMMANDES_DEMO_DATA", "always")],
-        &["--no-demo-data"],
-    );
-    migrate(&[db[0], ("COMMANDES_DEMO_DATA", "never")], &["--demo-data"]);
+    migrate(&[db[0], ("COMMANDES_DEMO_DATA", "always")], &[]);
 
     // A bad value in a variable is refused by the settings, naming the
     // variable; a bad flag by clap, naming the flag.
@@ -292,8 +414,13 @@ async fn the_demo_starts_with_a_printed_token_and_stops_on_sigterm() {
     );
 
     // A second start finds the database and does not load the demo again.
+    // Through `serve` this time, with a flag that contradicts the variable
+    // (the flag wins; no usage error).
     let served = serve(
-        commandes(dir.path()).env("COMMANDES_API_TOKENS", "tok-second-run-0123"),
+        commandes(dir.path())
+            .env("COMMANDES_API_TOKENS", "tok-second-run-0123")
+            .env("COMMANDES_DEMO_DATA", "always")
+            .args(["serve", "--no-demo-data"]),
         false,
     );
     let (_, stats) = get_json(
@@ -336,5 +463,235 @@ async fn configured_tokens_never_reach_the_logs() {
         "tok-wrong-0000",
     ] {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
+    }
+}
+
+/// A CSV file of four rows: two good, one with two bad fields, one with
+/// one; so three problems in two rows.
+const BAD_ROWS: &str = "order_id,customer_id,total_amount,status
+DR1,C1,10.00,pending
+DR2,,abc,pending
+DR3,C3,5.00,bogus
+DR4,C4,5.00,completed
+";
+
+/// The problem lines of an import's stderr (`FILE:LINE: field: message`).
+fn problem_lines(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.starts_with("orders.csv:"))
+        .collect()
+}
+
+#[test]
+fn import_dry_run_lists_the_bad_rows_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.csv"), BAD_ROWS).unwrap();
+    let db = dir.path().join("commandes.db");
+    let out =
+        run(commandes(dir.path()).args(["import", "--dry-run", "--no-progress", "orders.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        problem_lines(&err),
+        [
+            "orders.csv:3: customer_id: must not be empty",
+            "orders.csv:3: total_amount: must be a decimal number such as \"150.50\"",
+            "orders.csv:4: status: must be one of pending, processing, completed, cancelled",
+        ],
+        "{err}"
+    );
+    assert!(
+        err.contains("dry run: 3 problems listed above; nothing was written"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("read:     4"), "{}", stdout(&out));
+    assert!(!db.exists(), "a dry run creates no database");
+
+    // A clean file: exit 0, and still no database.
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "order_id,customer_id,total_amount\nDR1,C1,1.00\nDR2,C2,2.00\n",
+    )
+    .unwrap();
+    let out =
+        run(commandes(dir.path()).args(["import", "--dry-run", "--no-progress", "orders.csv"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("dry run: every row is valid"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!db.exists(), "a clean dry run creates no database");
+
+    // Against a database that holds DR1: the conflict is found (as the
+    // import would find it) and nothing changes.
+    std::fs::write(
+        dir.path().join("first.csv"),
+        "order_id,customer_id,total_amount\nDR1,C9,9.00\n",
+    )
+    .unwrap();
+    let out = run(commandes(dir.path()).args(["import", "--no-progress", "first.csv"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let export = || {
+        let out =
+            run(commandes(dir.path()).args(["export", "--no-progress", "--format", "ndjson"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let before = export();
+    let out =
+        run(commandes(dir.path()).args(["import", "--dry-run", "--no-progress", "orders.csv"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(problem_lines(&err).len(), 1, "{err}");
+    assert!(
+        err.contains("orders.csv:2: order_id: DR1 already exists"),
+        "{err}"
+    );
+    // Skipping conflicts, the same file is clean.
+    let out = run(commandes(dir.path()).args([
+        "import",
+        "--dry-run",
+        "--no-progress",
+        "--on-conflict",
+        "skip",
+        "orders.csv",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(commandes(dir.path()).arg("check"));
+    assert!(
+        stdout(&out).contains("orders:         1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(export() == before, "the orders are unchanged");
+}
+
+#[test]
+fn import_counts_the_problems_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.csv"), BAD_ROWS).unwrap();
+    let out = run(commandes(dir.path()).args(["import", "--no-progress", "orders.csv"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(problem_lines(&err).len(), 3, "{err}");
+    assert!(
+        err.contains("import refused: 3 problems listed above; nothing was written"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_of_a_missing_file_leaves_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.csv"), BAD_ROWS).unwrap();
+    for args in [
+        &["nothere.csv"][..],
+        &["orders.csv", "nothere.csv"],
+        &["--dry-run", "nothere.csv"],
+    ] {
+        let out = run(commandes(dir.path()).arg("import").args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("cannot open nothere.csv"),
+            "{}",
+            stderr(&out)
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("commandes.db"))
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(commandes(dir.path()).args(["completions", shell]));
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["import", "dry-run", "database-url"] {
+            assert!(
+                script.contains(word),
+                "{shell} completes no {word}: {script}"
+            );
+        }
+    }
+    let out = run(commandes(dir.path()).args(["completions", "bash"]));
+    assert!(
+        stdout(&out).contains("complete -F _commandes"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(commandes(dir.path()).args(["completions", "tcsh"]));
+    assert_eq!(out.status.code(), Some(2));
+
+    // Settings are not needed: a broken config.toml does not stop them.
+    std::fs::write(dir.path().join("config.toml"), "[server]\nprot = 1\n").unwrap();
+    let out = run(commandes(dir.path())
+        .env("COMMANDES_PORT", "eighty")
+        .arg("man"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    let header = page
+        .lines()
+        .find(|l| l.starts_with(".TH "))
+        .unwrap_or_else(|| panic!("no roff title line: {page}"));
+    assert!(
+        header.starts_with(".TH commandes 1") && header.contains(commandes::build_info::REVISION),
+        "{header}"
+    );
+    for text in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        "COMMANDES_DATABASE_URL",
+        "[default: 8001]",
+    ] {
+        assert!(page.contains(text), "the page has no {text}: {page}");
+    }
+    assert!(!page.contains("eighty"), "no variable's value: {page}");
+    let out = run(commandes(dir.path()).args(["man", "import"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(".TH commandes-import 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("dry\\-run"), "{}", stdout(&out));
+    let out = run(commandes(dir.path()).args(["man", "nope"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no subcommand \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(commandes(dir.path()).arg("--version"));
+    assert!(out.status.success());
+    let revision = commandes::build_info::REVISION;
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("commandes {} ({revision})", env!("CARGO_PKG_VERSION"))
+    );
+    // Built from a git checkout (as here, and in CI), it is HEAD's hash.
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(
+            revision.len() >= 7 && head.starts_with(revision),
+            "revision {revision}, HEAD {head}"
+        );
     }
 }

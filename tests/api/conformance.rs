@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use commandes::domain::event::EventKind;
+use commandes::domain::timeseries::{DayFigures, Interval, SeriesQuery};
 use commandes::domain::{
     Actor, Amount, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, OrderPatch, OrderRecord,
     Precondition, Status,
@@ -396,6 +397,55 @@ async fn story(store: Arc<dyn Store>) {
         (h.created_at.timestamp(), h.status),
         (then.timestamp(), Status::Completed)
     );
+
+    // Orders per day of creation and status, over [from, to), scoped like
+    // every read; days without orders are left out.
+    let t = h.created_at;
+    let series = |from, to, status, customer_id: Option<&str>| SeriesQuery {
+        interval: Interval::Day,
+        from,
+        to,
+        status,
+        customer_id: customer_id.map(str::to_string),
+    };
+    let h1 = vec![DayFigures {
+        day: t.date_naive(),
+        status: Status::Completed,
+        count: 1,
+        cents: 999,
+    }];
+    let around = series(t - TimeDelta::days(2), t + TimeDelta::days(2), None, None);
+    assert_eq!(store.daily_figures(&around, &system).await.unwrap(), h1);
+    assert_eq!(
+        store
+            .daily_figures(&around, &customer("carol"))
+            .await
+            .unwrap(),
+        h1
+    );
+    assert!(store
+        .daily_figures(&around, &customer("alice"))
+        .await
+        .unwrap()
+        .is_empty());
+    for (status, customer_id, want) in [
+        (Some(Status::Completed), None, &h1),
+        (Some(Status::Pending), None, &vec![]),
+        (None, Some("carol"), &h1),
+        (None, Some("bob"), &vec![]),
+    ] {
+        let q = series(around.from, around.to, status, customer_id);
+        assert_eq!(&store.daily_figures(&q, &system).await.unwrap(), want);
+    }
+    // `to` is exclusive, `from` inclusive.
+    let before = series(t - TimeDelta::days(1), t, None, None);
+    assert!(store
+        .daily_figures(&before, &system)
+        .await
+        .unwrap()
+        .is_empty());
+    let from_t = series(t, t + TimeDelta::microseconds(1), None, None);
+    assert_eq!(store.daily_figures(&from_t, &system).await.unwrap(), h1);
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let sent = store.export(&ExportFilter::default(), tx).await.unwrap();
     let mut exported = Vec::new();

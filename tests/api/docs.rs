@@ -54,6 +54,7 @@ async fn service_info(app: TestApp) {
     assert_eq!(info["status"], "ok");
     assert_eq!(info["storage"], storage);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["revision"], commandes::build_info::REVISION);
     let docs = info["docs"].as_str().expect("docs is a string");
     let r = app.anonymous(Method::GET, docs).send().await.unwrap();
     assert_eq!(r.status(), 200, "the docs link works: {docs}");
@@ -130,6 +131,56 @@ async fn the_bearer_scheme_is_declared(app: TestApp) {
     }
 }
 
+/// The statuses an operation declares: exactly those it can answer with,
+/// so that a generated client has no case that never happens.
+async fn each_operation_declares_only_what_it_answers(app: TestApp) {
+    let spec = spec(&app).await;
+    let declared = |path: &str, method: &str| -> Vec<String> {
+        let mut statuses: Vec<String> = spec["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}"))
+            .keys()
+            .cloned()
+            .collect();
+        statuses.sort();
+        statuses
+    };
+    assert_eq!(
+        declared("/stats", "get"),
+        ["200", "401", "403", "422", "503"],
+        "GET /stats"
+    );
+    assert_eq!(
+        declared("/commandes", "post"),
+        ["201", "400", "401", "403", "408", "409", "413", "415", "422", "503"],
+        "POST /commandes"
+    );
+    assert_eq!(
+        declared("/commandes/{id}", "delete"),
+        ["204", "401", "403", "404", "412", "422", "503"],
+        "DELETE /commandes/{{id}}"
+    );
+    // No operation without a body declares what only a body can cause,
+    // and only those with an `{id}` or `{order_id}` declare 404.
+    for (path, method, op) in operations(&spec) {
+        let responses = op["responses"].as_object().unwrap();
+        let has_body = op.get("requestBody").is_some();
+        for status in ["400", "408", "413", "415"] {
+            assert_eq!(
+                responses.contains_key(status),
+                has_body,
+                "{method} {path} and {status}"
+            );
+        }
+        let by_key = path.contains("{id}") || path.contains("{order_id}");
+        assert_eq!(
+            responses.contains_key("404"),
+            by_key,
+            "{method} {path} and 404"
+        );
+    }
+}
+
 async fn problem_responses_are_declared(app: TestApp) {
     let spec = spec(&app).await;
     for (path, method, op) in operations(&spec) {
@@ -140,10 +191,27 @@ async fn problem_responses_are_declared(app: TestApp) {
             .as_object()
             .unwrap_or_else(|| panic!("{method} {path}"));
         let mut wanted = vec!["401", "422"];
+        if path.starts_with("/admin/") {
+            // The admin operations declare what they can answer, and no
+            // more: they take no body (no 400, 408 or 415).
+            wanted.extend(["403", "501"]);
+            if method == "post" {
+                wanted.push("409");
+            }
+            if path.contains("{name}") {
+                wanted.push("404");
+            }
+            for never in ["400", "408", "415", "412"] {
+                assert!(
+                    responses.get(never).is_none(),
+                    "{method} {path} declares {never}"
+                );
+            }
+        }
         if path.contains("{id}") || path.contains("{order_id}") {
             wanted.push("404");
         }
-        if method == "post" || method == "put" {
+        if (method == "post" || method == "put") && !path.starts_with("/admin/") {
             wanted.extend(["400", "408", "409", "413", "415"]);
         }
         for status in wanted {
@@ -299,6 +367,7 @@ crate::both_backends!(
     the_openapi_document,
     the_bearer_scheme_is_declared,
     problem_responses_are_declared,
+    each_operation_declares_only_what_it_answers,
     the_docs_pages_work_offline,
     unknown_assets_are_404,
 );

@@ -77,7 +77,12 @@ async fn metrics_need_a_token_and_show_routes(app: TestApp) {
     );
     assert!(text.contains("commandes_db_query_duration_seconds_bucket"));
     assert!(text.contains(r#"commandes_db_pool_connections{state="max"}"#));
-    assert!(text.contains("commandes_build_info{version="));
+    let build_info = format!(
+        r#"commandes_build_info{{version="{}",revision="{}"}} 1"#,
+        commandes::build_info::VERSION,
+        commandes::build_info::REVISION
+    );
+    assert!(text.contains(&build_info), "no {build_info}: {text}");
 }
 
 async fn creates_and_status_changes_are_counted(app: TestApp) {

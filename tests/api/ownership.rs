@@ -72,6 +72,33 @@ async fn a_customer_lists_and_counts_only_its_orders(app: TestApp) {
     assert_eq!(app.list("/commandes").await.len(), 3);
 }
 
+/// The time series counts a customer's own orders only, whatever
+/// `customer_id` it asks for.
+async fn a_customer_charts_only_its_orders(app: TestApp) {
+    let (app, c1, _) = setup(app).await;
+    let total = |body: Value, field: &str| -> Vec<Value> {
+        body["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["total_orders"] != 0)
+            .map(|b| b[field].clone())
+            .collect()
+    };
+    let own = json(get_with(&app, &c1, "/stats/timeseries").await, 200).await;
+    assert_eq!(total(own.clone(), "total_orders"), [2]);
+    assert_eq!(total(own, "total_amount"), ["30.50"]);
+    let theirs = json(
+        get_with(&app, &c1, "/stats/timeseries?customer_id=C2").await,
+        200,
+    )
+    .await;
+    assert!(total(theirs, "total_orders").is_empty());
+    // The static token sees every customer's.
+    let all = json(app.get("/stats/timeseries").await, 200).await;
+    assert_eq!(total(all, "total_orders"), [3]);
+}
+
 async fn another_customers_order_is_absent(app: TestApp) {
     let (app, c1, orders) = setup(app).await;
     let other = orders[2]["id"].as_i64().unwrap();
@@ -291,6 +318,7 @@ async fn a_customer_sees_only_its_own_history_and_not_the_feed(app: TestApp) {
     )
     .await;
     problem(get_with(&app, &c1, "/events").await, 403).await;
+    problem(get_with(&app, &c1, "/events/stream").await, 403).await;
     // The static token sees the deleted order's history and the feed.
     let h = app.list(&format!("/commandes/{theirs}/history")).await;
     assert_eq!(h.last().unwrap()["type"], "order.deleted");
@@ -622,6 +650,7 @@ crate::both_backends!(
     idempotency_keys_do_not_cross_callers,
     a_customer_sees_only_its_own_history_and_not_the_feed,
     a_customer_lists_and_counts_only_its_orders,
+    a_customer_charts_only_its_orders,
     another_customers_order_is_absent,
     a_customer_changes_only_its_own_orders,
     an_authenticated_jwt_without_the_claim_is_403,

@@ -97,6 +97,16 @@ fn run(dir: &Path, url: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `copy --from FROM --to TO` (without --database-url: `copy` refuses both
+/// a --from and a --database-url as ambiguous).
+fn copy(dir: &Path, from: &str, to: &str) -> Output {
+    commandes(dir)
+        .args(["copy", "--from", from, "--to", to])
+        .env("COMMANDES_LOG_FORMAT", "text")
+        .output()
+        .expect("the binary runs")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -317,6 +327,66 @@ async fn conflict_modes(db: Db) {
     );
 }
 
+/// `import --dry-run` finds what the import would refuse, conflicts with
+/// the stored orders included, in every mode, and changes nothing: not the
+/// orders, not the id sequence.
+async fn a_dry_run_checks_against_the_database_and_writes_nothing(db: Db) {
+    std::fs::write(
+        db.path("base.csv"),
+        "id,order_id,customer_id,total_amount\n1,A,C1,10.00\n2,B,C1,20.00\n",
+    )
+    .unwrap();
+    imported(&db.run(&["import", "base.csv"]));
+    let base = db.export("csv");
+    std::fs::write(
+        db.path("change.ndjson"),
+        "{\"order_id\": \"B\", \"customer_id\": \"C2\", \"total_amount\": 25.5}\n\
+         {\"order_id\": \"D\", \"customer_id\": \"C3\", \"total_amount\": \"4\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        db.path("clash.csv"),
+        "id,order_id,customer_id,total_amount\n1,B,C1,1\n",
+    )
+    .unwrap();
+    let dry =
+        |args: &[&str]| db.run(&[&["import", "--dry-run", "--no-progress"][..], args].concat());
+
+    let out = dry(&["change.ndjson"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("change.ndjson:1: order_id: B already exists (order id 2)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("dry run: 1 problem listed above"),
+        "{}",
+        stderr(&out)
+    );
+    for mode in ["skip", "update"] {
+        let out = dry(&["change.ndjson", "--on-conflict", mode]);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+    }
+    let out = dry(&["clash.csv", "--on-conflict", "update"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("clash.csv:2: id: 1 already belongs to order A"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(db.export("csv") == base, "a dry run writes nothing");
+    // The id sequence did not move: the next order still gets id 3.
+    std::fs::write(
+        db.path("next.csv"),
+        "order_id,customer_id,total_amount\nE,C5,5.00\n",
+    )
+    .unwrap();
+    imported(&db.run(&["import", "next.csv"]));
+    let after = String::from_utf8(db.export("csv")).unwrap();
+    assert!(after.contains("\n3,E,C5,"), "{after}");
+}
+
 /// Explicit ids are kept and the id sequence follows them: rows without an
 /// id, and a POST afterwards, get fresh ids.
 async fn ids_and_the_sequence_after_an_import(app: TestApp) {
@@ -389,6 +459,7 @@ on_both!(
     round_trips_are_byte_identical,
     a_bad_row_among_many_leaves_the_database_untouched,
     conflict_modes,
+    a_dry_run_checks_against_the_database_and_writes_nothing,
 );
 
 #[tokio::test]
@@ -524,12 +595,7 @@ async fn copy_moves_the_demo_to_postgres_and_back() {
     let back = format!("sqlite://{}", dir.path().join("back.db").display());
 
     for (from, to) in [(&demo, &pg.url), (&pg.url, &back)] {
-        let out = run(
-            dir.path(),
-            &demo,
-            &["copy", "--from", from, "--to", to],
-            None,
-        );
+        let out = copy(dir.path(), from, to);
         assert!(out.status.success(), "{}", stderr(&out));
         let report = stdout(&out);
         assert!(report.contains("copied:   300 orders"), "{report}");
@@ -553,12 +619,7 @@ async fn copy_moves_the_demo_to_postgres_and_back() {
     assert_eq!(export(&back), original);
 
     // A target that holds orders is refused, and left as it was.
-    let out = run(
-        dir.path(),
-        &demo,
-        &["copy", "--from", &demo, "--to", &pg.url],
-        None,
-    );
+    let out = copy(dir.path(), &demo, &pg.url);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("already holds 300 orders"),

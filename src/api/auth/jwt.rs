@@ -320,6 +320,7 @@ impl JwtVerifier {
             permissions,
             owner,
             service: role == "service_role",
+            static_token: false,
         })
     }
 }

@@ -98,6 +98,7 @@ impl Tokens {
                 permissions,
                 owner: None,
                 service: true,
+                static_token: true,
             }
         })
     }
@@ -138,6 +139,8 @@ pub struct Caller {
     /// A service rather than an end user: a static token or a
     /// `service_role` JWT (only these may scrape `/metrics`).
     pub service: bool,
+    /// One of the configured static tokens (not a JWT).
+    pub static_token: bool,
 }
 
 impl Caller {
@@ -164,6 +167,22 @@ impl Caller {
             "this token may not {what} (it lacks the {} scope)",
             permission.as_str()
         )))
+    }
+}
+
+impl Caller {
+    /// 403 unless this caller may administer the service (backups): a
+    /// static token with write permission, the operator's own. Not a JWT
+    /// (a user of the shop, or a `service_role` key shared with the
+    /// front-end's back office), not a read-only token.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.static_token && self.permissions.has(Permission::Write) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(
+            "only a static read-write API token (auth.tokens) may administer the service;              JWTs and read-only tokens may not"
+                .into(),
+        ))
     }
 }
 
@@ -261,6 +280,8 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
                      the orders whose `customer_id` equals its customer claim when \
                      COMMANDES_CUSTOMER_CLAIM is set (403 if it has none; another customer's \
                      order is a 404, as if absent); `anon` and anonymous users get 403.\n\n\
+                     The administration operations (`/admin/…`, backups) take only a static \
+                     read-write API token: a JWT of any role and a read-only token get 403.\n\n\
                      An invalid token of any kind is a 401; a valid one that may not do what \
                      the request asks is a 403.",
                 ),
@@ -287,6 +308,35 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
         let caller = auth.authenticate(request).await?;
         caller.require(required_permission(request.method()))?;
         Ok(BearerAuth(caller))
+    }
+}
+
+/// The extractor of the administration operations (`/admin/…`): 401 for
+/// a bad token, then 403 unless [`Caller::require_admin`] lets it in.
+pub struct AdminAuth(pub Caller);
+
+impl<'a> ApiExtractor<'a> for AdminAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        BearerAuth::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let auth = request.data::<Authenticator>().ok_or(ApiError::Internal)?;
+        let caller = auth.authenticate(request).await?;
+        caller.require_admin()?;
+        Ok(AdminAuth(caller))
     }
 }
 
@@ -353,6 +403,11 @@ mod tests {
         assert!(matches!(
             auth.check("a.b.c").await,
             Err(ApiError::Unauthorized)
+        ));
+        assert!(auth.check("rw").await.unwrap().require_admin().is_ok());
+        assert!(matches!(
+            auth.check("ro").await.unwrap().require_admin(),
+            Err(ApiError::Forbidden(_))
         ));
     }
 }

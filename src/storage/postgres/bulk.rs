@@ -98,7 +98,7 @@ pub(super) async fn import(
     let sink = tx.copy_in(&copy).await.map_err(map_error)?;
     let writer = BinaryCopyInWriter::new(sink, &STAGE_TYPES);
     let mut writer = std::pin::pin!(writer);
-    let mut commit = false;
+    let (mut commit, mut check_only) = (false, false);
     while let Some(message) = rows.recv().await {
         match message {
             ImportBatch::Rows(batch) => {
@@ -130,6 +130,10 @@ pub(super) async fn import(
                 commit = true;
                 break;
             }
+            ImportBatch::Check => {
+                (commit, check_only) = (true, true);
+                break;
+            }
             ImportBatch::Abort => break,
         }
     }
@@ -150,6 +154,14 @@ pub(super) async fn import(
         .map_err(map_error)?;
     let now = options.now;
     let limit = options.max_problems as i64;
+    if check_only {
+        outcome.problems = match options.on_conflict {
+            OnConflict::Fail => conflicts(&tx, limit).await?,
+            OnConflict::Update => id_clashes(&tx, limit).await?,
+            OnConflict::Skip => Vec::new(),
+        };
+        return Ok(outcome); // dropping `tx` rolls back
+    }
     match options.on_conflict {
         OnConflict::Fail => {
             tx.batch_execute("savepoint import_insert")

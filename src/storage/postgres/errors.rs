@@ -8,7 +8,7 @@
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::storage::StoreError;
+use crate::storage::{Conflict, StoreError};
 
 /// Why a start-up connection attempt failed, and whether to try again.
 pub(super) enum Probe {
@@ -129,4 +129,14 @@ pub(super) fn map_error(e: tokio_postgres::Error) -> StoreError {
 
 pub(super) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// The error of a write that sets `order_id`: a 409 naming it when the
+/// unique index refuses it, else as [`map_error`].
+pub(super) fn map_write_error(e: tokio_postgres::Error, order_id: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(Conflict::DuplicateOrderId(order_id.to_string()))
+    } else {
+        map_error(e)
+    }
 }

@@ -34,10 +34,11 @@ use tokio_postgres::types::Type;
 use super::migrations;
 use super::rules::{self, UpdatePlan};
 use super::{
-    Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
-    MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+    Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
+    PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 use crate::domain::event::{self, Event};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     now, Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
     Precondition, Stats, Status,
@@ -53,7 +54,7 @@ mod queries;
 pub mod tls;
 
 use connect::Connections;
-use errors::{is_unique_violation, map_error};
+use errors::{map_error, map_write_error};
 use events::{
     row_to_event, run_sequencer, sequenced_client, with_events, EventArrays, EVENT_COLUMNS,
 };
@@ -73,6 +74,29 @@ impl PostgresStore {
     pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
         let connections = Connections::open(url, options).await?;
         Ok(PostgresStore { connections })
+    }
+
+    /// The order whose unique `column` ("id" or "order_id") is `key`, if
+    /// `actor` may see it.
+    async fn select_one(
+        &self,
+        column: &'static str,
+        key: Param<'_>,
+        actor: &Actor,
+    ) -> Result<Order, StoreError> {
+        let client = self.connections.client().await?;
+        let owner = actor.owner.as_deref();
+        let row = client
+            .query_typed_opt(
+                &format!(
+                    "select {COLUMNS} from commandes
+                     where {column} = $1 and ($2::varchar is null or customer_id = $2)"
+                ),
+                &[key, (&owner, Type::VARCHAR)],
+            )
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
 }
 
@@ -198,35 +222,12 @@ impl Store for PostgresStore {
     }
 
     async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError> {
-        let client = self.connections.client().await?;
-        let owner = actor.owner.as_deref();
-        let row = client
-            .query_typed_opt(
-                &format!(
-                    "select {COLUMNS} from commandes
-                     where id = $1 and ($2::varchar is null or customer_id = $2)"
-                ),
-                &[(&id, Type::INT8), (&owner, Type::VARCHAR)],
-            )
-            .await
-            .map_err(map_error)?;
-        row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
+        self.select_one("id", (&id, Type::INT8), actor).await
     }
 
     async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError> {
-        let client = self.connections.client().await?;
-        let owner = actor.owner.as_deref();
-        let row = client
-            .query_typed_opt(
-                &format!(
-                    "select {COLUMNS} from commandes
-                     where order_id = $1 and ($2::varchar is null or customer_id = $2)"
-                ),
-                &[(&order_id, Type::VARCHAR), (&owner, Type::VARCHAR)],
-            )
+        self.select_one("order_id", (&order_id, Type::VARCHAR), actor)
             .await
-            .map_err(map_error)?;
-        row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
 
     async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError> {
@@ -248,23 +249,14 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         // The owner is checked on the locked row, before anything is decided.
         let current = lock_row(&tx, id, actor.owner.as_deref(), None).await?;
-        let (current, next, events) =
-            match rules::plan_update(current, patch, if_match, actor, now())? {
-                UpdatePlan::Unchanged(order) => {
-                    return Ok(Updated {
-                        order,
-                        previous: None,
-                    })
-                }
-                UpdatePlan::Write {
-                    current,
-                    next,
-                    events,
-                } => (current, next, events),
-            };
+        let write = match rules::plan_update(current, patch, if_match, actor, now())? {
+            UpdatePlan::Write(write) => write,
+            UpdatePlan::Unchanged(order) => return Ok(Updated::unchanged(order)),
+        };
+        let next = &write.next;
         let amount = next.total_amount.to_decimal();
         let status = next.status.as_str();
-        let events = EventArrays::new(&events);
+        let events = EventArrays::new(&write.events);
         let mut params: Vec<Param<'_>> = vec![
             (&id, Type::INT8),
             (&next.order_id, Type::VARCHAR),
@@ -274,7 +266,7 @@ impl Store for PostgresStore {
             (&next.updated_at, Type::TIMESTAMPTZ),
         ];
         events.push(&mut params);
-        let updated = tx
+        tx
             .execute_typed(
                 &with_events(
                     "update commandes
@@ -284,21 +276,10 @@ impl Store for PostgresStore {
                 ),
                 &params,
             )
-            .await;
-        match updated {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(Conflict::DuplicateOrderId(
-                    next.order_id,
-                )))
-            }
-            Err(e) => return Err(map_error(e)),
-        }
+            .await
+            .map_err(|e| map_write_error(e, &next.order_id))?;
         tx.commit().await.map_err(map_error)?;
-        Ok(Updated {
-            order: next,
-            previous: Some(current),
-        })
+        Ok(write.done())
     }
 
     async fn delete(
@@ -480,6 +461,15 @@ impl Store for PostgresStore {
             stats.add(status, count, sum.mantissa());
         }
         Ok(stats)
+    }
+
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        let client = self.connections.client().await?;
+        queries::daily_figures(&client, query, actor.owner.as_deref()).await
     }
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {

@@ -15,6 +15,7 @@ use tokio_postgres::Row;
 
 use super::errors::map_error;
 use crate::domain::event;
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{Actor, Amount, ListFilter, NewOrder, Order, Precondition, SortKey, Status};
 use crate::storage::{rules, Conflict, ExportFilter, StoreError};
 
@@ -232,11 +233,7 @@ impl ListArgs {
             SortKey::TotalAmount => "total_amount",
             SortKey::Id => "id",
         };
-        let (dir, after) = if filter.sort.descending {
-            ("desc", "<")
-        } else {
-            ("asc", ">")
-        };
+        let (dir, after) = rules::direction(filter.sort);
         if let Some(id) = &self.cursor_id {
             // A row value comparison, which the (column, id) indexes serve.
             let key: Option<Param<'a>> = match (&self.cursor_time, &self.cursor_amount) {
@@ -279,4 +276,51 @@ impl ListArgs {
         ));
         (sql, params)
     }
+}
+
+/// The orders created in `[from, to)` per UTC day and status (see
+/// [`crate::domain::timeseries`]): one `GROUP BY` over the covering index
+/// of migration 0008, or the customer index for one customer. Only the
+/// conditions asked for are in the statement.
+pub(super) async fn daily_figures(
+    client: &tokio_postgres::Client,
+    query: &SeriesQuery,
+    owner: Option<&str>,
+) -> Result<Vec<DayFigures>, StoreError> {
+    let mut sql = String::from(
+        "select (created_at at time zone 'UTC')::date, status::text, count(*)::int8,
+                sum(total_amount)::numeric
+         from commandes where created_at >= $1 and created_at < $2",
+    );
+    let status = query.status.map(Status::as_str);
+    let customer = query.customer_id.as_deref();
+    let mut params: Vec<Param<'_>> = vec![
+        (&query.from, Type::TIMESTAMPTZ),
+        (&query.to, Type::TIMESTAMPTZ),
+    ];
+    for (column, value) in [
+        ("status", &status),
+        ("customer_id", &customer),
+        ("customer_id", &owner),
+    ] {
+        if value.is_some() {
+            params.push((value, Type::VARCHAR));
+            sql.push_str(&format!(" and {column} = ${}", params.len()));
+        }
+    }
+    sql.push_str(" group by 1, 2");
+    let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
+    let mut days = Vec::with_capacity(rows.len());
+    for row in rows {
+        let status: String = row.try_get(1).map_err(StoreError::backend)?;
+        let mut sum: Decimal = row.try_get(3).map_err(StoreError::backend)?;
+        sum.rescale(2);
+        days.push(DayFigures {
+            day: row.try_get(0).map_err(StoreError::backend)?,
+            status: status.parse().map_err(StoreError::backend)?,
+            count: row.try_get(2).map_err(StoreError::backend)?,
+            cents: sum.mantissa(),
+        });
+    }
+    Ok(days)
 }

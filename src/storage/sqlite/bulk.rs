@@ -80,7 +80,7 @@ fn import_in_transaction(
     .map_err(map_error)?;
     let started = std::time::Instant::now();
     let mut outcome = ImportOutcome::default();
-    let mut commit = false;
+    let (mut commit, mut check_only) = (false, false);
     {
         let mut stage = tx
             .prepare("insert into temp.commandes_import_stage values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
@@ -120,6 +120,10 @@ fn import_in_transaction(
                     commit = true;
                     break;
                 }
+                ImportBatch::Check => {
+                    (commit, check_only) = (true, true);
+                    break;
+                }
                 ImportBatch::Abort => break,
             }
         }
@@ -132,6 +136,14 @@ fn import_in_transaction(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "import staged"
     );
+    if check_only {
+        outcome.problems = match options.on_conflict {
+            OnConflict::Fail => conflicts(&tx, options.max_problems)?,
+            OnConflict::Update => id_clashes(&tx, options.max_problems)?,
+            OnConflict::Skip => Vec::new(),
+        };
+        return Ok(outcome); // dropping `tx` rolls back
+    }
     let now = format_time(&options.now);
     match options.on_conflict {
         OnConflict::Fail => {

@@ -4,7 +4,7 @@
 
 use rusqlite::ErrorCode;
 
-use crate::storage::StoreError;
+use crate::storage::{Conflict, StoreError};
 
 /// Why a statement was interrupted: its operation's deadline passed.
 const PAST_DEADLINE: &str = "the statement ran past the statement timeout; interrupted";
@@ -50,4 +50,14 @@ pub(super) fn describe(e: &rusqlite::Error) -> String {
 pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// The error of a write that sets `order_id`: a 409 naming it when the
+/// unique index refuses it, else as [`map_error`].
+pub(super) fn map_write_error(e: rusqlite::Error, order_id: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(Conflict::DuplicateOrderId(order_id.to_string()))
+    } else {
+        map_error(e)
+    }
 }

@@ -43,10 +43,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::migrations;
 use super::rules::{self, check_assignable, UpdatePlan};
 use super::{
-    Backend, Conflict, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome,
-    MigrationReport, PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+    Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
+    PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 use crate::domain::event::{self, Event};
+use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     format_time, now, Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order,
     OrderPatch, Precondition, Stats,
@@ -66,7 +67,7 @@ mod reader;
 mod writer;
 
 use connection::{open_memory, open_reader, open_writer};
-use errors::{is_unique_violation, map_error};
+use errors::{map_error, map_write_error};
 use events::{events_after, insert_events, last_event_sequence, purge_events};
 use interrupt::JobDeadline;
 use keys::{purge_expired_keys, store_key, stored_key, InFlight, InFlightKeys};
@@ -285,21 +286,13 @@ impl Store for SqliteStore {
             // savepoint: the owner check, the precondition and the change
             // see the same row.
             let current = select_by_id(conn, id, actor.owner.as_deref())?;
-            let (current, next, events) =
-                match rules::plan_update(current, &patch, if_match.as_ref(), &actor, now())? {
-                    UpdatePlan::Unchanged(order) => {
-                        return Ok(Updated {
-                            order,
-                            previous: None,
-                        })
-                    }
-                    UpdatePlan::Write {
-                        current,
-                        next,
-                        events,
-                    } => (current, next, events),
-                };
-            let updated = conn.execute(
+            let write = match rules::plan_update(current, &patch, if_match.as_ref(), &actor, now())?
+            {
+                UpdatePlan::Write(write) => write,
+                UpdatePlan::Unchanged(order) => return Ok(Updated::unchanged(order)),
+            };
+            let next = &write.next;
+            conn.execute(
                 "update commandes
                  set order_id = ?2, customer_id = ?3, status = ?4, total_cents = ?5, updated_at = ?6
                  where id = ?1",
@@ -311,21 +304,10 @@ impl Store for SqliteStore {
                     next.total_amount.cents(),
                     format_time(&next.updated_at),
                 ],
-            );
-            match updated {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Conflict(Conflict::DuplicateOrderId(
-                        next.order_id,
-                    )))
-                }
-                Err(e) => return Err(map_error(e)),
-            }
-            insert_events(conn, &events)?;
-            Ok(Updated {
-                order: next,
-                previous: Some(current),
-            })
+            )
+            .map_err(|e| map_write_error(e, &next.order_id))?;
+            insert_events(conn, &write.events)?;
+            Ok(write.done())
         })
         .await
     }
@@ -391,6 +373,16 @@ impl Store for SqliteStore {
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
         let owner = actor.owner.clone();
         self.read(move |conn| queries::stats(conn, owner.as_deref()))
+            .await
+    }
+
+    async fn daily_figures(
+        &self,
+        query: &SeriesQuery,
+        actor: &Actor,
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        let (query, owner) = (query.clone(), actor.owner.clone());
+        self.read(move |conn| queries::daily_figures(conn, &query, owner.as_deref()))
             .await
     }
 
@@ -599,21 +591,7 @@ mod tests {
     async fn a_full_write_queue_refuses_at_once_and_a_gone_caller_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = small_store(&dir).await;
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let holding = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .write_exclusive(move |_| {
-                        let _ = started.send(());
-                        let _ = held.recv();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
-        running.await.unwrap();
+        let (release, holding) = writer::hold(&store.writer).await;
         let order = NewOrder {
             order_id: "GONE".into(),
             customer_id: "C".into(),

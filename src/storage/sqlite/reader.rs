@@ -25,6 +25,9 @@ pub(super) struct Readers {
     jobs: Sender<ReadJob>,
     count: usize,
     busy: Arc<AtomicUsize>,
+    /// Disconnected once every thread has ended and closed its connection
+    /// (the threads hold the only senders).
+    ended: crossbeam_channel::Receiver<()>,
 }
 
 impl Readers {
@@ -34,13 +37,23 @@ impl Readers {
         let (jobs, read_jobs) = crossbeam_channel::bounded(queue.max(1));
         let busy = Arc::new(AtomicUsize::new(0));
         let count = conns.len();
+        let (ending, ended) = crossbeam_channel::bounded::<()>(0);
         for (i, conn) in conns.into_iter().enumerate() {
-            let (jobs, busy) = (read_jobs.clone(), busy.clone());
+            let (jobs, busy, ending) = (read_jobs.clone(), busy.clone(), ending.clone());
             std::thread::Builder::new()
                 .name(format!("sqlite-reader-{i}"))
-                .spawn(move || reader_loop(conn, jobs, busy))?;
+                .spawn(move || {
+                    reader_loop(conn, jobs, busy);
+                    // The connection is closed by now.
+                    drop(ending);
+                })?;
         }
-        Ok(Readers { jobs, count, busy })
+        Ok(Readers {
+            jobs,
+            count,
+            busy,
+            ended,
+        })
     }
 
     /// Runs `f` on a reader thread, interrupted past `until` if set.
@@ -83,11 +96,13 @@ impl Readers {
     }
 
     /// Ends every reader thread once the jobs queued before have run, which
-    /// closes their connections. Blocks while the queue is full.
+    /// closes their connections, and waits until they have ended. Blocks
+    /// while the queue is full.
     pub(super) fn stop(&self) {
         for _ in 0..self.count {
             let _ = self.jobs.send(ReadJob::Exit);
         }
+        let _ = self.ended.recv();
     }
 }
 

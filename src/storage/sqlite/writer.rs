@@ -43,6 +43,9 @@ type BatchedJob = Box<dyn FnOnce(&Connection) -> Delivery + Send>;
 #[derive(Clone)]
 pub(super) struct Writer {
     jobs: Sender<WriteJob>,
+    /// Disconnected once the thread has ended and closed its connection
+    /// (the thread holds the only sender).
+    ended: crossbeam_channel::Receiver<()>,
 }
 
 impl Writer {
@@ -50,10 +53,15 @@ impl Writer {
     /// jobs (at least one).
     pub(super) fn spawn(conn: Connection, queue: usize) -> std::io::Result<Writer> {
         let (jobs, queued) = crossbeam_channel::bounded(queue.max(1));
+        let (ending, ended) = crossbeam_channel::bounded::<()>(0);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, queued))?;
-        Ok(Writer { jobs })
+            .spawn(move || {
+                writer_loop(conn, queued);
+                // The connection is closed by now.
+                drop(ending);
+            })?;
+        Ok(Writer { jobs, ended })
     }
 
     /// Runs `f` on the writer thread inside a group-committed transaction;
@@ -117,9 +125,12 @@ impl Writer {
     }
 
     /// Ends the thread once the jobs queued before have run, which closes
-    /// its connection. Blocks while the queue is full.
+    /// its connection, and waits until it has ended (so that, once this
+    /// returns, nothing of this store has the file open: a restore may
+    /// begin). Blocks while the queue is full.
     pub(super) fn stop(&self) {
         let _ = self.jobs.send(WriteJob::Exit);
+        let _ = self.ended.recv();
     }
 }
 
@@ -188,6 +199,34 @@ fn run_batch(conn: &Connection, batch: Vec<BatchedJob>) {
     }
 }
 
+/// Occupies `writer`'s thread with a job that ends when the returned sender
+/// sends (or is dropped), so that a test can queue jobs behind it; the
+/// handle answers that job.
+#[cfg(test)]
+pub(super) async fn hold(
+    writer: &Writer,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+) {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = oneshot::channel::<()>();
+    let holding = tokio::spawn({
+        let writer = writer.clone();
+        async move {
+            writer
+                .write_exclusive(move |_| {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        }
+    });
+    running.await.expect("the writer thread runs");
+    (release, holding)
+}
+
 #[cfg(test)]
 mod tests {
     //! The writer driven directly: batches are made by holding the writer
@@ -226,21 +265,7 @@ mod tests {
     /// Runs `jobs`, in this order, in one batch, and returns what each
     /// caller was answered.
     async fn in_one_batch(writer: &Writer, jobs: Vec<Job>) -> Vec<Result<(), StoreError>> {
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (started, running) = oneshot::channel::<()>();
-        let holding = tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                writer
-                    .write_exclusive(move |_| {
-                        let _ = started.send(());
-                        let _ = held.recv();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
-        running.await.unwrap();
+        let (release, holding) = hold(writer).await;
         let mut callers = Vec::new();
         for (i, job) in jobs.into_iter().enumerate() {
             let caller = writer.clone();

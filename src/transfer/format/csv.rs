@@ -168,16 +168,8 @@ pub(super) fn read(reader: impl BufRead, each: &mut dyn FnMut(Item) -> bool) -> 
 /// The field name of column `i`.
 fn names_at(columns: &Columns, i: usize) -> &'static str {
     use crate::domain::record::Field;
-    [
-        Field::Id,
-        Field::OrderId,
-        Field::CustomerId,
-        Field::Status,
-        Field::TotalAmount,
-        Field::CreatedAt,
-        Field::UpdatedAt,
-    ]
-    .into_iter()
-    .find(|f| columns.position(*f) == Some(i))
-    .map_or("record", |f| f.name())
+    Field::ALL
+        .into_iter()
+        .find(|f| columns.position(*f) == Some(i))
+        .map_or("record", |f| f.name())
 }

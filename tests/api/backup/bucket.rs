@@ -12,20 +12,20 @@ use rusty_s3::actions::{CreateBucket, ListObjectsV2, PutObject, S3Action};
 
 use super::{close, fill, open};
 
-const BUCKET: &str = "commandes-backups";
-const KEY: &str = "test-access-key";
-const SECRET: &str = "test-secret-key-not-to-be-shown";
+pub const BUCKET: &str = "commandes-backups";
+pub const KEY: &str = "test-access-key";
+pub const SECRET: &str = "test-secret-key-not-to-be-shown";
 
 /// A moto S3 server on 127.0.0.1, killed when dropped.
-struct Moto {
+pub struct Moto {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl Moto {
     /// Starts moto's script, or its module where the script is not on the
     /// PATH; `None` (or a panic, when required) if neither answers.
-    fn start() -> Option<Moto> {
+    pub fn start() -> Option<Moto> {
         let mut failures = Vec::new();
         for (program, first) in [
             ("moto_server", &[][..]),
@@ -101,14 +101,14 @@ fn options(endpoint: &str, bucket: &str, prefix: &str) -> s3::S3Options {
 
 /// Signed requests of our own, for what the module does not do (make the
 /// bucket, put objects that are not backups, list everything).
-struct Raw {
+pub struct Raw {
     target: rusty_s3::Bucket,
     credentials: rusty_s3::Credentials,
     http: reqwest::Client,
 }
 
 impl Raw {
-    fn new(endpoint: &str) -> Raw {
+    pub fn new(endpoint: &str) -> Raw {
         Raw {
             target: rusty_s3::Bucket::new(
                 endpoint.parse().unwrap(),
@@ -122,7 +122,7 @@ impl Raw {
         }
     }
 
-    async fn create_bucket(&self) {
+    pub async fn create_bucket(&self) {
         let url = CreateBucket::new(&self.target, &self.credentials).sign(Duration::from_secs(60));
         let r = self
             .http
@@ -141,7 +141,7 @@ impl Raw {
         assert!(r.status().is_success(), "{}", r.status());
     }
 
-    async fn keys(&self) -> Vec<String> {
+    pub async fn keys(&self) -> Vec<String> {
         let url =
             ListObjectsV2::new(&self.target, Some(&self.credentials)).sign(Duration::from_secs(60));
         let text = self

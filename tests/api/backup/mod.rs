@@ -1,12 +1,16 @@
 //! Backups of the SQLite database (`commandes::backup`), on real files:
 //! snapshots under a steady write load, what a `kill -9` in the middle
 //! leaves, rotation, the refusals of restore, a restore served over HTTP
-//! by the binary, and the copy in an S3-compatible bucket.
+//! by the binary, the copy in an S3-compatible bucket, the `backup` and
+//! `restore` commands, the server's schedule and the admin API.
 
+mod admin;
 mod bucket;
+mod cli;
 mod consistency;
 mod kill;
 mod refuse;
+mod schedule;
 mod served;
 
 use std::collections::HashMap;

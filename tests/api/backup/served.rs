@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use crate::process::{commandes, serve, terminate, Served};
 
-const TOKEN: &str = "backup-token-0123456789";
+pub const TOKEN: &str = "backup-token-0123456789";
 
-fn start(dir: &Path, db: &Path) -> Served {
+pub fn start(dir: &Path, db: &Path) -> Served {
     serve(
         commandes(dir)
             .env("COMMANDES_API_TOKENS", TOKEN)
@@ -25,13 +25,13 @@ fn start(dir: &Path, db: &Path) -> Served {
     )
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
 }
 
 impl Client {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -47,11 +47,11 @@ impl Client {
         r.json().await.unwrap()
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub async fn get(&self, path: &str) -> Value {
         self.send(reqwest::Method::GET, path, None).await
     }
 
-    async fn create(&self, order_id: &str, cents: u32) -> i64 {
+    pub async fn create(&self, order_id: &str, cents: u32) -> i64 {
         let body = json!({
             "order_id": order_id,
             "customer_id": format!("C{}", cents % 3),
@@ -65,7 +65,7 @@ impl Client {
 
     /// What a reader sees: the orders, every order's history, the feed
     /// and the figures.
-    async fn state(&self) -> Value {
+    pub async fn state(&self) -> Value {
         let orders = self.get("/commandes?limit=1000&sort=id").await;
         let mut histories = serde_json::Map::new();
         for order in orders.as_array().unwrap() {

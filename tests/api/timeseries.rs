@@ -1,0 +1,251 @@
+//! `GET /stats/timeseries`: the orders created per day, week or month,
+//! checked against figures computed here from the orders loaded, with
+//! filters, partial ranges, defaults and bad parameters.
+
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
+use commandes::domain::{Actor, Amount, HistoricalOrder, NewOrder, Status};
+use serde_json::{json, Value};
+
+use crate::support::{error_fields, json, open_store, problem, TestApp};
+
+/// 240 orders from 2025-12-20 to about 2026-03-10, with every status, three
+/// customers and uneven amounts and times (some at midnight exactly).
+fn orders() -> Vec<HistoricalOrder> {
+    let start: DateTime<Utc> = "2025-12-20T00:00:00Z".parse().unwrap();
+    (0..240u32)
+        .map(|i| {
+            let minutes = if i % 17 == 0 {
+                i64::from(i / 3) * 1440 // midnight exactly
+            } else {
+                i64::from(i) * 487 + i64::from(i * i % 613)
+            };
+            let created_at = start + TimeDelta::minutes(minutes);
+            HistoricalOrder {
+                order: NewOrder {
+                    order_id: format!("TS-{i:03}"),
+                    customer_id: format!("C{}", i % 3 + 1),
+                    status: Status::ALL[(i as usize * 7 / 3) % 4],
+                    total_amount: Amount::from_cents(i64::from(i * 9_173 % 250_000)).unwrap(),
+                },
+                created_at,
+                updated_at: created_at,
+            }
+        })
+        .collect()
+}
+
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The buckets this test expects, computed without the service's code.
+fn expected(
+    orders: &[HistoricalOrder],
+    interval: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: impl Fn(&HistoricalOrder) -> bool,
+) -> Value {
+    let first_day = |d: NaiveDate| match interval {
+        "day" => d,
+        "week" => d - Days::new(d.weekday().num_days_from_monday().into()),
+        _ => NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap(),
+    };
+    let next = |d: NaiveDate| match interval {
+        "day" => d + Days::new(1),
+        "week" => d + Days::new(7),
+        _ => d + Months::new(1),
+    };
+    let mut starts = vec![first_day(from.date_naive())];
+    while next(*starts.last().unwrap())
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        < to
+    {
+        starts.push(next(*starts.last().unwrap()));
+    }
+    let buckets: Vec<Value> = starts
+        .iter()
+        .map(|start| {
+            let mut counts = [0i64; 4];
+            let mut sums = [0i64; 4];
+            for o in orders.iter().filter(|o| {
+                o.created_at >= from
+                    && o.created_at < to
+                    && first_day(o.created_at.date_naive()) == *start
+                    && keep(o)
+            }) {
+                let i = Status::ALL
+                    .iter()
+                    .position(|s| *s == o.order.status)
+                    .unwrap();
+                counts[i] += 1;
+                sums[i] += o.order.total_amount.cents();
+            }
+            json!({
+                "start": format!("{start}T00:00:00Z"),
+                "total_orders": counts.iter().sum::<i64>(),
+                "total_amount": money(sums.iter().sum()),
+                "by_status": {"pending": counts[0], "processing": counts[1],
+                              "completed": counts[2], "cancelled": counts[3]},
+                "amount_by_status": {"pending": money(sums[0]), "processing": money(sums[1]),
+                                     "completed": money(sums[2]), "cancelled": money(sums[3])},
+            })
+        })
+        .collect();
+    Value::Array(buckets)
+}
+
+async fn series(app: &TestApp, query: &str) -> Value {
+    json(app.get(&format!("/stats/timeseries?{query}")).await, 200).await
+}
+
+async fn figures_are_exact_per_day_week_and_month(app: TestApp) {
+    let orders = orders();
+    let store = open_store(&app).await;
+    store.insert_historical(&orders).await.unwrap();
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let all = |_: &HistoricalOrder| true;
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(
+        &str,
+        &str,
+        &str,
+        &str,
+        Box<dyn Fn(&HistoricalOrder) -> bool>,
+    )> = vec![
+        (
+            "day",
+            "2025-12-20T00:00:00Z",
+            "2026-03-12T00:00:00Z",
+            "",
+            Box::new(all),
+        ),
+        (
+            "week",
+            "2025-12-20T00:00:00Z",
+            "2026-03-12T00:00:00Z",
+            "",
+            Box::new(all),
+        ),
+        (
+            "month",
+            "2025-12-01T00:00:00Z",
+            "2026-04-01T00:00:00Z",
+            "",
+            Box::new(all),
+        ),
+        // Partial first and last buckets: only the orders inside count.
+        (
+            "week",
+            "2026-01-07T13:30:00Z",
+            "2026-02-11T06:00:00Z",
+            "",
+            Box::new(all),
+        ),
+        (
+            "month",
+            "2026-01-01T00:00:00Z",
+            "2026-03-01T00:00:00Z",
+            "&status=completed",
+            Box::new(|o: &HistoricalOrder| o.order.status == Status::Completed),
+        ),
+        (
+            "day",
+            "2026-02-01T00:00:00Z",
+            "2026-02-15T00:00:00Z",
+            "&customer_id=C2&status=pending",
+            Box::new(|o: &HistoricalOrder| {
+                o.order.customer_id == "C2" && o.order.status == Status::Pending
+            }),
+        ),
+    ];
+    for (interval, from, to, filters, keep) in cases {
+        let query = format!(
+            "interval={interval}&from={}&to={}{filters}",
+            crate::support::enc(from),
+            crate::support::enc(to)
+        );
+        let body = series(&app, &query).await;
+        assert_eq!(body["interval"], interval);
+        let want = expected(&orders, interval, t(from), t(to), keep);
+        assert_eq!(body["buckets"], want, "{query}");
+    }
+    // The loaded orders are all there, once.
+    let months = series(&app, "interval=month&from=2025-12-01&to=2026-04-01").await;
+    let total: i64 = months["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["total_orders"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 240);
+    // A date means its midnight UTC, `to` exclusive: January is 31 days.
+    let january = series(&app, "from=2026-01-01&to=2026-02-01").await;
+    assert_eq!(january["from"], "2026-01-01T00:00:00Z");
+    assert_eq!(january["to"], "2026-02-01T00:00:00Z");
+    assert_eq!(january["buckets"].as_array().unwrap().len(), 31);
+    // Orders made through the API count in today's bucket at once.
+    let before = store.stats(&Actor::system()).await.unwrap();
+    app.create("TS-NOW", "C9", "12.34", "pending").await;
+    let today = series(&app, "").await;
+    let buckets = today["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 30);
+    let last = buckets.last().unwrap();
+    assert_eq!(
+        last["start"],
+        format!("{}T00:00:00Z", Utc::now().date_naive())
+    );
+    assert_eq!(last["total_orders"], 1);
+    assert_eq!(last["amount_by_status"]["pending"], "12.34");
+    assert_eq!(before.total_orders(), 240);
+}
+
+async fn defaults_and_bad_parameters(app: TestApp) {
+    let body = series(&app, "").await;
+    assert_eq!(body["interval"], "day");
+    let today = Utc::now().date_naive();
+    assert_eq!(body["to"], format!("{}T00:00:00Z", today + Days::new(1)));
+    assert_eq!(body["from"], format!("{}T00:00:00Z", today - Days::new(29)));
+    let weeks = series(&app, "interval=week").await;
+    assert_eq!(weeks["buckets"].as_array().unwrap().len(), 30);
+    assert!(weeks["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["total_orders"] == 0 && b["amount_by_status"]["cancelled"] == "0.00"));
+    for (query, fields) in [
+        ("interval=hour", vec!["interval"]),
+        ("from=yesterday&to=", vec!["from", "to"]),
+        ("from=2026-02-01&to=2026-02-01", vec!["from"]),
+        ("from=2026-03-01&to=2026-02-01", vec!["from"]),
+        ("from=2026-01-01&to=2028-09-28", vec!["interval"]),
+        ("status=lost&limit=3", vec!["limit", "status"]),
+        ("interval=day&interval=week", vec!["interval"]),
+        ("customer_id=%01", vec!["customer_id"]),
+    ] {
+        let r = app.get(&format!("/stats/timeseries?{query}")).await;
+        let body = problem(r, 422).await;
+        assert_eq!(error_fields(&body), fields, "{query}: {body}");
+    }
+    let r = app
+        .get("/stats/timeseries?from=2026-01-01&to=2028-09-28")
+        .await;
+    let body = problem(r, 422).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1000 buckets"),
+        "{body}"
+    );
+    // 1000 buckets are fine.
+    let most = series(&app, "from=2026-01-01&to=2028-09-27").await;
+    assert_eq!(most["buckets"].as_array().unwrap().len(), 1000);
+}
+
+crate::both_backends!(
+    figures_are_exact_per_day_week_and_month,
+    defaults_and_bad_parameters,
+);
