@@ -122,10 +122,6 @@ impl ErrorSet for TakeStatuses {
                 "A backup is already running: a scheduled one, one asked for here, or \
              `commandes backup` into the same folder. Retry once it has finished.",
             ),
-            (
-                413,
-                "A request body was sent, larger than the configured limit (none is needed).",
-            ),
             UNKNOWN_QUERY,
             (
                 500,
@@ -194,11 +190,13 @@ pub enum DownloadResponse {
 }
 
 /// A SQLite database file as a response body, streamed from the disk,
-/// and its length.
+/// and its length. Sent as `application/octet-stream`, which every client
+/// and client generator takes as bytes (`application/vnd.sqlite3` is not
+/// understood by openapi-python-client, for one).
 pub struct SqliteFile(Body, u64);
 
 impl Payload for SqliteFile {
-    const CONTENT_TYPE: &'static str = "application/vnd.sqlite3";
+    const CONTENT_TYPE: &'static str = "application/octet-stream";
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "binary")))
@@ -273,7 +271,7 @@ impl AdminApi {
     /// Download a backup
     ///
     /// The backup file named in the list, streamed as
-    /// `application/vnd.sqlite3`. It is a complete SQLite database:
+    /// `application/octet-stream`. It is a complete SQLite database:
     /// `commandes restore FILE` puts it in place (with the server
     /// stopped). Only names the list gives are served.
     #[oai(

@@ -103,7 +103,7 @@ async fn only_static_read_write_tokens_administer_backups() {
 
     let r = call(&base, Method::GET, &location, Some(TOKEN)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "application/vnd.sqlite3");
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
     assert!(r.headers()["content-disposition"]
         .to_str()
         .unwrap()
