@@ -3,7 +3,7 @@
 //! download one.
 //!
 //! On PostgreSQL (and an in-memory SQLite database) every operation is a
-//! 501 that says where backups come from instead: the database's own
+//! 404 that says where backups come from instead: the database's own
 //! backups (Supabase's, `pg_dump`), or `commandes export` for the orders.
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::storage::DatabaseUrl;
 pub enum BackupAccess {
     /// A SQLite file: its backups.
     Sqlite(Arc<Backups>),
-    /// No backups here, and why (the detail of the 501).
+    /// No backups here, and why (the detail of the 404).
     Unsupported(&'static str),
 }
 
@@ -51,7 +51,7 @@ impl BackupAccess {
     fn backups(&self) -> Result<&Arc<Backups>, ApiError> {
         match self {
             BackupAccess::Sqlite(backups) => Ok(backups),
-            BackupAccess::Unsupported(why) => Err(ApiError::NotImplemented((*why).into())),
+            BackupAccess::Unsupported(why) => Err(ApiError::Unsupported((*why).into())),
         }
     }
 }
@@ -97,7 +97,7 @@ const UNKNOWN_QUERY: (u16, &str) = (
     "A query parameter was given: these operations take none.",
 );
 const NOT_HERE: (u16, &str) = (
-    501,
+    404,
     "The database is PostgreSQL (its backups belong to it: Supabase's backups, `pg_dump`; \
      `commandes export` for the orders) or an in-memory SQLite database.",
 );
@@ -149,10 +149,10 @@ impl ErrorSet for DownloadStatuses {
             (
                 404,
                 "No backup of that name in the folder (only the names the list gives are \
-             served; anything else, a path included, is a 404).",
+             served; anything else, a path included, is a 404); or the database is \
+             PostgreSQL or in memory, which has no backups here.",
             ),
             UNKNOWN_QUERY,
-            NOT_HERE,
         ]
     }
 }

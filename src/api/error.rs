@@ -113,10 +113,12 @@ pub enum ApiError {
     /// text says what, and when to retry.
     #[error("{0}")]
     Busy(String),
-    /// This service cannot do that with its database (a backup of
-    /// PostgreSQL); the text says what to use instead.
+    /// What is asked for does not exist with this database (backups of
+    /// PostgreSQL: they belong to the database); a 404 whose text says
+    /// what to use instead. Not a 501: nothing is broken or missing in the
+    /// service, and a 5xx would read as a fault to clients and monitors.
     #[error("{0}")]
-    NotImplemented(String),
+    Unsupported(String),
     /// A service this one depends on (the backups' bucket) failed; the
     /// text says what was done all the same. The cause is logged.
     #[error("{0}")]
@@ -138,7 +140,7 @@ impl ApiError {
             | ApiError::Transition { .. }
             | ApiError::IdempotencyInProgress
             | ApiError::Busy(_) => StatusCode::CONFLICT,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Unsupported(_) => StatusCode::NOT_FOUND,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -173,7 +175,7 @@ impl ApiError {
             | ApiError::Forbidden(detail)
             | ApiError::NotFound(detail)
             | ApiError::Busy(detail)
-            | ApiError::NotImplemented(detail)
+            | ApiError::Unsupported(detail)
             | ApiError::BadGateway(detail) => detail.clone(),
             ApiError::Unauthorized => {
                 "a valid bearer token is required (Authorization: Bearer <token>)".into()

@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::auth::BearerAuth;
 use super::extract::{no_query, query_pairs};
-use super::schema::{AmountText, Doc, ParamSchema, StatusAmounts, StatusParam, TextParam};
+use super::schema::{
+    AmountText, Doc, ParamSchema, StatusAmounts, StatusParam, TextParam, TimeBoundParam,
+};
 use super::schema::{Stats, StatusCounts};
 use super::ApiTags;
 use crate::api::declared::{Errors, Reads};
@@ -190,8 +192,10 @@ impl ParamSchema for IntervalParam {
 /// `from` and `to` of a time series.
 pub struct InstantParam;
 impl ParamSchema for InstantParam {
+    /// The lists' time bounds' schema (a date-time or a date, so never
+    /// empty), with what a date means here.
     fn schema() -> MetaSchema {
-        let mut s = MetaSchema::new("string");
+        let mut s = TimeBoundParam::schema();
         s.description = Some("RFC 3339 time or YYYY-MM-DD (its midnight UTC)");
         s
     }

@@ -1,6 +1,6 @@
 //! `/admin/backups` over HTTP against the real app on a SQLite file: who
 //! may call it (static read-write tokens only), taking, listing and
-//! downloading a backup, 409 while one runs, strict names; and the 501 of
+//! downloading a backup, 409 while one runs, strict names; and the 404 of
 //! a PostgreSQL service.
 
 use std::time::Duration;
@@ -199,7 +199,7 @@ async fn on_postgresql_the_admin_backups_say_where_backups_come_from() {
         ),
     ] {
         let r = app.request(method, path).send().await.unwrap();
-        let body = problem(r, 501).await;
+        let body = problem(r, 404).await;
         let detail = body["detail"].as_str().unwrap();
         assert!(
             detail.contains("pg_dump") && detail.contains("commandes export"),
