@@ -11,7 +11,7 @@ use std::process::Output;
 use commandes::backup;
 use sha2::{Digest, Sha256};
 
-use super::served::{start, Client};
+use super::served::{serves_the_backup, start, Client};
 use crate::process::{commandes, terminate};
 
 /// Runs the binary with `args` against the database at `db`.
@@ -115,16 +115,7 @@ async fn the_commands_back_up_a_served_database_and_restore_it() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(backup::verify(&kept).unwrap().orders, 29);
 
-    let served = start(dir.path(), &db);
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: served.base(),
-    };
-    assert_eq!(client.state().await, backed_up);
-    client.create("AFTER", 4200).await;
-    let next = client.get(&format!("/events?after={last}")).await;
-    assert_eq!(next[0]["data"]["sequence"].as_i64(), Some(last + 1));
-    assert_eq!(next[0]["data"]["order_id"], "AFTER");
+    let served = serves_the_backup(dir.path(), &db, &backed_up, last).await;
 
     // A one-off copy elsewhere: no rotation of the configured folder.
     let elsewhere = dir.path().join("usb");

@@ -25,6 +25,23 @@ pub fn start(dir: &Path, db: &Path) -> Served {
     )
 }
 
+/// Starts a server on the restored `db` and checks that it serves exactly
+/// `backed_up` (orders, histories, `/stats`) and that the feed goes on
+/// from the backup's last number `last`. The server is left running.
+pub async fn serves_the_backup(dir: &Path, db: &Path, backed_up: &Value, last: i64) -> Served {
+    let served = start(dir, db);
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: served.base(),
+    };
+    assert_eq!(&client.state().await, backed_up);
+    client.create("AFTER", 4200).await;
+    let next = client.get(&format!("/events?after={last}")).await;
+    assert_eq!(next[0]["data"]["sequence"].as_i64(), Some(last + 1));
+    assert_eq!(next[0]["data"]["order_id"], "AFTER");
+    served
+}
+
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
@@ -136,17 +153,7 @@ async fn a_restored_database_serves_exactly_what_was_backed_up() {
     assert_eq!(restored.info.orders, 30);
     assert_eq!(backup::verify(&restored.kept.unwrap()).unwrap().orders, 35);
 
-    let served = start(dir.path(), &db);
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: served.base(),
-    };
-    assert_eq!(client.state().await, backed_up);
-    // The feed goes on from the backup's last number.
-    client.create("AFTER", 4200).await;
-    let next = client.get(&format!("/events?after={last}")).await;
-    assert_eq!(next[0]["data"]["sequence"].as_i64(), Some(last + 1));
-    assert_eq!(next[0]["data"]["order_id"], "AFTER");
+    let served = serves_the_backup(dir.path(), &db, &backed_up, last).await;
     let (clean, logs) = terminate(served);
     assert!(clean, "{logs}");
 }
