@@ -349,6 +349,46 @@ async fn the_docs_pages_work_offline(app: TestApp) {
     assert!(redoc.contains("openapi.json"));
 }
 
+/// The big scripts are stored gzipped: a browser gets the gzip as it is, a
+/// client that does not take gzip gets the same file unpacked.
+async fn the_large_assets_go_out_gzipped_when_accepted(app: TestApp) {
+    use std::io::Read;
+    for path in [
+        "/assets/vendor/swagger-ui-bundle.js",
+        "/assets/vendor/swagger-ui.css",
+        "/assets/vendor/redoc.standalone.js",
+    ] {
+        let plain = app.anonymous(Method::GET, path).send().await.unwrap();
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain = plain.bytes().await.unwrap();
+
+        let packed = app
+            .anonymous(Method::GET, path)
+            .header("accept-encoding", "br, gzip;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(packed.status(), 200, "{path}");
+        assert_eq!(packed.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(packed.headers()["vary"], "accept-encoding", "{path}");
+        let packed = packed.bytes().await.unwrap();
+        assert!(packed.len() * 3 < plain.len(), "{path}: {} vs {}", packed.len(), plain.len());
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert!(unpacked == plain, "{path}: the two forms differ");
+    }
+    // The stored name is not a URL.
+    let r = app
+        .anonymous(Method::GET, "/assets/vendor/swagger-ui-bundle.js.gz")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404).await;
+}
+
 async fn unknown_assets_are_404(app: TestApp) {
     for path in [
         "/assets/nope.js",
@@ -369,5 +409,6 @@ crate::both_backends!(
     problem_responses_are_declared,
     each_operation_declares_only_what_it_answers,
     the_docs_pages_work_offline,
+    the_large_assets_go_out_gzipped_when_accepted,
     unknown_assets_are_404,
 );
