@@ -77,14 +77,16 @@ LABEL org.opencontainers.image.title="commandes" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
 # The binary needs only glibc and libgcc_s, which every Debian image has
-# (SQLite is bundled, TLS is rustls, the web assets are embedded). ca-certificates holds the roots trusted for
-# PostgreSQL over TLS when no CA file is given; curl is only for the HEALTHCHECK below.
+# (SQLite is bundled, TLS is rustls, the web assets are embedded).
+# ca-certificates holds the roots trusted for PostgreSQL over TLS when no CA
+# file is given. Nothing else: the HEALTHCHECK below is the binary itself,
+# so there is no curl.
 # Versions are not pinned: the stage follows bookworm's security updates at
 # each rebuild, and pinned Debian versions stop existing when they are
 # superseded.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, non-root uid/gid: Kubernetes' runAsNonRoot can only verify a
@@ -126,17 +128,15 @@ EXPOSE 8001
 
 # What `docker run` and Compose use to mark the container healthy (Kubernetes
 # ignores HEALTHCHECK and uses the probes of deploy/kubernetes/deployment.yaml
-# instead). /health/live does no I/O and needs no token; /health/ready would
+# instead). `commandes healthcheck` asks the server beside it, on the port
+# and address of the same settings (COMMANDES_PORT, config.toml), and exits
+# 0 or 1 with a one-line reason that `docker inspect` shows; it needs no
+# shell and no curl. --live: /health/live does no I/O; /health/ready would
 # turn a database outage into "unhealthy", which restarts nothing and only
 # adds noise, so readiness is left to orchestrators that route traffic.
-# The port follows COMMANDES_PORT so that `-e COMMANDES_PORT=…` keeps the
-# check right; with the defaults the URL is http://127.0.0.1:8001/health/live.
-# `|| exit 1`: Docker reads 1 as unhealthy and reserves other codes (curl -f
-# exits 22 on an HTTP error). Shell form on purpose, for the variable (hence
-# the hadolint DL3025 exception).
-# hadolint ignore=DL3025
+# Its own timeout (2 s) is under Docker's (3 s), so the reason is printed.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=15s --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${COMMANDES_PORT:-8001}/health/live" || exit 1
+    CMD ["/usr/local/bin/commandes", "healthcheck", "--live"]
 
 # SIGTERM is what `docker stop` and Kubernetes send (it is also the default;
 # stated so that it is not changed by accident): the service stops accepting,
@@ -146,7 +146,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=15s --retries=3 \
 STOPSIGNAL SIGTERM
 
 # Exec form, no shell: the binary is PID 1 and receives SIGTERM itself.
-# CMD is the subcommand, so `docker run IMAGE migrate`, `… check` or
-# `… openapi` run the others, with the same environment.
+# CMD is the subcommand, so `docker run IMAGE migrate`, `… check`,
+# `… healthcheck` or `… openapi` run the others, with the same environment.
 ENTRYPOINT ["/usr/local/bin/commandes"]
 CMD ["serve"]

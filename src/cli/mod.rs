@@ -1,19 +1,20 @@
-//! The command line: `serve` (the default), `migrate`, `check`, `openapi`,
-//! the data commands `import`, `export`, `copy`, `generate`, and
-//! `backup`, `restore`, `completions` and `man`.
+//! The command line: `serve` (the default), `migrate`, `check`,
+//! `healthcheck`, `openapi`, the data commands `import`, `export`, `copy`,
+//! `generate`, and `backup`, `restore`, `completions` and `man`.
 //!
 //! This module holds the flags ([`Cli`]) and runs the chosen command
 //! ([`run`]); each command's body is in the file named after its kind:
-//! `serve.rs`, `admin.rs` (migrate, check, openapi), `data.rs` (the data
-//! commands and their flags), `backup.rs` (backup, restore) and
-//! `reference.rs` (the help with its defaults, the shell completions and
-//! the manual page, all from these definitions). The binary's `main` only
-//! parses, loads the settings, starts the log and calls [`run`]; nothing
-//! else in the library uses this module.
+//! `serve.rs`, `admin.rs` (migrate, check, openapi), `healthcheck.rs`,
+//! `data.rs` (the data commands and their flags), `backup.rs` (backup,
+//! restore) and `reference.rs` (the help with its defaults, the shell
+//! completions and the manual page, all from these definitions). The
+//! binary's `main` only parses, loads the settings, starts the log and
+//! calls [`run`]; nothing else in the library uses this module.
 
 mod admin;
 mod backup;
 mod data;
+mod healthcheck;
 mod reference;
 mod serve;
 
@@ -29,6 +30,7 @@ use crate::secret::Secret;
 
 pub use backup::{BackupArgs, RestoreArgs};
 pub use data::{ConflictMode, CopyArgs, ExportArgs, GenerateArgs, ImportArgs};
+pub use healthcheck::HealthcheckArgs;
 
 /// The orders microservice: the /commandes HTTP API on SQLite or PostgreSQL.
 ///
@@ -133,6 +135,19 @@ pub enum Command {
     /// schema version and order count; exit non-zero with a one-line reason
     /// if that fails.
     Check,
+    /// Ask the server running on this host (the same settings: port, host)
+    /// whether it is ready, or with --live alive; exit 0, or 1 with a
+    /// one-line reason.
+    ///
+    /// For a container's HEALTHCHECK or an exec probe: no shell or curl
+    /// needed. Readiness is GET /health/ready (the database answers and its
+    /// schema is right), liveness GET /health/live (no I/O). A server
+    /// listening on every interface (0.0.0.0, ::) is asked on the loopback
+    /// address. The answer is bounded by --timeout.
+    #[command(after_help = "Examples:
+  commandes healthcheck
+  commandes healthcheck --live --timeout 3")]
+    Healthcheck(HealthcheckArgs),
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
     /// Import orders from CSV, JSON or NDJSON files (or stdin) into the
@@ -362,6 +377,7 @@ pub async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result
         Command::Serve(_) => serve::serve(settings).await,
         Command::Migrate => admin::migrate(settings).await,
         Command::Check => admin::check(settings).await,
+        Command::Healthcheck(args) => healthcheck::healthcheck(settings, args).await,
         Command::Openapi => admin::openapi().await,
         Command::Import(args) => data::import(settings, args).await,
         Command::Export(args) => data::export(settings, args).await,
