@@ -521,7 +521,43 @@ async fn every_secured_operation_documents_403(app: TestApp) {
     }
 }
 
+/// `GET /whoami` tells a token what it may do, with a 200 for every token
+/// that may read (the dashboard's sign-in asks it instead of probing with
+/// a change that fails).
+async fn whoami_tells_what_a_token_may_do(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |s| {
+        s.auth.read_tokens = vec![READER.into()];
+        s.auth.jwt_issuer = crate::jwt::ISSUER.into();
+        s.auth.jwt_secret = Some(commandes::access::JwtSecret::new(crate::jwt::SECRET).unwrap());
+        s.auth.customer_claim = "sub".into();
+    })
+    .await
+    .unwrap();
+    let me = |token: String| {
+        app.anonymous(Method::GET, "/whoami")
+            .bearer_auth(token)
+            .send()
+    };
+    let full = json(me(TOKEN.into()).await.unwrap(), 200).await;
+    assert_eq!(full["may_write"], true, "{full}");
+    assert_eq!(full["customer_id"], serde_json::Value::Null);
+    assert!(
+        full["who"].as_str().unwrap().starts_with("token:"),
+        "{full}"
+    );
+    assert!(!full.to_string().contains(TOKEN));
+    let reader = json(me(READER.into()).await.unwrap(), 200).await;
+    assert_eq!(reader["may_write"], false, "{reader}");
+    let jwt = crate::jwt::hs256(&crate::jwt::claims("authenticated", "CLIENT-A"));
+    let customer = json(me(jwt).await.unwrap(), 200).await;
+    assert_eq!(customer["customer_id"], "CLIENT-A", "{customer}");
+    assert_eq!(customer["who"], "jwt:CLIENT-A", "{customer}");
+    assert_unauthorized(me("nobody-0123456789".into()).await.unwrap(), "whoami").await;
+    problem(app.get("/whoami?x=1").await, 422).await;
+}
+
 crate::both_backends!(
+    whoami_tells_what_a_token_may_do,
     a_read_token_gets_403_on_every_change_and_reads_everything,
     every_secured_operation_documents_403,
     no_header_is_401_everywhere,
