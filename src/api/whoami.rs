@@ -24,9 +24,11 @@ pub struct Identity {
     /// Whether it may change orders (`POST`, `PUT`, `DELETE`); a read-only
     /// token may not.
     pub may_write: bool,
-    /// The one customer whose orders it sees (a customer-scoped JWT), or
-    /// `null` for every customer. Such a caller may not read the event
-    /// feed or stream.
+    /// The one customer whose orders it sees (a customer-scoped JWT);
+    /// absent for a caller that sees every customer. Such a caller may not
+    /// read the event feed or stream.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
 }
 

@@ -460,7 +460,37 @@ async fn create_and_delete(app: &TestApp, browser: &Browser) {
 }
 
 async fn phone_width(app: &TestApp, browser: &Browser) {
+    // The chart is drawn again for its new width when the window narrows.
+    browser.goto(&app.url("/dashboard#/")).await;
+    browser.wait("#chart svg").await;
+    let wide = browser
+        .js("return Number(document.querySelector('#chart svg').getAttribute('width'))")
+        .await;
     browser.client.set_window_size(390, 844).await.unwrap();
+    browser
+        .wait_until(
+            "the chart follows the window's width",
+            &format!(
+                "const s = document.querySelector('#chart svg'); \
+                 return !!s && Number(s.getAttribute('width')) < {wide} - 200"
+            ),
+        )
+        .await;
+    // A message closes with Escape (and by itself: its timer is the same
+    // `dismiss`).
+    browser
+        .js("return import('/dashboard/dom.js').then(m => { m.notify('A message', 'error'); return true; })")
+        .await;
+    browser.wait_text("#toast", "A message").await;
+    browser
+        .js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'})); return true")
+        .await;
+    browser
+        .wait_until(
+            "Escape closes the message",
+            "return document.getElementById('toast').childElementCount === 0",
+        )
+        .await;
     browser.goto(&app.url("/dashboard#/orders")).await;
     browser.wait_text("#page-info", "orders").await;
     // Nothing but the table (which scrolls in its own box) is wider than
