@@ -423,10 +423,11 @@ async fn a_read_token_gets_403_on_every_change_and_reads_everything(app: TestApp
     }
     let writes: Vec<_> = ops.iter().filter(|(m, _)| *m != Method::GET).collect();
     let reads: Vec<_> = ops.iter().filter(|(m, _)| *m == Method::GET).collect();
-    // The document lists the four changes and the ten reads (orders,
-    // stats and their time series, history, the feed and its stream).
+    // The document lists the four changes and the eleven reads (orders,
+    // stats and their time series, history, the feed and its stream,
+    // whoami).
     assert_eq!(writes.len(), 4, "{writes:?}");
-    assert_eq!(reads.len(), 10, "{reads:?}");
+    assert_eq!(reads.len(), 11, "{reads:?}");
     for (method, path) in &writes {
         // 403 comes before the body is looked at: a valid body, an invalid
         // one, none at all.
@@ -503,9 +504,9 @@ async fn every_secured_operation_documents_403(app: TestApp) {
             checked += 1;
         }
     }
-    // The orders' twelve, the time series, the stream, and the three of
-    // /admin/backups.
-    assert_eq!(checked, 17);
+    // The orders' twelve, the time series, the stream, whoami, and the
+    // three of /admin/backups.
+    assert_eq!(checked, 18);
     let scheme = doc["components"]["securitySchemes"]["bearerAuth"]["description"]
         .as_str()
         .unwrap();
