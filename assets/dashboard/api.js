@@ -79,32 +79,14 @@ export function nextLink(response) {
 }
 
 /**
- * Checks a token and learns what it may do, with requests that change
- * nothing (the service has no "who am I" operation):
- * - `GET /stats`: 401 is an unknown token, 403 one that may not read;
- * - `GET /events?limit=1`: 403 means a customer-scoped JWT (it may not read
- *   the feed of every order);
- * - `POST /commandes` with no body: a token that may not write gets 403
- *   (scopes are checked before the body), one that may gets 415 for the
- *   missing body, so nothing is created.
+ * Checks a token and learns what it may do from `GET /whoami` (401: an
+ * unknown token, 403: one that may not read): whether it may change orders
+ * and whether it is limited to one customer. Nothing is probed with a
+ * request that fails, so a sign-in leaves no error in the service's logs.
  */
 export async function signIn(token) {
-  await call("GET", "/stats", { token });
-  let scoped = false;
-  try {
-    await call("GET", "/events?limit=1", { token });
-  } catch (e) {
-    if (e.status !== 403) throw e;
-    scoped = true;
-  }
-  let canWrite = true;
-  try {
-    await fetch("/commandes", { method: "POST", headers: { Authorization: `Bearer ${token}` } })
-      .then((r) => { if (r.status === 403) canWrite = false; });
-  } catch {
-    canWrite = false;
-  }
-  const s = { token, canWrite, scoped };
+  const { data } = await call("GET", "/whoami", { token });
+  const s = { token, canWrite: data.may_write === true, scoped: data.customer_id != null };
   sessionStorage.setItem(KEY, JSON.stringify(s));
   return s;
 }

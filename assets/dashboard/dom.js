@@ -36,14 +36,30 @@ export function replace(el, ...children) {
   append(el, children);
 }
 
-/** Shows a short message to every reader, screen readers included. */
+/** Shows a short message to every reader, screen readers included. It
+ * hides by itself (errors stay a little longer, to be read), and at once
+ * with its close button or Escape, so it never covers the controls for
+ * long. */
 export function notify(text, kind = "info") {
   const box = document.getElementById("toast");
   box.className = `toast ${kind}`;
-  box.textContent = text;
+  replace(box, h("span", {}, text),
+    h("button", { type: "button", class: "close", "aria-label": "Dismiss the message", onclick: dismiss }, "×"));
   clearTimeout(notify.timer);
-  notify.timer = setTimeout(() => { box.textContent = ""; box.className = "toast"; }, 4000);
+  notify.timer = setTimeout(dismiss, kind === "error" ? 8000 : 4000);
 }
+
+/** Hides the message of `notify`. */
+export function dismiss() {
+  clearTimeout(notify.timer);
+  const box = document.getElementById("toast");
+  box.replaceChildren();
+  box.className = "toast";
+}
+
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && document.getElementById("toast")?.hasChildNodes()) dismiss();
+});
 
 /** `2026-11-25T19:09:25.123456Z` as `2026-11-25 19:09:25` (UTC). */
 export function when(stamp) {

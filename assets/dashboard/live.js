@@ -4,15 +4,18 @@
 // an `Authorization` header, which `EventSource` cannot send, so it is read
 // with fetch() and parsed here. A customer-scoped token may not read the
 // stream (403): for it the views refresh what they show every few seconds
-// instead. When the stream is unavailable (404 from an older service, a
-// 503 past the subscriber cap, a dropped connection) it reconnects with
-// `Last-Event-ID` so nothing is missed or repeated.
+// instead. The first connection asks for `after=latest` (only what comes;
+// the opening block's `id:` is the position to resume from). When the
+// stream is unavailable (a 503 past the subscriber cap, a dropped
+// connection) it reconnects with `Last-Event-ID`, so nothing is missed or
+// repeated, after the stream's `retry:` hint, doubling while it fails.
 
 import { session, signedOut } from "./api.js";
 
 const REFRESH_MS = 5000;
 const listeners = new Set();
-let state = { mode: "off", received: 0, lastId: null };
+const MAX_DELAY_MS = 30000;
+let state = { mode: "off", received: 0, lastId: null, retry: 2000 };
 let controller = null;
 
 /** Calls `fn(event)` for every event (and `fn({type: "refresh"})` in refresh
@@ -51,7 +54,7 @@ export function start() {
 export function stop() {
   controller?.abort();
   controller = null;
-  state = { mode: "off", received: 0, lastId: null };
+  state = { mode: "off", received: 0, lastId: null, retry: 2000 };
 }
 
 async function refreshLoop(signal) {
@@ -62,42 +65,20 @@ async function refreshLoop(signal) {
   }
 }
 
-/** Whether the feed holds an event after sequence `n`. */
-async function hasAfter(n, signal) {
-  const response = await fetch(`/events?after=${n}&limit=1`, {
-    headers: { Authorization: `Bearer ${session()?.token}` }, signal, cache: "no-store",
-  });
-  if (!response.ok) throw new Error(`events: HTTP ${response.status}`);
-  return (await response.json()).length > 0;
-}
-
-/**
- * The sequence of the newest event, so the stream starts at the present
- * (without a position it replays every event kept, up to 30 days of them).
- * The feed has no "latest" position, but "is there an event after n?" is
- * one index probe: a doubling then halving search asks it about
- * 2·log2(newest) times (about 40 for a million events).
- */
-async function newest(signal) {
-  if (!(await hasAfter(0, signal))) return 0;
-  let low = 0, high = 1;
-  while (await hasAfter(high, signal)) { low = high; high *= 2; }
-  while (high - low > 1) {
-    const mid = Math.floor((low + high) / 2);
-    if (await hasAfter(mid, signal)) low = mid; else high = mid;
-  }
-  return high;
-}
-
 async function streamLoop(signal) {
-  let delay = 500;
+  let delay = state.retry;
   while (!signal.aborted) {
     if (state.mode !== "refresh") setMode("connecting");
     try {
-      if (state.lastId === null) state.lastId = String(await newest(signal));
       const headers = { Authorization: `Bearer ${session()?.token}`, Accept: "text/event-stream" };
-      if (state.lastId !== null) headers["Last-Event-ID"] = state.lastId;
-      const response = await fetch("/events/stream", { headers, signal, cache: "no-store" });
+      // The first time, from the present (the stream would otherwise
+      // replay every event kept, up to 30 days of them).
+      let path = "/events/stream?after=latest";
+      if (state.lastId !== null) {
+        headers["Last-Event-ID"] = state.lastId;
+        path = "/events/stream";
+      }
+      const response = await fetch(path, { headers, signal, cache: "no-store" });
       if (response.status === 401) { signedOut(); return; }
       if (response.status === 403) { refreshLoop(signal); return; }
       if (!response.ok || !response.body) throw new Error(`stream: HTTP ${response.status}`);
@@ -106,23 +87,24 @@ async function streamLoop(signal) {
       // reload once to be sure.
       if (state.mode === "refresh") emit({ type: "refresh" });
       setMode("live");
-      delay = 500;
       await read(response.body, signal);
+      delay = state.retry;
     } catch (e) {
       if (signal.aborted) return;
       console.warn(e);
     }
-    // Dropped or refused (an older service without the stream, the
-    // subscriber cap): the views refresh themselves while it tries again.
+    // Dropped or refused (the subscriber cap, a restart): the views
+    // refresh themselves while it tries again.
     setMode("refresh");
     await sleep(delay, signal);
     emit({ type: "refresh" });
-    delay = Math.min(delay * 2, REFRESH_MS);
+    delay = Math.min(delay * 2, MAX_DELAY_MS);
   }
 }
 
-/** Parses `text/event-stream` (fields `id`, `event`, `data`; comments are
- * the heartbeat). */
+/** Parses `text/event-stream` (fields `id`, `event`, `data`, `retry`;
+ * comments are the heartbeat). A block with an `id` and no `data` only
+ * moves the position (the opening block of `after=latest`). */
 async function read(body, signal) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   signal.addEventListener("abort", () => reader.cancel().catch(() => {}));
@@ -147,6 +129,7 @@ async function read(body, signal) {
         if (field === "data") event.data.push(text);
         else if (field === "id") event.id = text;
         else if (field === "event") event.type = text;
+        else if (field === "retry" && /^\d+$/.test(text)) state.retry = Number(text);
       }
     }
   }

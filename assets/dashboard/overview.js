@@ -37,6 +37,21 @@ export function overview(main) {
       card("All orders", data.total_orders, `${data.total_amount} in total, ${data.average_amount} on average`, "total"),
       STATUSES.map((s) => card(badge(s), data.by_status[s], data.amount_by_status[s], s)));
   };
+  // The chart is drawn for the width it has (its text keeps its size):
+  // drawn again, from the same figures, when that width changes.
+  let drawn = null;
+  const draw = () => {
+    if (!drawn) return;
+    drawn.width = plot.clientWidth;
+    replace(plot, chart(drawn.data, drawn.width));
+  };
+  let frame = 0;
+  const resized = new ResizeObserver(() => {
+    if (!drawn || plot.clientWidth === drawn.width) return;
+    cancelAnimationFrame(frame);
+    frame = requestAnimationFrame(draw);
+  });
+  resized.observe(plot);
   const loadChart = async () => {
     const kind = interval.value;
     const from = new Date();
@@ -48,8 +63,10 @@ export function overview(main) {
         // Without `to`, the series ends with the bucket holding today.
         interval: kind, from: from.toISOString().slice(0, 10),
       })}`);
-      replace(plot, chart(data, plot.clientWidth));
+      drawn = { data, width: 0 };
+      draw();
     } catch (e) {
+      drawn = null;
       replace(plot, h("p", { class: "error" }, `No time series: ${e.message}`));
     }
   };
@@ -67,7 +84,7 @@ export function overview(main) {
   showCounter();
   loadStats().catch((e) => replace(stats, h("p", { class: "error" }, e.message)));
   loadChart();
-  return () => { stop(); clearTimeout(timer); };
+  return () => { stop(); clearTimeout(timer); resized.disconnect(); cancelAnimationFrame(frame); };
 }
 
 function card(title, count, amount, key) {

@@ -31,6 +31,7 @@ pub mod orders;
 pub mod schema;
 pub mod stats;
 pub mod stream;
+pub mod whoami;
 
 pub use auth::{Authenticator, Caller, Tokens};
 pub use extract::{BodyLimit, BodyTimeout};
@@ -44,7 +45,8 @@ pub enum ApiTags {
     Stats,
     /// Order events: histories and the feed.
     Events,
-    /// Service information and health probes (no token needed).
+    /// Service information and health probes (no token needed), and
+    /// what a token may do.
     Service,
     /// Administration: backups of the SQLite database (static read-write
     /// API tokens only).
@@ -74,6 +76,7 @@ type Apis = (
     events::EventsApi,
     stream::StreamApi,
     admin::AdminApi,
+    whoami::WhoamiApi,
 );
 
 /// The OpenAPI service over a store.
@@ -112,6 +115,7 @@ pub fn openapi_service(
                 heartbeat: events.stream_heartbeat,
             },
             admin::AdminApi { backups },
+            whoami::WhoamiApi,
         ),
         "commandes",
         env!("CARGO_PKG_VERSION"),

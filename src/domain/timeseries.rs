@@ -230,6 +230,48 @@ impl SeriesQuery {
     }
 }
 
+/// How a store reads a series without a customer: the whole UTC days of
+/// `[from, to)` from figures kept per day, and the partial days at either
+/// edge (when `from` or `to` falls inside a day) from the orders
+/// themselves, so the answer stays exact to the microsecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaySplit {
+    /// The whole days `[first, last)`; empty when `first >= last`.
+    pub days: (NaiveDate, NaiveDate),
+    /// The orders created in `[head.0, head.1)` are read one by one (the
+    /// part of `from`'s day before the first whole day; the whole range
+    /// when it holds no whole day).
+    pub head: (DateTime<Utc>, DateTime<Utc>),
+    /// Likewise `[tail.0, tail.1)`: the part of `to`'s day after the last
+    /// whole day (empty when `to` is a midnight).
+    pub tail: (DateTime<Utc>, DateTime<Utc>),
+}
+
+impl SeriesQuery {
+    /// See [`DaySplit`].
+    pub fn day_split(&self) -> DaySplit {
+        let day = self.from.date_naive();
+        let first = if midnight(day) == self.from {
+            Some(day)
+        } else {
+            day.checked_add_days(Days::new(1))
+        };
+        let last = self.to.date_naive();
+        match first {
+            Some(first) if first < last => DaySplit {
+                days: (first, last),
+                head: (self.from, midnight(first)),
+                tail: (midnight(last), self.to),
+            },
+            _ => DaySplit {
+                days: (last, last),
+                head: (self.from, self.to),
+                tail: (self.to, self.to),
+            },
+        }
+    }
+}
+
 /// Midnight UTC of `day`.
 fn midnight(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(NaiveTime::MIN).and_utc()
@@ -362,6 +404,45 @@ mod tests {
             ("interval", "month")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn whole_days_come_from_the_figures_and_edges_from_the_orders() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let split = |from: &str, to: &str| q(&[("from", from), ("to", to)]).unwrap().day_split();
+        // Midnight to midnight: days only, empty edges.
+        let s = split("2026-01-01", "2026-01-31");
+        assert_eq!(s.days, (day("2026-01-01"), day("2026-01-31")));
+        assert_eq!(
+            s.head,
+            (t("2026-01-01T00:00:00Z"), t("2026-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            s.tail,
+            (t("2026-01-31T00:00:00Z"), t("2026-01-31T00:00:00Z"))
+        );
+        // Inside days at both ends.
+        let s = split("2026-01-01T13:00:00Z", "2026-01-05T06:00:00Z");
+        assert_eq!(s.days, (day("2026-01-02"), day("2026-01-05")));
+        assert_eq!(
+            s.head,
+            (t("2026-01-01T13:00:00Z"), t("2026-01-02T00:00:00Z"))
+        );
+        assert_eq!(
+            s.tail,
+            (t("2026-01-05T00:00:00Z"), t("2026-01-05T06:00:00Z"))
+        );
+        // No whole day in between: everything from the orders.
+        for (from, to) in [
+            ("2026-01-01T13:00:00Z", "2026-01-02T06:00:00Z"),
+            ("2026-01-01T13:00:00Z", "2026-01-01T14:00:00Z"),
+            ("2026-01-01T00:00:00Z", "2026-01-01T14:00:00Z"),
+        ] {
+            let s = split(from, to);
+            assert!(s.days.0 >= s.days.1, "{from} {to}");
+            assert_eq!(s.head, (t(from), t(to)));
+            assert_eq!(s.tail.0, s.tail.1);
+        }
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub const SQLITE: &[Migration] = &[
         name: "created_figures",
         sql: include_str!("../../sql/sqlite/0008_created_figures.sql"),
     },
+    Migration {
+        version: 9,
+        name: "daily_figures",
+        sql: include_str!("../../sql/sqlite/0009_daily_figures.sql"),
+    },
 ];
 
 /// The PostgreSQL history (`sql/postgres/`).
@@ -97,6 +102,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "created_figures",
         sql: include_str!("../../sql/postgres/0008_created_figures.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "daily_figures",
+        sql: include_str!("../../sql/postgres/0009_daily_figures.sql"),
     },
 ];
 

@@ -423,10 +423,11 @@ async fn a_read_token_gets_403_on_every_change_and_reads_everything(app: TestApp
     }
     let writes: Vec<_> = ops.iter().filter(|(m, _)| *m != Method::GET).collect();
     let reads: Vec<_> = ops.iter().filter(|(m, _)| *m == Method::GET).collect();
-    // The document lists the four changes and the ten reads (orders,
-    // stats and their time series, history, the feed and its stream).
+    // The document lists the four changes and the eleven reads (orders,
+    // stats and their time series, history, the feed and its stream,
+    // whoami).
     assert_eq!(writes.len(), 4, "{writes:?}");
-    assert_eq!(reads.len(), 10, "{reads:?}");
+    assert_eq!(reads.len(), 11, "{reads:?}");
     for (method, path) in &writes {
         // 403 comes before the body is looked at: a valid body, an invalid
         // one, none at all.
@@ -503,9 +504,9 @@ async fn every_secured_operation_documents_403(app: TestApp) {
             checked += 1;
         }
     }
-    // The orders' twelve, the time series, the stream, and the three of
-    // /admin/backups.
-    assert_eq!(checked, 17);
+    // The orders' twelve, the time series, the stream, whoami, and the
+    // three of /admin/backups.
+    assert_eq!(checked, 18);
     let scheme = doc["components"]["securitySchemes"]["bearerAuth"]["description"]
         .as_str()
         .unwrap();
@@ -521,7 +522,43 @@ async fn every_secured_operation_documents_403(app: TestApp) {
     }
 }
 
+/// `GET /whoami` tells a token what it may do, with a 200 for every token
+/// that may read (the dashboard's sign-in asks it instead of probing with
+/// a change that fails).
+async fn whoami_tells_what_a_token_may_do(app: TestApp) {
+    let app = TestApp::spawn_with(app.backend, |s| {
+        s.auth.read_tokens = vec![READER.into()];
+        s.auth.jwt_issuer = crate::jwt::ISSUER.into();
+        s.auth.jwt_secret = Some(commandes::access::JwtSecret::new(crate::jwt::SECRET).unwrap());
+        s.auth.customer_claim = "sub".into();
+    })
+    .await
+    .unwrap();
+    let me = |token: String| {
+        app.anonymous(Method::GET, "/whoami")
+            .bearer_auth(token)
+            .send()
+    };
+    let full = json(me(TOKEN.into()).await.unwrap(), 200).await;
+    assert_eq!(full["may_write"], true, "{full}");
+    assert!(full.get("customer_id").is_none(), "{full}");
+    assert!(
+        full["who"].as_str().unwrap().starts_with("token:"),
+        "{full}"
+    );
+    assert!(!full.to_string().contains(TOKEN));
+    let reader = json(me(READER.into()).await.unwrap(), 200).await;
+    assert_eq!(reader["may_write"], false, "{reader}");
+    let jwt = crate::jwt::hs256(&crate::jwt::claims("authenticated", "CLIENT-A"));
+    let customer = json(me(jwt).await.unwrap(), 200).await;
+    assert_eq!(customer["customer_id"], "CLIENT-A", "{customer}");
+    assert_eq!(customer["who"], "jwt:CLIENT-A", "{customer}");
+    assert_unauthorized(me("nobody-0123456789".into()).await.unwrap(), "whoami").await;
+    problem(app.get("/whoami?x=1").await, 422).await;
+}
+
 crate::both_backends!(
+    whoami_tells_what_a_token_may_do,
     a_read_token_gets_403_on_every_change_and_reads_everything,
     every_secured_operation_documents_403,
     no_header_is_401_everywhere,

@@ -75,7 +75,7 @@ impl Proxy {
 }
 
 /// `url` with its host and port replaced by the proxy's.
-fn through(url: &str, proxy: std::net::SocketAddr) -> String {
+pub(crate) fn through(url: &str, proxy: std::net::SocketAddr) -> String {
     let mut parsed = reqwest::Url::parse(url).expect("a PostgreSQL URL");
     parsed.set_host(Some("127.0.0.1")).unwrap();
     parsed.set_port(Some(proxy.port())).unwrap();
@@ -84,7 +84,7 @@ fn through(url: &str, proxy: std::net::SocketAddr) -> String {
 
 /// The `host:port` the service connects to: the test PostgreSQL server, or
 /// the stand-in's transaction-mode PgBouncer.
-fn upstream(backend: Backend) -> String {
+pub(crate) fn upstream(backend: Backend) -> String {
     if backend == Backend::Pooler {
         let pooler = crate::standin::pooler().expect("the app runs, so the pooler is there");
         return format!("127.0.0.1:{}", pooler.transaction_port);

@@ -9,9 +9,17 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+/// The binary under test: `COMMANDES_TEST_BINARY` when set (CI points it
+/// at `target/release/commandes`), else the one cargo built for the tests.
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("COMMANDES_TEST_BINARY")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| env!("CARGO_BIN_EXE_commandes").into(), Into::into)
+}
+
 /// The binary, run in `dir` with a clean environment of our own settings.
 pub fn commandes(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_commandes"));
+    let mut cmd = Command::new(binary());
     cmd.current_dir(dir);
     for var in [
         "DATABASE_URL",

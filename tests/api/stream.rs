@@ -23,6 +23,10 @@ enum Item {
 struct Stream {
     response: reqwest::Response,
     buffer: String,
+    /// The last `retry:` hint received.
+    retry: Option<u64>,
+    /// The last `id:` received (of an event, or alone: a position).
+    last_id: Option<i64>,
 }
 
 impl Stream {
@@ -36,6 +40,8 @@ impl Stream {
         Stream {
             response: r,
             buffer: String::new(),
+            retry: None,
+            last_id: None,
         }
     }
 
@@ -54,7 +60,11 @@ impl Stream {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                return Some(parse(block.trim_end()));
+                let item = parse(block.trim_end(), &mut self.retry);
+                if let Some(id) = id_of(block.trim_end()) {
+                    self.last_id = Some(id);
+                }
+                return Some(item);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let chunk = tokio::time::timeout(left, self.response.chunk())
@@ -98,9 +108,23 @@ impl Stream {
     }
 }
 
-fn parse(block: &str) -> Item {
-    if block.lines().all(|l| l.starts_with(':')) {
-        return Item::Comment(block.trim_start_matches(':').trim().to_string());
+/// A block: an event, or the text of its comment lines (a block without
+/// `data:` may also hold `retry:`, put in `retry`, and `id:`).
+fn parse(block: &str, retry: &mut Option<u64>) -> Item {
+    let comment: Vec<&str> = block
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .map(str::trim)
+        .collect();
+    if !block.lines().any(|l| l.starts_with("data:")) {
+        for line in block.lines().filter(|l| !l.starts_with(':')) {
+            match line.split_once(": ") {
+                Some(("retry", ms)) => *retry = Some(ms.parse().unwrap()),
+                Some(("id", id)) => assert!(id.parse::<i64>().is_ok(), "{block}"),
+                _ => panic!("unexpected line {line:?} in {block}"),
+            }
+        }
+        return Item::Comment(comment.join("\n"));
     }
     let (mut id, mut kind, mut data) = (None, None, None);
     for line in block.lines() {
@@ -120,6 +144,14 @@ fn parse(block: &str) -> Item {
         kind: kind.expect("an event type"),
         data: data.expect("data"),
     }
+}
+
+/// The `id:` of a block, if it has one.
+fn id_of(block: &str) -> Option<i64> {
+    block
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().unwrap())
 }
 
 /// Every item of `GET /events` (all pages).
@@ -413,10 +445,83 @@ async fn a_stream_follows_writes_through_another_replica() {
     assert_eq!(late[0].2["data"]["order_id"], "LATE-0");
 }
 
+/// `after=latest` starts at the newest event: the opening block has the
+/// `retry:` hint and that position as `id:`, and only what comes follows.
+async fn a_stream_starts_at_the_latest_event(app: TestApp) {
+    changes(&app, "OLD", 2).await;
+    let newest = feed(&app).await.last().unwrap()["data"]["sequence"]
+        .as_i64()
+        .unwrap();
+    let mut stream = Stream::open(&app, "/events/stream?after=latest", &[]).await;
+    assert_eq!(
+        stream.next(Duration::from_secs(5)).await,
+        Some(Item::Comment("stream open".into()))
+    );
+    assert_eq!(stream.retry, Some(2000));
+    assert_eq!(stream.last_id, Some(newest));
+    stream.no_event_for(Duration::from_millis(300)).await;
+    changes(&app, "NEW", 1).await;
+    let got = stream.events(2).await;
+    assert_is_feed(&got, &feed(&app).await[usize::try_from(newest).unwrap()..]);
+    // A stream from a number has the hint, and no position to learn.
+    let mut plain = Stream::open(&app, "/events/stream?after=1", &[]).await;
+    plain.next(Duration::from_secs(5)).await;
+    assert_eq!((plain.retry, plain.last_id), (Some(2000), None));
+    for path in [
+        "/events/stream?after=latest&after=1",
+        "/events/stream?after=newest",
+    ] {
+        let body = problem(Stream::request(&app, path, &[]).await, 422).await;
+        assert_eq!(error_fields(&body), ["after"], "{path}");
+    }
+}
+
+/// While PostgreSQL cannot be reached, an open stream stays open (its
+/// heartbeats go on) instead of ending into a reconnect loop; once the
+/// database is back, what was missed follows, then what comes.
+async fn a_stream_stays_open_while_the_database_is_down() {
+    if crate::support::postgres_server().is_none() {
+        return;
+    }
+    let mut proxy = crate::outage::Proxy::start(crate::outage::upstream(Backend::Postgres)).await;
+    let addr = proxy.addr;
+    let app = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.database.url = crate::outage::through(&s.database.url.expose(), addr)
+            .parse()
+            .unwrap();
+        s.database.connect_timeout_secs = 2;
+        s.events.stream_heartbeat_secs = 1;
+    })
+    .await
+    .expect("PostgreSQL is available");
+    changes(&app, "BEFORE", 1).await;
+    proxy.cut().await;
+    let mut stream = Stream::open(&app, "/events/stream", &[]).await;
+    assert_eq!(
+        stream.next(Duration::from_secs(5)).await,
+        Some(Item::Comment("stream open".into()))
+    );
+    // Three heartbeats in the outage: the stream did not end.
+    for _ in 0..3 {
+        assert_eq!(
+            stream.next(Duration::from_secs(8)).await,
+            Some(Item::Comment("keep-alive".into()))
+        );
+    }
+    proxy.restore().await;
+    let missed = stream.events(2).await;
+    assert_eq!(missed[0].2["data"]["order_id"], "BEFORE-0");
+    crate::support::wait_until_ready(&app).await;
+    changes(&app, "AFTER", 1).await;
+    let after = stream.events(2).await;
+    assert_eq!(after[0].2["data"]["order_id"], "AFTER-0");
+}
+
 crate::both_backends!(
     a_stream_sends_every_event_in_order,
     a_stream_resumes_after_a_reconnect,
     a_stream_checks_its_input,
+    a_stream_starts_at_the_latest_event,
 );
 
 mod sqlite_servers {
@@ -459,5 +564,10 @@ mod postgres_servers {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stream_follows_writes_through_another_replica() {
         super::a_stream_follows_writes_through_another_replica().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_stays_open_while_the_database_is_down() {
+        super::a_stream_stays_open_while_the_database_is_down().await;
     }
 }

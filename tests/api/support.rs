@@ -43,6 +43,9 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The binary serving, for [`TestApp::spawn_binary`] (killed if
+    /// dropped while running).
+    process: Option<crate::process::Served>,
     _dir: Option<tempfile::TempDir>,
     _database: Option<TestDatabase>,
 }
@@ -112,7 +115,52 @@ impl TestApp {
             database_url: url,
             shutdown: Some(tx),
             server: Some(server),
+            process: None,
             _dir: dir,
+            _database: database,
+        })
+    }
+
+    /// Starts the built binary (`COMMANDES_TEST_BINARY`, see
+    /// [`crate::process::binary`]) as a child process on `backend` (SQLite
+    /// or PostgreSQL), configured as [`TestApp::spawn`] is, through its
+    /// environment, plus `env`; `None` when PostgreSQL is not available
+    /// (and not required). What the tests send goes over real HTTP to
+    /// that process, exactly as to a deployed service.
+    pub async fn spawn_binary(backend: Backend, env: &[(&str, &str)]) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut database = None;
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("commandes.db").display()),
+            Backend::Postgres | Backend::Pooler => {
+                let db = TestDatabase::create().await?;
+                let url = db.url.clone();
+                database = Some(db);
+                url
+            }
+        };
+        let mut cmd = crate::process::commandes(dir.path());
+        cmd.env("COMMANDES_DATABASE_URL", &url)
+            .env("COMMANDES_API_TOKENS", format!("{TOKEN},{SECOND_TOKEN}"))
+            .env("COMMANDES_DEMO_DATA", "never")
+            .env("COMMANDES_LOG_FORMAT", "json")
+            .env("COMMANDES_SHUTDOWN_TIMEOUT_SECS", "5")
+            .env("COMMANDES_STATEMENT_TIMEOUT_SECS", "30");
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let served = tokio::task::spawn_blocking(move || crate::process::serve(&mut cmd, false))
+            .await
+            .expect("the binary starts");
+        Some(TestApp {
+            base: served.base(),
+            client: reqwest::Client::new(),
+            backend,
+            database_url: url,
+            shutdown: None,
+            server: None,
+            process: Some(served),
+            _dir: Some(dir),
             _database: database,
         })
     }
@@ -230,12 +278,30 @@ impl TestApp {
         self.stop_inner().await;
     }
 
+    /// Stops a [`TestApp::spawn_binary`] process (SIGTERM), asserts that it
+    /// exited cleanly, and returns its log lines.
+    pub async fn stop_binary(mut self) -> String {
+        let process = self.process.take().expect("a binary app");
+        let (clean, logs) = tokio::task::spawn_blocking(move || crate::process::terminate(process))
+            .await
+            .unwrap();
+        assert!(clean, "the binary did not stop cleanly: {logs}");
+        logs
+    }
+
     async fn stop_inner(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server ran");
+        }
+        if let Some(process) = self.process.take() {
+            let (clean, logs) =
+                tokio::task::spawn_blocking(move || crate::process::terminate(process))
+                    .await
+                    .unwrap();
+            assert!(clean, "the binary did not stop cleanly: {logs}");
         }
     }
 }

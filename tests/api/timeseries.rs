@@ -2,11 +2,14 @@
 //! checked against figures computed here from the orders loaded, with
 //! filters, partial ranges, defaults and bad parameters.
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
-use commandes::domain::{Actor, Amount, HistoricalOrder, NewOrder, Status};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Timelike, Utc};
+use commandes::domain::{Actor, Amount, HistoricalOrder, NewOrder, OrderRecord, Status};
+use commandes::storage::{ExportFilter, ImportBatch, ImportOptions, ImportRow, OnConflict};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::support::{error_fields, json, open_store, problem, TestApp};
+use crate::support::{count_rows, error_fields, json, open_store, problem, Backend, TestApp};
 
 /// 240 orders from 2025-12-20 to about 2026-03-10, with every status, three
 /// customers and uneven amounts and times (some at midnight exactly).
@@ -245,7 +248,227 @@ async fn defaults_and_bad_parameters(app: TestApp) {
     assert_eq!(most["buckets"].as_array().unwrap().len(), 1000);
 }
 
+/// Differences between the per-day figures the database keeps (migration
+/// 0009) and a plain `GROUP BY` over the orders, as one count (0 when they
+/// agree; days whose orders were all deleted may keep a row of zeros).
+async fn kept_figures_mismatches(app: &TestApp) -> i64 {
+    let sql = match app.backend {
+        Backend::Sqlite => {
+            "select count(*) from (
+                select day, status, sum(order_count) as n, sum(total_cents) as a
+                from commandes_daily group by 1, 2 having n <> 0 or a <> 0) k
+             full join (
+                select substr(created_at, 1, 10) as day, status, count(*) as n,
+                       sum(total_cents) as a
+                from commandes group by 1, 2) g
+             on k.day = g.day and k.status = g.status
+             where k.n is not g.n or k.a is not g.a"
+        }
+        _ => {
+            "select count(*) from (
+                select day, status, sum(order_count) as n, sum(total_amount) as a
+                from commandes_daily group by 1, 2
+                having sum(order_count) <> 0 or sum(total_amount) <> 0) k
+             full join (
+                select (created_at at time zone 'UTC')::date as day, status, count(*) as n,
+                       sum(total_amount) as a
+                from commandes group by 1, 2) g
+             on k.day = g.day and k.status = g.status
+             where k.n is distinct from g.n or k.a is distinct from g.a"
+        }
+    };
+    count_rows(app, sql).await
+}
+
+/// Every order now in the database, as the expected figures take them.
+async fn all_orders(app: &TestApp) -> Vec<HistoricalOrder> {
+    let store = open_store(app).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let filter = ExportFilter::default();
+    let exporting = store.export(&filter, tx);
+    let mut orders = Vec::new();
+    let collecting =
+        async {
+            while let Some(batch) = rx.recv().await {
+                orders.extend(batch.into_iter().map(|o: commandes::domain::Order| {
+                    HistoricalOrder {
+                        order: NewOrder {
+                            order_id: o.order_id,
+                            customer_id: o.customer_id,
+                            status: o.status,
+                            total_amount: o.total_amount,
+                        },
+                        created_at: o.created_at,
+                        updated_at: o.updated_at,
+                    }
+                }));
+            }
+        };
+    let (exported, ()) = tokio::join!(exporting, collecting);
+    exported.expect("export");
+    orders
+}
+
+/// The kept per-day figures stay equal to a plain `GROUP BY` through a
+/// seeded random mix of creates, transitions, amount edits and deletes
+/// (on old days and today), an import that moves orders to other days, and
+/// more changes after it; and the series built from them (whole days from
+/// the figures, partial edge days from the orders) is exact.
+async fn kept_figures_follow_every_change(app: TestApp) {
+    let seed = std::env::var("TIMESERIES_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random::<u64>());
+    println!("timeseries: seed {seed} (TIMESERIES_SEED={seed} replays the choices)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let store = open_store(&app).await;
+    store.insert_historical(&orders()[..120]).await.unwrap();
+    assert_eq!(kept_figures_mismatches(&app).await, 0, "after the load");
+
+    let mut ids: Vec<i64> = app
+        .list("/commandes?limit=1000")
+        .await
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    let changes = async |rng: &mut StdRng, ids: &mut Vec<i64>, round: u32| {
+        for step in 0..80 {
+            let amount = money(rng.random_range(0..500_000));
+            match rng.random_range(0..10) {
+                0..=1 => {
+                    let status = Status::ALL[rng.random_range(0..4)].as_str();
+                    let o = app
+                        .create(&format!("MIX-{round}-{step}"), "MIXER", &amount, status)
+                        .await;
+                    ids.push(o["id"].as_i64().unwrap());
+                }
+                2..=4 => {
+                    let id = ids[rng.random_range(0..ids.len())];
+                    let status = Status::ALL[rng.random_range(0..4)].as_str();
+                    let r = app
+                        .put(&format!("/commandes/{id}/status"), &json!(status))
+                        .await;
+                    assert!([200, 409].contains(&r.status().as_u16()), "{id} → {status}");
+                }
+                5..=7 => {
+                    let id = ids[rng.random_range(0..ids.len())];
+                    let body = if rng.random_bool(0.5) {
+                        json!({"total_amount": amount})
+                    } else {
+                        json!({"total_amount": amount,
+                               "status": Status::ALL[rng.random_range(0..4)].as_str()})
+                    };
+                    let r = app.put(&format!("/commandes/{id}"), &body).await;
+                    assert!([200, 409].contains(&r.status().as_u16()), "{id}: {body}");
+                }
+                _ => {
+                    let id = ids.swap_remove(rng.random_range(0..ids.len()));
+                    assert_eq!(app.delete(&format!("/commandes/{id}")).await.status(), 204);
+                }
+            }
+        }
+    };
+    changes(&mut rng, &mut ids, 1).await;
+    assert_eq!(kept_figures_mismatches(&app).await, 0, "after the changes");
+
+    // An import that updates orders (moving some to other days, other
+    // statuses and amounts) and adds new ones on old days.
+    let existing = all_orders(&app).await;
+    let start: DateTime<Utc> = "2025-12-20T00:00:00Z".parse().unwrap();
+    let mut rows = Vec::new();
+    for (line, o) in existing.iter().take(40).enumerate() {
+        let moved = start + TimeDelta::minutes(rng.random_range(0..60 * 24 * 80));
+        rows.push(row(line, o.order.order_id.clone(), moved, &mut rng));
+    }
+    for i in 0..40 {
+        let at = start + TimeDelta::minutes(rng.random_range(0..60 * 24 * 80));
+        rows.push(row(40 + i, format!("IMP-{i}"), at, &mut rng));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(ImportBatch::Rows(rows)).await.unwrap();
+    tx.send(ImportBatch::Commit).await.unwrap();
+    let options = ImportOptions {
+        on_conflict: OnConflict::Update,
+        max_problems: 10,
+        now: Utc::now(),
+    };
+    let outcome = store.import(rx, &options).await.expect("import");
+    assert!(outcome.committed, "{:?}", outcome.problems);
+    assert_eq!((outcome.updated, outcome.inserted), (40, 40));
+    assert_eq!(kept_figures_mismatches(&app).await, 0, "after the import");
+    ids = app
+        .list("/commandes?limit=1000")
+        .await
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    changes(&mut rng, &mut ids, 2).await;
+    assert_eq!(kept_figures_mismatches(&app).await, 0, "after more changes");
+
+    // The answers, against figures computed here from every order.
+    let orders = all_orders(&app).await;
+    let today = Utc::now().date_naive();
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let end = format!("{}T00:00:00Z", today + Days::new(1));
+    let partial = format!("{today}T{:02}:17:00.5Z", Utc::now().hour());
+    for (interval, from, to, status) in [
+        ("day", "2025-12-01T00:00:00Z", end.as_str(), None),
+        (
+            "week",
+            "2025-12-20T07:13:00Z",
+            "2026-02-11T06:00:00.000001Z",
+            None,
+        ),
+        ("day", "2025-12-31T23:00:00Z", "2026-01-01T01:00:00Z", None),
+        (
+            "day",
+            "2025-12-01T00:00:00Z",
+            end.as_str(),
+            Some(Status::Cancelled),
+        ),
+        ("month", "2025-12-15T12:00:00Z", partial.as_str(), None),
+        (
+            "month",
+            "2025-12-15T12:00:00Z",
+            partial.as_str(),
+            Some(Status::Pending),
+        ),
+    ] {
+        let query = format!(
+            "interval={interval}&from={}&to={}{}",
+            crate::support::enc(from),
+            crate::support::enc(to),
+            status.map_or(String::new(), |s| format!("&status={}", s.as_str()))
+        );
+        let body = series(&app, &query).await;
+        let want = expected(&orders, interval, t(from), t(to), |o| {
+            status.is_none_or(|s| o.order.status == s)
+        });
+        assert_eq!(body["buckets"], want, "{query} (seed {seed})");
+    }
+}
+
+/// An import row (a new order, or a change of `order_id`'s) created at `at`.
+fn row(line: usize, order_id: String, at: DateTime<Utc>, rng: &mut StdRng) -> ImportRow {
+    ImportRow {
+        file: 0,
+        line: line as u64 + 1,
+        record: OrderRecord {
+            id: None,
+            order: NewOrder {
+                order_id,
+                customer_id: "IMPORTER".into(),
+                status: Status::ALL[rng.random_range(0..4)],
+                total_amount: Amount::from_cents(rng.random_range(0..1_000_000)).unwrap(),
+            },
+            created_at: Some(at),
+            updated_at: Some(at),
+        },
+    }
+}
+
 crate::both_backends!(
     figures_are_exact_per_day_week_and_month,
     defaults_and_bad_parameters,
+    kept_figures_follow_every_change,
 );

@@ -6,7 +6,10 @@
 //! then follows the process's shared reader ([`hub`]). Its memory is one
 //! page of events at most: batches it is too slow to take are dropped for
 //! it and it reads them from the store. A stream ends when the server
-//! stops, and when the store fails (the client reconnects and resumes).
+//! stops. While the store fails it stays open (heartbeats go on) and tries
+//! again with a growing delay, so an outage does not turn every client
+//! into a reconnect loop; each stream opens with a `retry:` hint so that
+//! clients that do reconnect (after a shutdown, a proxy timeout) wait.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +29,7 @@ use super::auth::BearerAuth;
 use super::declared::{Errors, Reads};
 use super::events::{AfterParam, CloudEvent, FeedQuery, Stopping};
 use super::extract::query_pairs;
-use super::schema::Doc;
+use super::schema::{Doc, ParamSchema};
 use super::ApiTags;
 use crate::api::error::ApiError;
 use crate::domain::event::Event;
@@ -39,6 +42,17 @@ pub use hub::Hub;
 
 /// The request header a reconnecting `EventSource` sends.
 const LAST_EVENT_ID: &str = "Last-Event-ID";
+
+/// The `retry:` hint every stream opens with: how long a client waits
+/// before reconnecting once the stream ends (an `EventSource` obeys it).
+pub const RETRY_MS: u64 = 2000;
+/// The first and the longest wait between two reads of the store while it
+/// fails.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The value of `after` that starts at the newest event (only what comes).
+pub const LATEST: &str = "latest";
 
 /// The event stream operation.
 pub struct StreamApi {
@@ -74,14 +88,21 @@ impl StreamApi {
     ///
     /// Resuming: the position is the `Last-Event-ID` header when present
     /// (a browser's `EventSource` sends it when it reconnects), else
-    /// `after`, else 0 (from the oldest event kept). A client that resumes
-    /// from the last `id:` it received gets every event once, in order,
-    /// across reconnections and restarts of the server.
+    /// `after`, else 0 (from the oldest event kept). `after=latest` starts
+    /// at the newest event (only new ones follow); the opening block then
+    /// carries `id:` with that position, to resume from if the stream drops
+    /// before the first event. A client that resumes from the last `id:` it
+    /// received gets every event once, in order, across reconnections and
+    /// restarts of the server.
     ///
-    /// A comment `: keep-alive` is sent after every
-    /// `events.stream_heartbeat_secs` (15) of silence, so that proxies keep
-    /// the connection. The stream ends when the server stops (resume
-    /// then). At most `events.max_streams` (256) streams are open at once:
+    /// The stream opens with `: stream open` and `retry: 2000` (the
+    /// milliseconds a client waits before reconnecting). A comment
+    /// `: keep-alive` is sent after every `events.stream_heartbeat_secs`
+    /// (15) of silence, so that proxies keep the connection. While the
+    /// database cannot be read the stream stays open, keeps sending
+    /// heartbeats and tries again with a growing delay (up to 5 s); the
+    /// events of the outage follow once it is back. The stream ends when
+    /// the server stops (resume then). At most `events.max_streams` (256) streams are open at once:
     /// past it, 503 with `Retry-After`. The token goes in the
     /// `Authorization` header (never in the URL): a browser reads the
     /// stream with `fetch`. A caller restricted to one customer may not
@@ -95,15 +116,16 @@ impl StreamApi {
         &self,
         auth: BearerAuth,
         request: &Request,
-        /// The last sequence number seen (0: from the oldest event kept);
-        /// `Last-Event-ID` wins when both are sent.
+        /// The last sequence number seen (0: from the oldest event kept),
+        /// or `latest` (from the newest: only what comes); `Last-Event-ID`
+        /// wins when both are sent.
         #[oai(name = "after")]
-        _after: Query<Option<Doc<AfterParam>>>,
+        _after: Query<Option<Doc<StreamAfterParam>>>,
         /// The last event id received, sent by a reconnecting client.
         #[oai(name = "Last-Event-ID")]
         _last_event_id: Header<Option<Doc<AfterParam>>>,
     ) -> Result<StreamResponse, Errors<Reads>> {
-        let after = start_position(request)?;
+        let start = start_position(request)?;
         if auth.0.actor().owner.is_some() {
             return Err(ApiError::Forbidden(
                 "the event stream covers every customer; this caller may see only one".into(),
@@ -118,12 +140,18 @@ impl StreamApi {
         // Subscribed before the first read from the store: a batch read
         // meanwhile is either in that read or waiting in the receiver.
         let batches = self.hub.subscribe();
+        let (after, tell_position) = match start {
+            Start::After(after) => (after, false),
+            Start::Latest => (self.hub.store().last_event_sequence().await?, true),
+        };
         Ok(StreamResponse::Ok(EventStreamBody(Subscriber {
             store: self.hub.store().clone(),
             batches,
             cursor: after,
             catching_up: true,
             opened: false,
+            tell_position,
+            backoff: None,
             source: self.source.clone(),
             stopping: self.stopping.clone(),
             heartbeat: self.heartbeat,
@@ -133,9 +161,41 @@ impl StreamApi {
     }
 }
 
+/// `after` of the stream: a sequence number, or `latest`.
+pub struct StreamAfterParam;
+impl ParamSchema for StreamAfterParam {
+    fn schema() -> MetaSchema {
+        let mut latest = MetaSchema::new("string");
+        latest.enum_items = vec![serde_json::Value::from(LATEST)];
+        let mut s = MetaSchema::ANY;
+        s.one_of = vec![
+            MetaSchemaRef::Inline(Box::new(AfterParam::schema())),
+            MetaSchemaRef::Inline(Box::new(latest)),
+        ];
+        s.default = Some(serde_json::Value::from(0));
+        s
+    }
+}
+
+/// Where a stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// After this sequence number.
+    After(i64),
+    /// After the newest event (`after=latest`).
+    Latest,
+}
+
 /// The position a stream starts after: `Last-Event-ID`, else `after`.
-fn start_position(request: &Request) -> Result<i64, ApiError> {
-    let query = query_pairs(request).and_then(|q| FeedQuery::parse(&q, &["after"]))?;
+fn start_position(request: &Request) -> Result<Start, ApiError> {
+    let mut pairs = query_pairs(request)?;
+    // `latest` is the stream's own value of `after`; the rest of the
+    // parameters are checked as the feed's.
+    let latest = pairs.iter().any(|(n, v)| n == "after" && v == LATEST);
+    if latest {
+        pairs.retain(|(n, v)| !(n == "after" && v == LATEST));
+    }
+    let query = FeedQuery::parse(&pairs, &["after"])?;
     let header = request.headers().get(LAST_EVENT_ID).map(|v| {
         v.to_str()
             .ok()
@@ -149,8 +209,12 @@ fn start_position(request: &Request) -> Result<i64, ApiError> {
             })
     });
     match header {
-        Some(position) => Ok(position?),
-        None => Ok(query.after),
+        Some(position) => Ok(Start::After(position?)),
+        None if latest && pairs.iter().any(|(n, _)| n == "after") => {
+            Err(ValidationErrors::one("after", "given more than once").into())
+        }
+        None if latest => Ok(Start::Latest),
+        None => Ok(Start::After(query.after)),
     }
 }
 
@@ -164,6 +228,12 @@ struct Subscriber {
     catching_up: bool,
     /// Whether the opening comment went out.
     opened: bool,
+    /// Whether the opening block names the start position (`after=latest`:
+    /// the client does not know it).
+    tell_position: bool,
+    /// The wait before the next read while the store fails (`None`: it
+    /// answered last time).
+    backoff: Option<Duration>,
     source: String,
     stopping: Stopping,
     heartbeat: Duration,
@@ -179,7 +249,14 @@ impl Subscriber {
             // Something at once, so that the client and every proxy on the
             // way see the stream open before the first event.
             self.opened = true;
-            return Some(b": stream open\n\n".to_vec());
+            let mut open = format!(": stream open\nretry: {RETRY_MS}\n");
+            if self.tell_position {
+                // An `id:` without `data:` dispatches nothing but sets the
+                // client's last event id: it resumes from here.
+                open.push_str(&format!("id: {}\n", self.cursor));
+            }
+            open.push('\n');
+            return Some(open.into_bytes());
         }
         loop {
             if self.stopping.is_set() {
@@ -187,10 +264,26 @@ impl Subscriber {
             }
             if self.catching_up {
                 let events = match self.store.events_after(self.cursor, hub::PAGE).await {
-                    Ok(events) => events,
+                    Ok(events) => {
+                        self.backoff = None;
+                        events
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "an event stream cannot read events; it ends");
-                        return None;
+                        // The hub warns once per outage; this is per stream.
+                        tracing::debug!(error = %e, "an event stream cannot read events; it waits");
+                        let wait = self
+                            .backoff
+                            .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+                        self.backoff = Some(wait);
+                        tokio::select! {
+                            () = self.stopping.raised() => return None,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        if Instant::now() >= self.next_beat {
+                            self.next_beat = Instant::now() + self.heartbeat;
+                            return Some(b": keep-alive\n\n".to_vec());
+                        }
+                        continue;
                     }
                 };
                 self.catching_up = events.len() == hub::PAGE as usize;

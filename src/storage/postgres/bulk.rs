@@ -61,11 +61,20 @@ const STAGED_VALUES: &str = "order_id, customer_id, status,
 
 const INSERT_COLUMNS: &str = "order_id, customer_id, status, total_amount, created_at, updated_at";
 
-/// Sets the `/stats` counters from the table itself, inside the import's
-/// transaction. The exclusive lock first waits for writers that already
+/// Sets the `/stats` counters and the per-day figures of
+/// `/stats/timeseries` from the table itself, inside the import's
+/// transaction. Each exclusive lock first waits for writers that already
 /// counted their change, then holds off new ones until the commit, so no
-/// concurrent change is counted twice or lost.
+/// concurrent change is counted twice or lost. The per-day figures go
+/// first: a writer's triggers fire in name order (`commandes_daily_track`,
+/// then `commandes_stats_track`), and taking the locks in the same order
+/// leaves no cycle to deadlock on.
 const RECOUNT_STATS: &str = "
+    lock table commandes_daily in exclusive mode;
+    delete from commandes_daily;
+    insert into commandes_daily (day, status, shard, order_count, total_amount)
+    select (created_at at time zone 'UTC')::date, status, (id % 16)::smallint, count(*), sum(total_amount)
+    from commandes group by 1, 2, 3;
     lock table commandes_stats in exclusive mode;
     update commandes_stats s
     set order_count = coalesce(a.n, 0), total_amount = coalesce(a.total, 0)
@@ -83,7 +92,7 @@ pub(super) async fn import(
     let started = std::time::Instant::now();
     let tx = client.transaction().await.map_err(map_error)?;
     // Room for the sorts and hashes of the conflict checks.
-    // `commandes.bulk` turns the per-row counter trigger off for this
+    // `commandes.bulk` turns the per-row counter triggers off for this
     // transaction; `RECOUNT_STATS` sets the counters once before commit.
     tx.batch_execute(&format!(
         "set local work_mem = '64MB'; set local commandes.bulk = 'on'; {STAGE}"

@@ -279,36 +279,61 @@ impl ListArgs {
 }
 
 /// The orders created in `[from, to)` per UTC day and status (see
-/// [`crate::domain::timeseries`]): one `GROUP BY` over the covering index
-/// of migration 0008, or the customer index for one customer. Only the
-/// conditions asked for are in the statement.
+/// [`crate::domain::timeseries`]). For everyone: the whole days from the
+/// per-day figures of migration 0009, the partial days at the edges from
+/// the covering index of 0008 ([`SeriesQuery::day_split`]), in one
+/// statement. For one customer (a filter or the caller's scope): one
+/// `GROUP BY` over that customer's rows (the customer index), as the kept
+/// figures cover everyone. Only the conditions asked for are in the
+/// statement.
 pub(super) async fn daily_figures(
     client: &tokio_postgres::Client,
     query: &SeriesQuery,
     owner: Option<&str>,
 ) -> Result<Vec<DayFigures>, StoreError> {
-    let mut sql = String::from(
-        "select (created_at at time zone 'UTC')::date, status::text, count(*)::int8,
-                sum(total_amount)::numeric
-         from commandes where created_at >= $1 and created_at < $2",
-    );
+    const SCAN: &str = "select (created_at at time zone 'UTC')::date, status::text,
+                               count(*)::int8, sum(total_amount)::numeric
+                        from commandes where created_at >= $1 and created_at < $2";
     let status = query.status.map(Status::as_str);
     let customer = query.customer_id.as_deref();
-    let mut params: Vec<Param<'_>> = vec![
-        (&query.from, Type::TIMESTAMPTZ),
-        (&query.to, Type::TIMESTAMPTZ),
-    ];
-    for (column, value) in [
-        ("status", &status),
-        ("customer_id", &customer),
-        ("customer_id", &owner),
-    ] {
-        if value.is_some() {
-            params.push((value, Type::VARCHAR));
-            sql.push_str(&format!(" and {column} = ${}", params.len()));
+    let split = query.day_split();
+    let mut params: Vec<Param<'_>> = Vec::new();
+    let sql = if customer.is_some() || owner.is_some() {
+        params.push((&query.from, Type::TIMESTAMPTZ));
+        params.push((&query.to, Type::TIMESTAMPTZ));
+        let mut sql = SCAN.to_string();
+        for value in [&customer, &owner] {
+            if value.is_some() {
+                params.push((value, Type::VARCHAR));
+                sql.push_str(&format!(" and customer_id = ${}", params.len()));
+            }
         }
-    }
-    sql.push_str(" group by 1, 2");
+        if status.is_some() {
+            params.push((&status, Type::VARCHAR));
+            sql.push_str(&format!(" and status = ${}", params.len()));
+        }
+        sql + " group by 1, 2"
+    } else {
+        params.push((&split.head.0, Type::TIMESTAMPTZ));
+        params.push((&split.head.1, Type::TIMESTAMPTZ));
+        params.push((&split.tail.0, Type::TIMESTAMPTZ));
+        params.push((&split.tail.1, Type::TIMESTAMPTZ));
+        params.push((&split.days.0, Type::DATE));
+        params.push((&split.days.1, Type::DATE));
+        let only = if status.is_some() {
+            params.push((&status, Type::VARCHAR));
+            " and status = $7"
+        } else {
+            ""
+        };
+        format!(
+            "select day, status::text, sum(order_count)::int8, sum(total_amount)::numeric
+             from commandes_daily where day >= $5 and day < $6{only} group by 1, 2
+             union all {SCAN}{only} group by 1, 2
+             union all {tail}{only} group by 1, 2",
+            tail = SCAN.replace("$1", "$3").replace("$2", "$4"),
+        )
+    };
     let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
     let mut days = Vec::with_capacity(rows.len());
     for row in rows {

@@ -241,39 +241,67 @@ pub(super) fn stats(conn: &Connection, owner: Option<&str>) -> Result<Stats, Sto
 }
 
 /// The orders created in `[from, to)` per UTC day and status (see
-/// [`crate::domain::timeseries`]). Only the conditions asked for are in
-/// the statement, so SQLite can pick the customer index for one customer;
-/// otherwise it reads the covering index of migration 0008 (`indexed by`:
+/// [`crate::domain::timeseries`]). For everyone: the whole days from the
+/// per-day figures of migration 0009, the partial days at the edges from
+/// the covering index of 0008 ([`SeriesQuery::day_split`]; `indexed by`:
 /// without statistics SQLite would take the status index and look up every
-/// row for its amount).
+/// row for its amount), in one statement. For one customer (a filter or the
+/// caller's scope): one `GROUP BY` over that customer's rows, as the kept
+/// figures cover everyone, so SQLite picks the customer index. Only the
+/// conditions asked for are in the statement.
 pub(super) fn daily_figures(
     conn: &Connection,
     query: &SeriesQuery,
     owner: Option<&str>,
 ) -> Result<Vec<DayFigures>, StoreError> {
-    let customers = [query.customer_id.as_deref(), owner];
-    let index = if customers.iter().any(Option::is_some) {
-        ""
-    } else {
-        " indexed by commandes_created_figures"
-    };
-    let mut sql = format!(
-        "select substr(created_at, 1, 10), status, count(*), sum(total_cents)
-         from commandes{index} where created_at >= ?1 and created_at < ?2"
-    );
-    let mut args = vec![
-        Value::Text(format_time(&query.from)),
-        Value::Text(format_time(&query.to)),
-    ];
-    let status = query.status.map(|s| ("status", s.as_str()));
-    for (column, value) in status
+    const SCAN: &str = "select substr(created_at, 1, 10), status, count(*), sum(total_cents)
+                        from commandes";
+    let customers: Vec<&str> = [query.customer_id.as_deref(), owner]
         .into_iter()
-        .chain(customers.into_iter().flatten().map(|c| ("customer_id", c)))
-    {
-        args.push(Value::Text(value.to_string()));
-        sql.push_str(&format!(" and {column} = ?{}", args.len()));
-    }
-    sql.push_str(" group by 1, 2");
+        .flatten()
+        .collect();
+    let status = query.status.map(Status::as_str);
+    let mut args: Vec<Value> = Vec::new();
+    let mut arg = |value: String| {
+        args.push(Value::Text(value));
+        format!("?{}", args.len())
+    };
+    let sql = if customers.is_empty() {
+        let split = query.day_split();
+        let only = status.map_or(String::new(), |s| {
+            format!(" and status = {}", arg(s.into()))
+        });
+        let mut scan = |(from, to): (chrono::DateTime<chrono::Utc>, _)| {
+            format!(
+                "{SCAN} indexed by commandes_created_figures
+                 where created_at >= {} and created_at < {}{only} group by 1, 2",
+                arg(format_time(&from)),
+                arg(format_time(&to))
+            )
+        };
+        let (head, tail) = (scan(split.head), scan(split.tail));
+        format!(
+            "select day, status, sum(order_count), sum(total_cents) from commandes_daily
+             where day >= {} and day < {}{only} group by 1, 2
+             union all {head} union all {tail}",
+            arg(split.days.0.to_string()),
+            arg(split.days.1.to_string()),
+        )
+    } else {
+        let mut sql = format!(
+            "{SCAN} where created_at >= {} and created_at < {}",
+            arg(format_time(&query.from)),
+            arg(format_time(&query.to))
+        );
+        for value in status
+            .map(|s| ("status", s))
+            .into_iter()
+            .chain(customers.iter().map(|c| ("customer_id", *c)))
+        {
+            sql.push_str(&format!(" and {} = {}", value.0, arg(value.1.into())));
+        }
+        sql + " group by 1, 2"
+    };
     let mut stmt = conn.prepare_cached(&sql).map_err(map_error)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |r| {
