@@ -68,7 +68,9 @@ pub fn parse_traceparent(value: &[u8]) -> Option<&str> {
     let (version, trace_id, parent_id, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let zero = |s: &str| s.bytes().all(|b| b == b'0');
     let ok = parts.next().is_none()

@@ -53,7 +53,7 @@ pub const SQLITE: &[Migration] = &[
         version: 8,
         name: "created_figures",
         sql: include_str!("../../sql/sqlite/0008_created_figures.sql"),
-    },    // 0009 and 0010 are taken by work on other branches.
+    }, // 0009 and 0010 are taken by work on other branches.
     Migration {
         version: 11,
         name: "event_traceparent",
@@ -102,7 +102,7 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "created_figures",
         sql: include_str!("../../sql/postgres/0008_created_figures.sql"),
-    },    // 0009 and 0010 are taken by work on other branches.
+    }, // 0009 and 0010 are taken by work on other branches.
     Migration {
         version: 11,
         name: "event_traceparent",

@@ -23,7 +23,6 @@ mod export;
 #[cfg(feature = "otel")]
 mod spans;
 
-
 /// Whether spans are exported: false unless [`layer`] installed the
 /// exporter. (The switch is in the leaf `trace_context`, so that the store
 /// can read it without depending on this module.)
@@ -35,7 +34,6 @@ pub fn server_span(request_id: &str, method: &'static str) -> tracing::Span {
     tracing::info_span!(
         "request",
         request_id = %request_id,
-        otel.name = Empty,
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = method,
@@ -73,15 +71,17 @@ pub fn end_server_span(
     traceparent: Option<Box<str>>,
     response: &mut Response,
 ) {
-    match route {
+    let name = match route {
         Some(route) => {
-            span.record("otel.name", format!("{method} {route}"));
             span.record("http.route", route);
+            format!("{method} {route}")
         }
-        None => {
-            span.record("otel.name", method);
-        }
-    }
+        None => method.to_string(),
+    };
+    #[cfg(feature = "otel")]
+    spans::rename(span, name);
+    #[cfg(not(feature = "otel"))]
+    let _ = name;
     span.record("http.response.status_code", status);
     if status >= 500 {
         span.record("otel.status_code", "error");
@@ -110,9 +110,8 @@ where
     crate::trace_context::start_exporting();
     // Only this crate's spans: the log's events stay in the log, and other
     // crates' spans would name things the docs do not.
-    let ours = tracing_subscriber::filter::filter_fn(|m| {
-        m.is_span() && m.target().starts_with("commandes")
-    });
+    let ours =
+        tracing_subscriber::filter::Targets::new().with_target("commandes", tracing::Level::INFO);
     Ok(Some(
         tracing_opentelemetry::layer()
             .with_tracer(tracer)

@@ -54,3 +54,10 @@ pub fn server_traceparent(span: &tracing::Span) -> Option<String> {
         )
     })
 }
+
+/// Names `span` once its route is known. The span was started when the
+/// request began (its id goes into the events), and a started span takes
+/// a new name only through OpenTelemetry itself, not through `otel.name`.
+pub fn rename(span: &tracing::Span, name: String) {
+    span.context().span().update_name(name);
+}

@@ -104,7 +104,13 @@ pub(super) async fn insert<C: tokio_postgres::GenericClient>(
             updated_at: *updated_at,
         };
         let e = event::created(&placeholder, actor);
-        (e.id, e.kind.as_str(), e.time, e.data.to_string(), e.traceparent)
+        (
+            e.id,
+            e.kind.as_str(),
+            e.time,
+            e.data.to_string(),
+            e.traceparent,
+        )
     });
     let sql = match &created {
         None => insert,
