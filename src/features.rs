@@ -2,7 +2,8 @@
 //! that a setting does not ask for a part the binary was built without.
 //!
 //! A default build has every part. A small (embedded) build made with
-//! `--no-default-features` leaves out the broker clients, the JWKS client; a setting that needs one of them is then refused
+//! `--no-default-features` leaves out the broker clients, the JWKS client and the OpenTelemetry
+//! exporter; a setting that needs one of them is then refused
 //! when the settings are loaded (a clear message, exit code 2), not
 //! ignored and not a panic later. The check takes the set of parts as a
 //! value, so the default build's tests can check the refusal too.
@@ -16,11 +17,13 @@ pub enum Feature {
     Amqp,
     /// Fetching JWT keys from a JWKS URL (`jwks`).
     Jwks,
+    /// OpenTelemetry traces over OTLP (`otel`).
+    Otel,
 }
 
 impl Feature {
     /// Every optional part.
-    pub const ALL: [Feature; 3] = [Feature::Nats, Feature::Amqp, Feature::Jwks];
+    pub const ALL: [Feature; 4] = [Feature::Nats, Feature::Amqp, Feature::Jwks, Feature::Otel];
 
     /// The Cargo feature's name.
     pub fn name(self) -> &'static str {
@@ -28,6 +31,7 @@ impl Feature {
             Feature::Nats => "nats",
             Feature::Amqp => "amqp",
             Feature::Jwks => "jwks",
+            Feature::Otel => "otel",
         }
     }
 
@@ -50,6 +54,7 @@ impl Feature {
             Feature::Nats => "the NATS relay",
             Feature::Amqp => "the RabbitMQ relay",
             Feature::Jwks => "the JWKS client",
+            Feature::Otel => "the OpenTelemetry exporter",
         }
     }
 }
@@ -60,6 +65,7 @@ pub struct Features {
     nats: bool,
     amqp: bool,
     jwks: bool,
+    otel: bool,
 }
 
 impl Features {
@@ -68,6 +74,7 @@ impl Features {
         nats: cfg!(feature = "nats"),
         amqp: cfg!(feature = "amqp"),
         jwks: cfg!(feature = "jwks"),
+        otel: cfg!(feature = "otel"),
     };
 
     /// No optional part: what `--no-default-features` builds.
@@ -75,6 +82,7 @@ impl Features {
         nats: false,
         amqp: false,
         jwks: false,
+        otel: false,
     };
 
     /// Whether `feature` is in the set.
@@ -83,6 +91,7 @@ impl Features {
             Feature::Nats => self.nats,
             Feature::Amqp => self.amqp,
             Feature::Jwks => self.jwks,
+            Feature::Otel => self.otel,
         }
     }
 
@@ -130,8 +139,8 @@ mod tests {
     /// The default build has every part (the README's commands keep
     /// everything).
     #[test]
-    #[cfg(all(feature = "nats", feature = "amqp", feature = "jwks"))]
+    #[cfg(all(feature = "nats", feature = "amqp", feature = "jwks", feature = "otel"))]
     fn the_default_build_has_every_part() {
-        assert_eq!(Features::BUILT.names(), ["nats", "amqp", "jwks"]);
+        assert_eq!(Features::BUILT.names(), ["nats", "amqp", "jwks", "otel"]);
     }
 }

@@ -16,7 +16,8 @@
 //! - Leaves that every layer may use: [`build_info`] (the version and
 //!   git revision of this build), [`error_chain`] (an error and its
 //!   causes on one line), [`request_id`] (the id of the request being
-//!   served), [`log_text`] (outside text bounded for a log line), [`hex`],
+//!   served), [`trace_context`] (the W3C `traceparent` the request hands
+//!   on to its events), [`log_text`] (outside text bounded for a log line), [`hex`],
 //!   [`secret`] (the type of every secret setting, and the one function
 //!   that hides the credentials of a URL), [`access`] (permissions, and the
 //!   checked JWT secret and JWKS URL that the settings and the API share),
@@ -28,7 +29,8 @@
 //! - Around the server: [`server`] (the accept loop and the limits on
 //!   connections), [`jobs`] (the background jobs: expired idempotency
 //!   keys, event numbering and retention), [`logging`] (the tracing
-//!   subscriber), [`prometheus`] (the metrics recorder and the metric
+//!   subscriber), [`telemetry`] (OpenTelemetry spans over OTLP, when an
+//!   endpoint is set), [`prometheus`] (the metrics recorder and the metric
 //!   names).
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
@@ -58,4 +60,6 @@ pub mod request_id;
 pub mod secret;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
+pub mod trace_context;
 pub mod transfer;

@@ -31,8 +31,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    commandes::logging::init(&settings.log);
-    exit_code(cli::run(cli.command, settings).await)
+    if let Err(e) = commandes::logging::init(&settings.log, &settings.telemetry) {
+        eprintln!("commandes: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let outcome = cli::run(cli.command, settings).await;
+    // The spans of the last requests, before the process ends.
+    commandes::telemetry::shutdown().await;
+    exit_code(outcome)
 }
 
 /// 0, or 1 with the error on stderr.

@@ -359,6 +359,19 @@ pub struct CloudEvent {
     pub time: Timestamp,
     /// Always `application/json`.
     pub datacontenttype: String,
+    /// The CloudEvents distributed-tracing extension: the W3C
+    /// `traceparent` of the request that made the change, so a consumer
+    /// continues its trace (brokers get it as the `traceparent` message
+    /// header too). With traces exported it names this service's span of
+    /// that request; otherwise it is the caller's own header, when valid.
+    /// Absent when the request had none, for changes made outside a
+    /// request, for events written before the column existed, and for a
+    /// customer-scoped JWT.
+    #[oai(validator(
+        pattern = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        max_length = 55
+    ))]
+    pub traceparent: Option<String>,
     pub data: EventData,
 }
 
@@ -451,6 +464,7 @@ pub fn example_event(source: &str) -> Value {
     let actor = Actor {
         who: "token:3f9a12c4".into(),
         request_id: "6b1d0c8e2f4a4b7d".into(),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         owner: None,
     };
     let mut e = event::changed(&before, &after, &actor).remove(0);

@@ -67,7 +67,13 @@ Each operation lists the statuses it answers with; any request may also get \
 length over the limit, whatever the method) or 414 (a request target over \
 8 KiB) before it reaches an operation. \
 Amounts are exact decimals, returned as strings with two decimals; times are \
-RFC 3339 UTC with microseconds.";
+RFC 3339 UTC with microseconds.\n\n\
+Any request may carry the W3C Trace Context headers `traceparent` and \
+`tracestate`: the events of its changes carry its `traceparent` (the \
+CloudEvents distributed-tracing extension), and, when the service exports \
+traces, its server span continues the caller's trace and the response carries \
+a `traceparent` naming that span. A malformed `traceparent`, or a \
+`tracestate` over 512 bytes, is ignored, never an error.";
 
 type Apis = (
     health::HealthApi,
@@ -442,6 +448,7 @@ fn cors(settings: &CorsOptions) -> Option<Cors> {
             "retry-after",
             "www-authenticate",
             "idempotent-replayed",
+            "traceparent",
         ])
         .max_age(settings.max_age_secs as i32);
     if settings.allowed_origins.iter().any(|o| o == "*") {

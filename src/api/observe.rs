@@ -1,5 +1,6 @@
-//! What every request goes through first: a request id, a tracing span,
-//! metrics by route template, and one log line.
+//! What every request goes through first: a request id, a tracing span
+//! (an OpenTelemetry server span when traces are exported, see
+//! `crate::telemetry`), metrics by route template, and one log line.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tracing::Instrument;
 use crate::log_text::clip;
 use crate::prometheus::{HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
 use crate::request_id::{self, accept_request_id, REQUEST_ID_HEADER};
+use crate::trace_context;
 
 /// Routes whose requests are not logged (probes and scrapes are frequent
 /// and say nothing).
@@ -116,13 +118,23 @@ pub async fn observe<E: Endpoint>(
     } else {
         super::auth::presented_token_id(&req).unwrap_or_default()
     };
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let traced = crate::telemetry::enabled();
+    let span = if traced {
+        crate::telemetry::server_span(&request_id, method)
+    } else {
+        tracing::info_span!("request", request_id = %request_id)
+    };
+    // What the request's events carry (`crate::trace_context`).
+    let handed_on = crate::telemetry::join_trace(&span, req.headers());
     let started = Instant::now();
     let in_flight = metrics::gauge!(HTTP_IN_FLIGHT);
     in_flight.increment(1.0);
-    let result = request_id::scope(request_id.clone(), ep.call(req))
-        .instrument(span.clone())
-        .await;
+    let result = trace_context::scope(
+        handed_on.clone(),
+        request_id::scope(request_id.clone(), ep.call(req)),
+    )
+    .instrument(span.clone())
+    .await;
     in_flight.decrement(1.0);
     let mut response = match result {
         Ok(r) => r.into_response(),
@@ -140,6 +152,10 @@ pub async fn observe<E: Endpoint>(
     metrics::histogram!(HTTP_SECONDS, &labels).record(elapsed.as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    if traced {
+        let matched = (route != UNMATCHED).then_some(route.as_str());
+        crate::telemetry::end_server_span(&span, method, matched, status, handed_on, &mut response);
     }
     if !quiet(&route) {
         span.in_scope(|| {

@@ -104,6 +104,12 @@ pub const ALIASES: &[(&str, &[&str])] = &[
         "events.stream_heartbeat_secs",
         &["COMMANDES_EVENTS_STREAM_HEARTBEAT_SECS"],
     ),
+    // The standard OpenTelemetry names, after ours.
+    (
+        "telemetry.otlp_endpoint",
+        &["COMMANDES_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"],
+    ),
+    ("telemetry.service_name", &["OTEL_SERVICE_NAME"]),
 ];
 
 /// The keys whose values are secrets: each of their names can also be

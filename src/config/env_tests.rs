@@ -75,6 +75,7 @@ fn sample(key: &str, default: &Value) -> (String, Vec<(&'static str, &'static st
         "metrics.token" => "walk-metrics-0123456789",
         "events.relay_url" => "nats://walk-token@h:4222",
         "backup.interval" => "6h",
+        "telemetry.otlp_endpoint" => "http://walk-collector:4318",
         "backup.bucket" => {
             return (
                 "walk-bucket".into(),

@@ -11,7 +11,8 @@
 //!
 //! - [`server`]: `[server]`, `[log]`, `[cors]`, `[idempotency]`;
 //!   [`database`]: `[database]`; [`auth`]: `[auth]`, `[metrics]`;
-//!   [`events`]: `[events]`; [`backup`]: `[backup]`. Each section checks
+//!   [`events`]: `[events]`; [`backup`]: `[backup]`; [`telemetry`]:
+//!   `[telemetry]`. Each section checks
 //!   its own values.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ mod database;
 pub mod env;
 mod events;
 mod server;
+mod telemetry;
 mod values;
 
 pub use auth::{AuthSettings, MetricsSettings, MIN_TOKEN_CHARS};
@@ -38,6 +40,7 @@ pub use backup::{BackupSettings, Interval};
 pub use database::{DatabaseSettings, DemoData};
 pub use events::EventsSettings;
 pub use server::{CorsSettings, IdempotencySettings, LogSettings, ServerSettings};
+pub use telemetry::TelemetrySettings;
 
 /// Every setting of the service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -52,6 +55,7 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub events: EventsSettings,
     pub backup: BackupSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 /// Flags that override everything else (from the command line).
@@ -129,6 +133,7 @@ impl Settings {
         self.auth.validate(&self.metrics)?;
         self.backup.validate()?;
         self.log.validate()?;
+        self.telemetry.validate()?;
         self.check_features(Features::BUILT)
     }
 
@@ -146,6 +151,11 @@ impl Settings {
                 .require(Feature::Jwks, "auth.jwks_url")
                 .map_err(anyhow::Error::msg)?;
         }
+        if self.telemetry.exports() {
+            built
+                .require(Feature::Otel, "telemetry.otlp_endpoint")
+                .map_err(anyhow::Error::msg)?;
+        }
         Ok(())
     }
 
@@ -155,7 +165,7 @@ impl Settings {
     pub fn redacted(&self) -> String {
         let set = |set: bool| if set { "set" } else { "unset" };
         format!(
-            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={} backup_interval={} backup_dir={:?} backup_keep={} backup_bucket={:?} backup_secret_access_key={}",
+            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={} backup_interval={} backup_dir={:?} backup_keep={} backup_bucket={:?} backup_secret_access_key={} otlp={}",
             self.server.host,
             self.server.port,
             self.server.max_body_bytes,
@@ -189,6 +199,8 @@ impl Settings {
             self.backup.keep,
             self.backup.bucket,
             set(!self.backup.secret_access_key.is_empty()),
+            // Whether only: a collector URL may carry credentials.
+            set(self.telemetry.exports()),
         )
     }
 }

@@ -93,6 +93,8 @@ impl Default for CorsSettings {
                 "if-match",
                 "if-none-match",
                 "idempotency-key",
+                "traceparent",
+                "tracestate",
             ]
             .map(String::from)
             .to_vec(),

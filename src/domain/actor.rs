@@ -11,6 +11,9 @@ pub struct Actor {
     pub who: String,
     /// The request this happens in (empty outside a request).
     pub request_id: String,
+    /// The W3C `traceparent` of the request, handed on to the events of
+    /// its changes (`None` outside a request, or with no trace).
+    pub traceparent: Option<String>,
     /// When set, only this customer's orders exist for this caller: others
     /// are not found, and it may create or move orders only to this customer.
     pub owner: Option<String>,
@@ -22,6 +25,7 @@ impl Actor {
         Actor {
             who: "system".into(),
             request_id: String::new(),
+            traceparent: None,
             owner: None,
         }
     }

@@ -64,6 +64,9 @@ pub struct NewEvent {
     pub customer_id: String,
     /// The CloudEvents `data` object, without `sequence` (added when read).
     pub data: Value,
+    /// The W3C `traceparent` of the request that made the change (the
+    /// CloudEvents distributed-tracing extension), if it had one.
+    pub traceparent: Option<String>,
 }
 
 /// A stored event.
@@ -126,6 +129,7 @@ fn event(
         order_id: order.order_id.clone(),
         customer_id: order.customer_id.clone(),
         data: Value::Object(data),
+        traceparent: actor.traceparent.clone(),
     }
 }
 
@@ -219,7 +223,7 @@ impl Event {
     /// order was C's (the event's `customer_id`): the time the order was
     /// C's. The event that took the order away from C belongs to the new
     /// customer. What C reads names no other caller and no other customer:
-    /// no `actor`, no `request_id`, and in the event that gave the order to
+    /// no `actor`, no `request_id`, no `traceparent`, and in the event that gave the order to
     /// C, no `before` in `changes` (it describes the order as another
     /// customer had it). Every other caller reads every event whole.
     pub fn seen_by(mut self, actor: &Actor) -> Option<Event> {
@@ -229,6 +233,7 @@ impl Event {
         if self.event.customer_id != owner {
             return None;
         }
+        self.event.traceparent = None;
         if let Value::Object(data) = &mut self.event.data {
             data.remove("actor");
             data.remove("request_id");
@@ -249,13 +254,14 @@ impl Event {
     /// The CloudEvents 1.0 JSON envelope. `source` names this service (a
     /// URI reference, the same on every replica). The sequence number is in
     /// `data.sequence` (the CloudEvents `sequence` extension would want a
-    /// string).
+    /// string). `traceparent` (the distributed-tracing extension) is there
+    /// when the change was made in a traced request.
     pub fn cloud_event(&self, source: &str) -> Value {
         let mut data = self.event.data.clone();
         if let Value::Object(map) = &mut data {
             map.insert("sequence".into(), json!(self.sequence));
         }
-        json!({
+        let mut envelope = json!({
             "specversion": "1.0",
             "id": self.event.id,
             "source": source,
@@ -264,7 +270,11 @@ impl Event {
             "time": format_time(&self.event.time),
             "datacontenttype": "application/json",
             "data": data,
-        })
+        });
+        if let (Some(t), Value::Object(map)) = (&self.event.traceparent, &mut envelope) {
+            map.insert("traceparent".into(), json!(t));
+        }
+        envelope
     }
 }
 
@@ -330,6 +340,7 @@ mod tests {
         let by = Actor {
             who: "jwt:user-1".into(),
             request_id: "r1".into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             owner: None,
         };
         let mut moved = order.clone();
@@ -355,6 +366,7 @@ mod tests {
         let seen = made.clone().seen_by(&c1).unwrap();
         assert!(seen.event.data.get("actor").is_none());
         assert!(seen.event.data.get("request_id").is_none());
+        assert_eq!(seen.event.traceparent, None);
         assert_eq!(seen.event.data["order"], made.event.data["order"]);
         assert_eq!(move_to_c2.clone().seen_by(&c1), None);
         assert_eq!(made.seen_by(&c2), None);
@@ -379,6 +391,19 @@ mod tests {
         assert_eq!(v["subject"], "7");
         assert_eq!(v["data"]["sequence"], 3);
         assert_eq!(v["data"]["order"]["total_amount"], "10.50");
+        assert!(v.get("traceparent").is_none());
+        let traced = Actor {
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            ..Actor::system()
+        };
+        let e = Event {
+            sequence: 3,
+            event: created(&order(), &traced),
+        };
+        assert_eq!(
+            e.cloud_event("/commandes")["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
         assert_eq!(EventKind::parse("order.deleted"), Some(EventKind::Deleted));
         assert_eq!(EventKind::StatusChanged.short(), "status_changed");
     }

@@ -72,6 +72,12 @@ impl Broker for Amqp {
     async fn send(&self, m: &Message) -> Result<PublisherConfirm, String> {
         let mut headers = FieldTable::default();
         headers.insert(SEQUENCE_HEADER.into(), AMQPValue::LongLongInt(m.sequence));
+        if let Some(t) = &m.traceparent {
+            headers.insert(
+                crate::trace_context::TRACEPARENT.into(),
+                AMQPValue::LongString(t.as_str().into()),
+            );
+        }
         let properties = BasicProperties::default()
             .with_message_id(m.id.as_str().into())
             .with_content_type(CONTENT_TYPE.into())

@@ -201,6 +201,10 @@ pub struct Message {
     pub kind: EventKind,
     /// The CloudEvents JSON.
     pub body: Vec<u8>,
+    /// The W3C `traceparent` of the change, also sent as the message's
+    /// `traceparent` header (the CloudEvents NATS and AMQP bindings), so
+    /// a consumer continues the trace without parsing the body.
+    pub traceparent: Option<String>,
 }
 
 impl Message {
@@ -210,6 +214,7 @@ impl Message {
             sequence: event.sequence,
             kind: event.event.kind,
             body: event.cloud_event(source).to_string().into_bytes(),
+            traceparent: event.event.traceparent.clone(),
         }
     }
 }

@@ -74,6 +74,9 @@ impl Broker for Nats {
         headers.insert(async_nats::header::NATS_MESSAGE_ID, m.id.as_str());
         headers.insert(SEQUENCE_HEADER, m.sequence.to_string().as_str());
         headers.insert("Content-Type", CONTENT_TYPE);
+        if let Some(t) = &m.traceparent {
+            headers.insert(crate::trace_context::TRACEPARENT, t.as_str());
+        }
         let publish = PublishMessage::build()
             .payload(m.body.clone().into())
             .headers(headers);

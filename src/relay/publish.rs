@@ -127,6 +127,7 @@ mod tests {
                 sequence,
                 kind: EventKind::Created,
                 body: b"{}".to_vec(),
+                traceparent: None,
             })
             .collect()
     }

@@ -1,5 +1,6 @@
 //! A [`Store`] decorator that records what the store does as metrics:
-//! query latency per operation, orders created and status changes.
+//! query latency per operation, orders created and status changes; and,
+//! when traces are exported, a client span per call.
 //!
 //! Kept out of the backends so that each backend stays about its SQL, and
 //! both report the same figures.
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 
@@ -88,7 +90,30 @@ impl MeteredStore {
         let limit = self
             .statement_timeout
             .filter(|_| !matches!(operation, "migrate" | "import" | "export"));
-        timed(operation, super::deadline::bounded(limit, f)).await
+        let bounded = super::deadline::bounded(limit, f);
+        if crate::trace_context::exporting() && !tracing::Span::current().is_none() {
+            // A client span per call of a request when traces are
+            // exported: the operation's name, never its SQL or parameters.
+            // (The background loops' polls would only be noise.)
+            let span = tracing::info_span!(
+                "db",
+                otel.name = operation,
+                otel.kind = "client",
+                db.system.name = db_system(self.inner.backend()),
+                db.operation.name = operation,
+            );
+            timed(operation, bounded).instrument(span).await
+        } else {
+            timed(operation, bounded).await
+        }
+    }
+}
+
+/// The OpenTelemetry `db.system.name` of a backend.
+fn db_system(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgresql",
     }
 }
 

@@ -361,6 +361,7 @@ pub(crate) fn stored_event(
     order_id: String,
     customer_id: String,
     data: &str,
+    traceparent: Option<String>,
 ) -> Result<Event, StoreError> {
     let bad = |what: &str| {
         StoreError::backend(std::io::Error::other(format!(
@@ -377,6 +378,7 @@ pub(crate) fn stored_event(
             order_id,
             customer_id,
             data: serde_json::from_str(data).map_err(|_| bad("data"))?,
+            traceparent,
         },
     })
 }

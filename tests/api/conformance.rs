@@ -41,6 +41,7 @@ fn customer(id: &str) -> Actor {
     Actor {
         who: format!("jwt:{id}"),
         request_id: String::new(),
+        traceparent: None,
         owner: Some(id.into()),
     }
 }

@@ -41,6 +41,7 @@ mod stream;
 mod supabase_roles;
 mod timeseries;
 mod tls;
+mod traces;
 mod transfer;
 mod update;
 mod validation;

@@ -21,31 +21,31 @@ use serde_json::Value;
 use crate::outage::Proxy;
 use crate::support::{open_store, Backend, TestApp};
 
-const NATS: &str = "127.0.0.1:4222";
-const AMQP: &str = "127.0.0.1:5672";
+pub(crate) const NATS: &str = "127.0.0.1:4222";
+pub(crate) const AMQP: &str = "127.0.0.1:5672";
 
 /// Each test's own names.
-struct Names {
-    tag: String,
+pub(crate) struct Names {
+    pub(crate) tag: String,
 }
 
 impl Names {
-    fn new() -> Names {
+    pub(crate) fn new() -> Names {
         let tag: [u8; 6] = rand::random();
         Names {
             tag: commandes::hex::encode(&tag),
         }
     }
-    fn stream(&self) -> String {
+    pub(crate) fn stream(&self) -> String {
         format!("RELAYTEST_{}", self.tag)
     }
-    fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         format!("relaytest.{}.order", self.tag)
     }
-    fn exchange(&self) -> String {
+    pub(crate) fn exchange(&self) -> String {
         format!("relaytest.{}", self.tag)
     }
-    fn queue(&self) -> String {
+    pub(crate) fn queue(&self) -> String {
         format!("relaytest.{}.q", self.tag)
     }
 }
@@ -152,7 +152,7 @@ fn check_delivery(received: &[Received], expected: &[(String, i64, String)], ord
 
 // --- NATS -----------------------------------------------------------------
 
-async fn nats() -> jetstream::Context {
+pub(crate) async fn nats() -> jetstream::Context {
     jetstream::new(async_nats::connect(NATS).await.expect("NATS is running"))
 }
 
@@ -304,14 +304,14 @@ async fn nats_refusal_is_retried_not_skipped(backend: Backend) {
 
 /// A consumer's queue, bound to the test's exchange (declared here first,
 /// as the relay declares it).
-struct Queue {
+pub(crate) struct Queue {
     connection: Connection,
-    channel: lapin::Channel,
+    pub(crate) channel: lapin::Channel,
     names: Names,
 }
 
 impl Queue {
-    async fn bind(names: Names, arguments: FieldTable) -> Queue {
+    pub(crate) async fn bind(names: Names, arguments: FieldTable) -> Queue {
         let connection = Connection::connect(
             &format!("amqp://guest:guest@{AMQP}/%2f"),
             ConnectionProperties::default(),
@@ -409,7 +409,7 @@ impl Queue {
         }
     }
 
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         let _ = self
             .channel
             .queue_delete(self.names.queue().into(), QueueDeleteOptions::default())

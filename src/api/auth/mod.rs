@@ -149,6 +149,7 @@ impl Caller {
         crate::domain::Actor {
             who: self.who.clone(),
             request_id: crate::request_id::current_request_id().unwrap_or_default(),
+            traceparent: crate::trace_context::current(),
             owner: self.owner.clone(),
         }
     }

@@ -31,6 +31,7 @@ pub(super) struct EventArrays {
     order_ids: Vec<String>,
     customer_ids: Vec<String>,
     data: Vec<String>,
+    traceparents: Vec<Option<String>>,
 }
 
 impl EventArrays {
@@ -42,6 +43,7 @@ impl EventArrays {
             order_ids: events.iter().map(|e| e.order_id.clone()).collect(),
             customer_ids: events.iter().map(|e| e.customer_id.clone()).collect(),
             data: events.iter().map(|e| e.data.to_string()).collect(),
+            traceparents: events.iter().map(|e| e.traceparent.clone()).collect(),
         }
     }
 
@@ -52,6 +54,7 @@ impl EventArrays {
         params.push((&self.order_ids, Type::TEXT_ARRAY));
         params.push((&self.customer_ids, Type::TEXT_ARRAY));
         params.push((&self.data, Type::TEXT_ARRAY));
+        params.push((&self.traceparents, Type::TEXT_ARRAY));
     }
 }
 
@@ -61,16 +64,16 @@ impl EventArrays {
 /// from parameter `$first` on, and inserted in their order (their
 /// insertion ids follow it).
 pub(super) fn with_events(change: &str, first: usize) -> String {
-    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    let p: Vec<String> = (first..first + 7).map(|i| format!("${i}")).collect();
     format!(
         "with changed as ({change})
-         insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data)
-         select e.event_id::uuid, e.type, e.time, changed.id, e.order_id, e.customer_id, e.data::jsonb
+         insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data, traceparent)
+         select e.event_id::uuid, e.type, e.time, changed.id, e.order_id, e.customer_id, e.data::jsonb, e.traceparent
          from changed,
-              unnest({}::text[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[])
-              with ordinality as e(event_id, type, time, order_id, customer_id, data, n)
+              unnest({}::text[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::text[])
+              with ordinality as e(event_id, type, time, order_id, customer_id, data, traceparent, n)
          order by e.n",
-        p[0], p[1], p[2], p[3], p[4], p[5]
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     )
 }
 
@@ -162,7 +165,7 @@ pub(super) async fn run_sequencer(
 /// The columns of `commandes_events`, in the order [`row_to_event`] reads
 /// them.
 pub(super) const EVENT_COLUMNS: &str =
-    "sequence, event_id::text, type, time, order_ref, order_id, customer_id, data::text";
+    "sequence, event_id::text, type, time, order_ref, order_id, customer_id, data::text, traceparent";
 
 pub(super) fn row_to_event(row: &Row) -> Result<Event, StoreError> {
     let kind: String = row.try_get(2).map_err(StoreError::backend)?;
@@ -176,6 +179,7 @@ pub(super) fn row_to_event(row: &Row) -> Result<Event, StoreError> {
         row.try_get(5).map_err(StoreError::backend)?,
         row.try_get(6).map_err(StoreError::backend)?,
         &data,
+        row.try_get(8).map_err(StoreError::backend)?,
     )
 }
 

@@ -104,22 +104,30 @@ pub(super) async fn insert<C: tokio_postgres::GenericClient>(
             updated_at: *updated_at,
         };
         let e = event::created(&placeholder, actor);
-        (e.id, e.kind.as_str(), e.time, e.data.to_string())
+        (
+            e.id,
+            e.kind.as_str(),
+            e.time,
+            e.data.to_string(),
+            e.traceparent,
+        )
     });
     let sql = match &created {
         None => insert,
-        Some((id, kind, time, data)) => {
+        Some((id, kind, time, data, traceparent)) => {
             params.push((id, Type::TEXT));
             params.push((kind, Type::TEXT));
             params.push((time, Type::TIMESTAMPTZ));
             params.push((data, Type::TEXT));
+            params.push((traceparent, Type::TEXT));
             // No row comes out of `o` for a taken order_id: then no event.
             format!(
                 "with o as ({insert}),
                  e as (
-                    insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data)
+                    insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data, traceparent)
                     select $7::uuid, $8, $9, o.id, o.order_id, o.customer_id,
-                           jsonb_set(jsonb_set($10::jsonb, '{{id}}', to_jsonb(o.id)), '{{order,id}}', to_jsonb(o.id))
+                           jsonb_set(jsonb_set($10::jsonb, '{{id}}', to_jsonb(o.id)), '{{order,id}}', to_jsonb(o.id)),
+                           $11
                     from o
                  )
                  select {COLUMNS} from o"

@@ -20,8 +20,8 @@ use crate::storage::{history_seen, stored_event, StoreError};
 pub(super) fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data, traceparent)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(map_error)?;
     for e in events {
@@ -33,6 +33,7 @@ pub(super) fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<()
             e.order_id,
             e.customer_id,
             e.data.to_string(),
+            e.traceparent,
         ])
         .map_err(map_error)?;
     }
@@ -40,7 +41,7 @@ pub(super) fn insert_events(conn: &Connection, events: &[NewEvent]) -> Result<()
 }
 
 const EVENT_COLUMNS: &str =
-    "sequence, event_id, type, time, order_ref, order_id, customer_id, data";
+    "sequence, event_id, type, time, order_ref, order_id, customer_id, data, traceparent";
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
     let time = parse_time(&row.get::<_, String>(3)?)?;
@@ -54,6 +55,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, Store
         row.get(5)?,
         row.get(6)?,
         &data,
+        row.get(8)?,
     ))
 }
 
