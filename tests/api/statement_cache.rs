@@ -45,7 +45,11 @@ async fn round(base: String, n: usize) -> Vec<u16> {
     let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     for (method, path, body) in [
         (Method::GET, format!("/commandes/{id}"), None),
-        (Method::GET, "/commandes?status=pending&limit=5".into(), None),
+        (
+            Method::GET,
+            "/commandes?status=pending&limit=5".into(),
+            None,
+        ),
         (Method::GET, "/stats".into(), None),
         (
             Method::PUT,

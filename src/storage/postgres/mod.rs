@@ -113,22 +113,23 @@ impl PostgresStore {
         match &actor.owner {
             None => {
                 db.query(
-                        // Kept by a trigger (migration 0003): 64 rows, no scan.
-                        "select status::text, sum(order_count)::int8, sum(total_amount)::numeric
+                    // Kept by a trigger (migration 0003): 64 rows, no scan.
+                    "select status::text, sum(order_count)::int8, sum(total_amount)::numeric
                          from commandes_stats group by status",
-                        &[],
-                    )
-                    .await
+                    &[],
+                )
+                .await
             }
             // The counters cover everyone: one customer's figures are summed
             // from its rows (found by the customer index).
-            Some(owner) => db
-                .query(
+            Some(owner) => {
+                db.query(
                     "select status::text, count(*)::int8, coalesce(sum(total_amount), 0)::numeric
                          from commandes where customer_id = $1 group by status",
                     &[(owner, Type::VARCHAR)],
                 )
-                .await,
+                .await
+            }
         }
         .map_err(map_error)
     }
@@ -263,7 +264,14 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         for o in orders {
             // Demo data: restored, not changed, so no events.
-            insert(Db::tx(&tx, false), &o.order, &o.created_at, &o.updated_at, None).await?;
+            insert(
+                Db::tx(&tx, false),
+                &o.order,
+                &o.created_at,
+                &o.updated_at,
+                None,
+            )
+            .await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(orders.len() as u64)
@@ -443,10 +451,7 @@ impl Store for PostgresStore {
     }
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
-        let rows = self
-            .connections
-            .retrying(|| self.stats_rows(actor))
-            .await?;
+        let rows = self.connections.retrying(|| self.stats_rows(actor)).await?;
         let mut stats = Stats::default();
         for row in rows {
             let status: String = row.try_get(0).map_err(StoreError::backend)?;

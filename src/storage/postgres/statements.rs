@@ -146,7 +146,9 @@ pub(super) fn stale(e: &StoreError) -> Option<Stale> {
             let code = db.code();
             if *code == SqlState::INVALID_SQL_STATEMENT_NAME
                 || (*code == SqlState::FEATURE_NOT_SUPPORTED
-                    && db.message().contains("cached plan must not change result type"))
+                    && db
+                        .message()
+                        .contains("cached plan must not change result type"))
             {
                 Some(Stale::Forgotten)
             } else if *code == SqlState::DUPLICATE_PSTATEMENT {
@@ -330,7 +332,10 @@ mod tests {
         };
         let store = PostgresStore::open(&url, &options).await.unwrap();
         store.migrate().await.unwrap();
-        assert!(store.connections.named(), "auto names statements on a direct connection");
+        assert!(
+            store.connections.named(),
+            "auto names statements on a direct connection"
+        );
         let actor = Actor::system();
         let created = store.create(&order("D-1"), None, &actor).await.unwrap();
         store.get(created.order.id, &actor).await.unwrap();
@@ -357,7 +362,10 @@ mod tests {
             .unwrap();
         store.delete(created.order.id, None, &actor).await.unwrap();
         store.create(&order("D-2"), None, &actor).await.unwrap();
-        assert!(store.connections.named(), "still named: a forgotten statement is no pooler");
+        assert!(
+            store.connections.named(),
+            "still named: a forgotten statement is no pooler"
+        );
         store.close().await;
         drop(store);
         let name = url.rsplit_once('/').unwrap().1;
