@@ -79,6 +79,7 @@ pub fn store_options(settings: &Settings) -> StoreOptions {
         startup_timeout: Duration::from_secs(settings.database.startup_timeout_secs),
         sqlite_read_queue: settings.database.sqlite_read_queue,
         sqlite_write_queue: settings.database.sqlite_write_queue,
+        statement_cache: settings.database.statement_cache,
     }
 }
 

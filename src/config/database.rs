@@ -57,6 +57,9 @@ pub struct DatabaseSettings {
     /// SQLite: most writes waiting for the writer; past it, 503 with
     /// `Retry-After` at once.
     pub sqlite_write_queue: usize,
+    /// PostgreSQL: `auto`, `on` or `off` named statements (see
+    /// [`crate::storage::StatementCache`]).
+    pub statement_cache: crate::storage::StatementCache,
 }
 
 impl Default for DatabaseSettings {
@@ -74,6 +77,7 @@ impl Default for DatabaseSettings {
             startup_timeout_secs: 60,
             sqlite_read_queue: 256,
             sqlite_write_queue: 256,
+            statement_cache: crate::storage::StatementCache::Auto,
         }
     }
 }

@@ -72,6 +72,10 @@ pub const ALIASES: &[(&str, &[&str])] = &[
         &["COMMANDES_STARTUP_TIMEOUT_SECS"],
     ),
     (
+        "database.statement_cache",
+        &["COMMANDES_DATABASE_STATEMENT_CACHE"],
+    ),
+    (
         "database.sqlite_read_queue",
         &["COMMANDES_SQLITE_READ_QUEUE"],
     ),

@@ -64,6 +64,7 @@ fn sample(key: &str, default: &Value) -> (String, Vec<(&'static str, &'static st
             )
         }
         "database.sqlite_synchronous" => "normal",
+        "database.statement_cache" => "off",
         "database.demo_data" => "always",
         "auth.tokens" => "walk-token-0123456789,walk-token-9876543210",
         "auth.read_tokens" => "walk-reader-0123456789",

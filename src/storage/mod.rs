@@ -543,6 +543,9 @@ pub struct StoreOptions {
     pub sqlite_read_queue: usize,
     /// SQLite: most writes waiting for the writer (then `Overloaded`).
     pub sqlite_write_queue: usize,
+    /// PostgreSQL: whether statements are prepared once per connection
+    /// and reused (see [`StatementCache`]).
+    pub statement_cache: StatementCache,
 }
 
 /// SQLite's `synchronous` setting, as offered.
@@ -552,6 +555,20 @@ pub enum SqliteSync {
     #[default]
     Full,
     Normal,
+}
+
+/// PostgreSQL named statements, as offered (`database.statement_cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatementCache {
+    /// `on`, unless the URL or the connection says a pooler is in the way.
+    #[default]
+    Auto,
+    /// Each statement prepared once per connection and reused.
+    On,
+    /// Unnamed statements only (every statement parsed each time): works
+    /// through any pooler.
+    Off,
 }
 
 impl Default for StoreOptions {
@@ -566,6 +583,7 @@ impl Default for StoreOptions {
             startup_timeout: Duration::ZERO,
             sqlite_read_queue: 256,
             sqlite_write_queue: 256,
+            statement_cache: StatementCache::Auto,
         }
     }
 }

@@ -35,6 +35,7 @@ mod scale_out;
 mod secrets;
 mod smoke;
 mod standin;
+mod statement_cache;
 mod stats;
 mod status;
 mod stream;

@@ -16,14 +16,18 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 
 use super::errors::{classify, classify_pool_error, map_pool_error, Probe};
+use super::statements::{self, Db, Stale};
 use super::tls;
-use crate::storage::{deadline, PoolStatus, StoreError, StoreOptions};
+use crate::storage::{deadline, PoolStatus, StatementCache, StoreError, StoreOptions};
 
 /// The pool of one database, and what a cancel request needs to reach it.
 pub(super) struct Connections {
     pool: Pool,
     /// For cancel requests, which open a connection of their own.
     tls: Option<tls::Connector>,
+    /// Whether statements are named (see [`statements`]): decided at
+    /// open, turned off for good when a pooler is found mixing them.
+    named: AtomicBool,
 }
 
 impl Connections {
@@ -34,6 +38,7 @@ impl Connections {
         // refuses `verify-full` and `sslrootcert`.
         let target = tls::prepare(url, options.ca_file.as_deref())?;
         tracing::debug!(tls = %target.summary, "database connection");
+        let url_pooler = statements::pooler_in_url(target.pgbouncer, target.config.get_ports());
         let mut config = target.config;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
@@ -64,11 +69,87 @@ impl Connections {
         let connections = Connections {
             pool,
             tls: target.tls,
+            named: AtomicBool::new(false),
         };
         connections
             .wait_for_database(options.startup_timeout, options.connect_timeout)
             .await?;
+        let named = connections
+            .decide_naming(options.statement_cache, url_pooler)
+            .await;
+        connections.named.store(named, Ordering::Relaxed);
         Ok(connections)
+    }
+
+    /// Whether to name statements, per `database.statement_cache` (the
+    /// rules are in [`statements`]), logged with the reason.
+    async fn decide_naming(&self, setting: StatementCache, url_pooler: Option<&str>) -> bool {
+        let (named, why) = match (setting, url_pooler) {
+            (StatementCache::Off, _) => (false, "database.statement_cache = off".to_string()),
+            (StatementCache::Auto, Some(why)) => (false, why.to_string()),
+            (_, _) => match self.check_pooler().await {
+                Ok(false) => (true, "the server answered directly".to_string()),
+                Ok(true) => {
+                    let why = "a connection pooler answered (its cancel key is not the \
+                               server's process id)";
+                    if setting == StatementCache::On {
+                        tracing::warn!(
+                            "database.statement_cache = on, but {why}: named statements could \
+                             mix through a transaction pooler, so they stay off"
+                        );
+                    }
+                    (false, why.to_string())
+                }
+                Err(e) => (false, format!("the pooler check failed: {e}")),
+            },
+        };
+        tracing::info!(named, reason = %why, "statement cache");
+        named
+    }
+
+    async fn check_pooler(&self) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(map_pool_error)?;
+        statements::pooler_in_the_way(&client).await
+    }
+
+    /// Runs `op`, and once more when a named statement failed because the
+    /// server forgot it (every cached statement is dropped first, so the
+    /// second run prepares them again). Failing that way twice, or in a way
+    /// only a pooler mixing sessions causes, turns naming off for the
+    /// process before a last run: never a 500 for a statement cache.
+    pub(super) async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut forgotten = 0;
+        loop {
+            let result = op().await;
+            let Err(e) = &result else { return result };
+            let stale = match statements::stale(e) {
+                Some(stale) if self.named.load(Ordering::Relaxed) => stale,
+                _ => return result,
+            };
+            forgotten += 1;
+            if stale == Stale::Mixed || forgotten > 1 {
+                self.named.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    error = %crate::error_chain::error_chain(e),
+                    "named statements keep failing (a transaction pooler?): unnamed from now on"
+                );
+            } else {
+                tracing::info!(
+                    error = %crate::error_chain::error_chain(e),
+                    "the server forgot a named statement: preparing again"
+                );
+            }
+            self.pool.manager().statement_caches.clear();
+        }
+    }
+
+    /// Whether statements are named now.
+    pub(super) fn named(&self) -> bool {
+        self.named.load(Ordering::Relaxed)
     }
 
     /// Connects and runs `select 1` until it works, for at most `limit`,
@@ -153,6 +234,7 @@ impl Connections {
             .await
             .map(Conn::new)
             .map_err(map_pool_error)?;
+        conn.named = self.named();
         if let Some(scope) = deadline::current() {
             let (tls, token, held) = (self.tls.clone(), conn.cancel_token(), conn.held.clone());
             scope.on_expiry(Box::new(move || {
@@ -207,6 +289,8 @@ pub(super) struct Conn {
     deadline: Option<Arc<deadline::TimedOperation>>,
     /// Until dropped: whether the operation still holds it.
     held: Arc<AtomicBool>,
+    /// Whether its statements are named (the pool's choice at checkout).
+    named: bool,
 }
 
 impl Conn {
@@ -216,7 +300,19 @@ impl Conn {
             broken: AtomicBool::new(false),
             deadline: None,
             held: Arc::new(AtomicBool::new(true)),
+            named: false,
         }
+    }
+
+    /// Its statements, outside a transaction.
+    pub(super) fn db(&self) -> Db<'_> {
+        Db::new(self, self.named)
+    }
+
+    /// Whether its statements are named: taken before a transaction
+    /// borrows it, for [`Db::tx`].
+    pub(super) fn named(&self) -> bool {
+        self.named
     }
 
     fn broken_when(&mut self, scope: Arc<deadline::TimedOperation>) {

@@ -62,17 +62,21 @@ impl EventArrays {
 /// insert of its events as one statement: the events exist exactly when the
 /// change happened, at no extra round trip. The events' arrays are bound
 /// from parameter `$first` on, and inserted in their order (their
-/// insertion ids follow it).
+/// insertion ids follow it). The statement returns one row: how many
+/// orders `change` changed (0 when its condition did not hold).
 pub(super) fn with_events(change: &str, first: usize) -> String {
     let p: Vec<String> = (first..first + 7).map(|i| format!("${i}")).collect();
     format!(
-        "with changed as ({change})
-         insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data, traceparent)
-         select e.event_id::uuid, e.type, e.time, changed.id, e.order_id, e.customer_id, e.data::jsonb, e.traceparent
-         from changed,
-              unnest({}::text[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::text[])
-              with ordinality as e(event_id, type, time, order_id, customer_id, data, traceparent, n)
-         order by e.n",
+        "with changed as ({change}),
+         inserted as (
+            insert into commandes_events (event_id, type, time, order_ref, order_id, customer_id, data, traceparent)
+            select e.event_id::uuid, e.type, e.time, changed.id, e.order_id, e.customer_id, e.data::jsonb, e.traceparent
+            from changed,
+                 unnest({}::text[], {}::text[], {}::timestamptz[], {}::text[], {}::text[], {}::text[], {}::text[])
+                 with ordinality as e(event_id, type, time, order_id, customer_id, data, traceparent, n)
+            order by e.n
+         )
+         select count(*)::int8 from changed",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     )
 }

@@ -1,11 +1,12 @@
 //! The PostgreSQL backend (production, Supabase): a deadpool pool of
 //! tokio-postgres connections.
 //!
-//! Every statement goes through `query_typed` / `execute_typed`: the
-//! parameter types are given with the SQL, so no named prepared statement is
-//! ever created. That costs nothing in round trips and keeps the backend
-//! working behind a transaction-mode pooler (PgBouncer, Supavisor), which
-//! does not keep named statements between transactions. The table keeps the
+//! Every statement gives its parameter types with the SQL. The requests'
+//! statements are named (prepared once per connection) or not, as
+//! `database.statement_cache` and the connection decide (`statements`):
+//! unnamed ones cost nothing in round trips and work behind a
+//! transaction-mode pooler (PgBouncer, Supavisor), which does not keep
+//! named statements between transactions. The table keeps the
 //! original service's columns: `numeric(10,2)` amounts mapped to
 //! `rust_decimal`, `timestamptz` times mapped to `chrono`.
 //!
@@ -17,8 +18,12 @@
 //!   expires; [`tls`]: `sslmode`, `sslrootcert` and the rustls connector.
 //! - `errors`: which failures are outages (503, or worth waiting for at
 //!   start-up) and which are bugs.
+//! - `statements`: named or unnamed statements, the check for a pooler,
+//!   and what a forgotten statement means.
 //! - `queries`: the order columns and row mapping, the insert, the locked
 //!   read of a change, the list and export filters.
+//! - `changes`: an update or a delete and its events in one statement
+//!   that applies only to the row as read.
 //! - `events`: a change's events in its own statement, and the sequencer
 //!   that numbers them for the feed.
 //! - `migrate`: the migration run, and `adopt`, taking over the original
@@ -32,12 +37,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
 use super::migrations;
-use super::rules::{self, UpdatePlan};
+use super::rules;
 use super::{
     Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
     PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
-use crate::domain::event::{self, Event};
+use crate::domain::event::Event;
 use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{
     now, Actor, HistoricalOrder, IdempotencyKey, ListFilter, NewOrder, Order, OrderPatch,
@@ -46,20 +51,21 @@ use crate::domain::{
 
 mod adopt;
 mod bulk;
+mod changes;
 mod connect;
 mod errors;
 mod events;
 mod migrate;
 mod queries;
+mod statements;
 pub mod tls;
 
 use connect::Connections;
-use errors::{map_error, map_write_error};
-use events::{
-    row_to_event, run_sequencer, sequenced_client, with_events, EventArrays, EVENT_COLUMNS,
-};
+use errors::map_error;
+use events::{row_to_event, run_sequencer, sequenced_client, EVENT_COLUMNS};
 use migrate::apply_migrations;
-use queries::{insert, lock_row, row_to_order, ListArgs, Param, COLUMNS};
+use queries::{insert, row_to_order, ListArgs, Param, COLUMNS};
+use statements::Db;
 
 /// A PostgreSQL database reached through a connection pool.
 pub struct PostgresStore {
@@ -87,7 +93,8 @@ impl PostgresStore {
         let client = self.connections.client().await?;
         let owner = actor.owner.as_deref();
         let row = client
-            .query_typed_opt(
+            .db()
+            .query_opt(
                 &format!(
                     "select {COLUMNS} from commandes
                      where {column} = $1 and ($2::varchar is null or customer_id = $2)"
@@ -98,42 +105,60 @@ impl PostgresStore {
             .map_err(map_error)?;
         row.as_ref().map_or(Err(StoreError::NotFound), row_to_order)
     }
-}
 
-#[async_trait]
-impl Store for PostgresStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
+    /// The rows of [`Store::stats`], once (see [`Connections::retrying`]).
+    async fn stats_rows(&self, actor: &Actor) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.connections.client().await?;
+        let db = client.db();
+        match &actor.owner {
+            None => {
+                db.query(
+                    // Kept by a trigger (migration 0003): 64 rows, no scan.
+                    "select status::text, sum(order_count)::int8, sum(total_amount)::numeric
+                         from commandes_stats group by status",
+                    &[],
+                )
+                .await
+            }
+            // The counters cover everyone: one customer's figures are summed
+            // from its rows (found by the customer index).
+            Some(owner) => {
+                db.query(
+                    "select status::text, count(*)::int8, coalesce(sum(total_amount), 0)::numeric
+                         from commandes where customer_id = $1 group by status",
+                    &[(owner, Type::VARCHAR)],
+                )
+                .await
+            }
+        }
+        .map_err(map_error)
     }
 
-    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
-        let mut client = self.connections.client().await?;
-        apply_migrations(&mut client, migrations::POSTGRES).await
-    }
-
-    async fn create(
+    /// [`Store::create`], once (see [`Connections::retrying`]).
+    async fn create_once(
         &self,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
         actor: &Actor,
     ) -> Result<Created, StoreError> {
-        rules::check_assignable(actor, &order.customer_id)?;
         let mut client = self.connections.client().await?;
         let t = now();
         let Some(key) = key else {
-            let order = insert(&***client, order, &t, &t, Some(actor)).await?;
+            let order = insert(client.db(), order, &t, &t, Some(actor)).await?;
             return Ok(Created {
                 order,
                 replayed: false,
             });
         };
+        let named = client.named();
         let tx = client.transaction().await.map_err(map_error)?;
+        let db = Db::tx(&tx, named);
         // Held until commit: a second request with the same key, on any
         // replica, fails to take it while the first is running (409), and
         // finds the stored outcome once it has committed.
         let lock_name = format!("commandes-idempotency/{}/{}", key.scope, key.key);
-        let locked: bool = tx
-            .query_typed(
+        let locked: bool = db
+            .query(
                 "select pg_try_advisory_xact_lock(hashtextextended($1, 0))",
                 &[(&lock_name, Type::TEXT)],
             )
@@ -143,8 +168,8 @@ impl Store for PostgresStore {
         if !locked {
             return Err(StoreError::IdempotencyInProgress);
         }
-        let stored = tx
-            .query_typed_opt(
+        let stored = db
+            .query_opt(
                 "select order_pk, order_id, customer_id, status, total_amount, created_at, updated_at, fingerprint
                  from commandes_idempotency_keys where scope = $1 and key = $2 and expires_at > $3",
                 &[(&key.scope, Type::TEXT), (&key.key, Type::TEXT), (&t, Type::TIMESTAMPTZ)],
@@ -162,11 +187,11 @@ impl Store for PostgresStore {
                 Err(StoreError::IdempotencyMismatch)
             };
         }
-        let created = insert(&*tx, order, &t, &t, Some(actor)).await?;
+        let created = insert(db, order, &t, &t, Some(actor)).await?;
         let expires = t + TimeDelta::from_std(key.ttl).unwrap_or(TimeDelta::days(1));
         let amount = created.total_amount.to_decimal();
         let status = created.status.as_str();
-        tx.execute_typed(
+        db.execute(
             "insert into commandes_idempotency_keys
              (scope, key, fingerprint, order_pk, order_id, customer_id, status, total_amount, created_at, updated_at, expires_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -197,6 +222,30 @@ impl Store for PostgresStore {
             replayed: false,
         })
     }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut client = self.connections.client().await?;
+        apply_migrations(&mut client, migrations::POSTGRES).await
+    }
+
+    async fn create(
+        &self,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+        actor: &Actor,
+    ) -> Result<Created, StoreError> {
+        rules::check_assignable(actor, &order.customer_id)?;
+        self.connections
+            .retrying(|| self.create_once(order, key, actor))
+            .await
+    }
 
     async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.connections.client().await?;
@@ -215,26 +264,42 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         for o in orders {
             // Demo data: restored, not changed, so no events.
-            insert(&*tx, &o.order, &o.created_at, &o.updated_at, None).await?;
+            insert(
+                Db::tx(&tx, false),
+                &o.order,
+                &o.created_at,
+                &o.updated_at,
+                None,
+            )
+            .await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(orders.len() as u64)
     }
 
     async fn get(&self, id: i64, actor: &Actor) -> Result<Order, StoreError> {
-        self.select_one("id", (&id, Type::INT8), actor).await
+        self.connections
+            .retrying(|| self.select_one("id", (&id, Type::INT8), actor))
+            .await
     }
 
     async fn get_by_order_id(&self, order_id: &str, actor: &Actor) -> Result<Order, StoreError> {
-        self.select_one("order_id", (&order_id, Type::VARCHAR), actor)
+        self.connections
+            .retrying(|| self.select_one("order_id", (&order_id, Type::VARCHAR), actor))
             .await
     }
 
     async fn list(&self, filter: &ListFilter, actor: &Actor) -> Result<Vec<Order>, StoreError> {
         let args = ListArgs::new(filter, actor.owner.as_deref());
         let (sql, params) = args.sql(filter);
-        let client = self.connections.client().await?;
-        let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
+        let rows = self
+            .connections
+            .retrying(|| async {
+                let client = self.connections.client().await?;
+                let db = client.db().shaped();
+                db.query(&sql, &params).await.map_err(map_error)
+            })
+            .await?;
         rows.iter().map(row_to_order).collect()
     }
 
@@ -245,41 +310,10 @@ impl Store for PostgresStore {
         if_match: Option<&Precondition>,
         actor: &Actor,
     ) -> Result<Updated, StoreError> {
-        let mut client = self.connections.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        // The owner is checked on the locked row, before anything is decided.
-        let current = lock_row(&tx, id, actor.owner.as_deref(), None).await?;
-        let write = match rules::plan_update(current, patch, if_match, actor, now())? {
-            UpdatePlan::Write(write) => write,
-            UpdatePlan::Unchanged(order) => return Ok(Updated::unchanged(order)),
-        };
-        let next = &write.next;
-        let amount = next.total_amount.to_decimal();
-        let status = next.status.as_str();
-        let events = EventArrays::new(&write.events);
-        let mut params: Vec<Param<'_>> = vec![
-            (&id, Type::INT8),
-            (&next.order_id, Type::VARCHAR),
-            (&next.customer_id, Type::VARCHAR),
-            (&status, Type::VARCHAR),
-            (&amount, Type::NUMERIC),
-            (&next.updated_at, Type::TIMESTAMPTZ),
-        ];
-        events.push(&mut params);
-        tx
-            .execute_typed(
-                &with_events(
-                    "update commandes
-                     set order_id = $2, customer_id = $3, status = $4, total_amount = $5, updated_at = $6
-                     where id = $1 returning id",
-                    7,
-                ),
-                &params,
-            )
+        let connections = &self.connections;
+        connections
+            .retrying(|| changes::update(connections, id, patch, if_match, actor))
             .await
-            .map_err(|e| map_write_error(e, &next.order_id))?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(write.done())
     }
 
     async fn delete(
@@ -288,21 +322,10 @@ impl Store for PostgresStore {
         if_match: Option<&Precondition>,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut client = self.connections.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        // The event carries the order as it was: read it under its row
-        // lock, then delete it and store the event in one statement.
-        let current = lock_row(&tx, id, actor.owner.as_deref(), if_match).await?;
-        let events = EventArrays::new(&[event::deleted(&current, actor, now())]);
-        let mut params: Vec<Param<'_>> = vec![(&id, Type::INT8)];
-        events.push(&mut params);
-        tx.execute_typed(
-            &with_events("delete from commandes where id = $1 returning id", 2),
-            &params,
-        )
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
+        let connections = &self.connections;
+        connections
+            .retrying(|| changes::delete(connections, id, if_match, actor))
+            .await
     }
 
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -428,29 +451,7 @@ impl Store for PostgresStore {
     }
 
     async fn stats(&self, actor: &Actor) -> Result<Stats, StoreError> {
-        let client = self.connections.client().await?;
-        let rows = match &actor.owner {
-            None => {
-                client
-                    .query_typed(
-                        // Kept by a trigger (migration 0003): 64 rows, no scan.
-                        "select status::text, sum(order_count)::int8, sum(total_amount)::numeric
-                         from commandes_stats group by status",
-                        &[],
-                    )
-                    .await
-            }
-            // The counters cover everyone: one customer's figures are summed
-            // from its rows (found by the customer index).
-            Some(owner) => client
-                .query_typed(
-                    "select status::text, count(*)::int8, coalesce(sum(total_amount), 0)::numeric
-                         from commandes where customer_id = $1 group by status",
-                    &[(owner, Type::VARCHAR)],
-                )
-                .await,
-        }
-        .map_err(map_error)?;
+        let rows = self.connections.retrying(|| self.stats_rows(actor)).await?;
         let mut stats = Stats::default();
         for row in rows {
             let status: String = row.try_get(0).map_err(StoreError::backend)?;
@@ -468,10 +469,14 @@ impl Store for PostgresStore {
         query: &SeriesQuery,
         actor: &Actor,
     ) -> Result<Vec<DayFigures>, StoreError> {
-        let client = self.connections.client().await?;
-        queries::daily_figures(&client, query, actor.owner.as_deref()).await
+        self.connections
+            .retrying(|| async {
+                let client = self.connections.client().await?;
+                let db = client.db().shaped();
+                queries::daily_figures(db, query, actor.owner.as_deref()).await
+            })
+            .await
     }
-
     async fn info(&self) -> Result<StoreInfo, StoreError> {
         let client = self.connections.client().await?;
         let row = client

@@ -3,9 +3,9 @@
 //! a change starts with, and the `where` and `order by` of lists and
 //! exports.
 //!
-//! Every statement binds its values with their types (`query_typed`), so no
-//! named prepared statement is created; the builders here number their
-//! parameters as they bind them. `numeric(10,2)` amounts map to
+//! Every statement binds its values with their types, named or not as the
+//! pool decided ([`Db`]); the builders here number their parameters as they
+//! bind them. `numeric(10,2)` amounts map to
 //! `rust_decimal` and `timestamptz` times to `chrono` here, once.
 
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 
 use super::errors::map_error;
+use super::statements::Db;
 use crate::domain::event;
 use crate::domain::timeseries::{DayFigures, SeriesQuery};
 use crate::domain::{Actor, Amount, ListFilter, NewOrder, Order, Precondition, SortKey, Status};
@@ -31,13 +32,13 @@ pub(super) type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 /// step: a concurrent change waits here, then decides against what this one
 /// wrote. An order of another customer than `owner` (when set) is not found.
 pub(super) async fn lock_row(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: Db<'_>,
     id: i64,
     owner: Option<&str>,
     if_match: Option<&Precondition>,
 ) -> Result<Order, StoreError> {
     let row = tx
-        .query_typed_opt(
+        .query_opt(
             &format!(
                 "select {COLUMNS} from commandes
                  where id = $1 and ($2::varchar is null or customer_id = $2) for update"
@@ -70,8 +71,8 @@ pub(super) fn row_to_order(row: &Row) -> Result<Order, StoreError> {
 /// Inserts an order; with `actor`, its `order.created` event too, in the
 /// same statement (no extra round trip). The event is built before the
 /// database has given the order its id: the statement fills it in.
-pub(super) async fn insert<C: tokio_postgres::GenericClient>(
-    client: &C,
+pub(super) async fn insert(
+    client: Db<'_>,
     order: &NewOrder,
     created_at: &DateTime<Utc>,
     updated_at: &DateTime<Utc>,
@@ -134,7 +135,7 @@ pub(super) async fn insert<C: tokio_postgres::GenericClient>(
             )
         }
     };
-    let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
+    let rows = client.query(&sql, &params).await.map_err(map_error)?;
     match rows.first() {
         Some(row) => row_to_order(row),
         None => Err(StoreError::Conflict(Conflict::DuplicateOrderId(
@@ -295,7 +296,7 @@ impl ListArgs {
 /// figures cover everyone. Only the conditions asked for are in the
 /// statement.
 pub(super) async fn daily_figures(
-    client: &tokio_postgres::Client,
+    client: Db<'_>,
     query: &SeriesQuery,
     owner: Option<&str>,
 ) -> Result<Vec<DayFigures>, StoreError> {
@@ -342,7 +343,7 @@ pub(super) async fn daily_figures(
             tail = SCAN.replace("$1", "$3").replace("$2", "$4"),
         )
     };
-    let rows = client.query_typed(&sql, &params).await.map_err(map_error)?;
+    let rows = client.query(&sql, &params).await.map_err(map_error)?;
     let mut days = Vec::with_capacity(rows.len());
     for row in rows {
         let status: String = row.try_get(1).map_err(StoreError::backend)?;

@@ -133,6 +133,9 @@ pub struct Target {
     pub tls: Option<Connector>,
     /// A line for the logs: `TLS (verify-full, CA file …)` or `plaintext (…)`.
     pub summary: String,
+    /// `pgbouncer=true` was in the URL (Prisma's way of saying a
+    /// transaction pooler is in the way; not passed on to the server).
+    pub pgbouncer: bool,
 }
 
 /// Takes the libpq TLS parameters out of `url`, decides, loads the roots.
@@ -160,6 +163,7 @@ pub fn prepare(url: &str, ca_file: Option<&Path>) -> Result<Target, SetupError> 
         config,
         tls,
         summary,
+        pgbouncer: params.pgbouncer,
     })
 }
 
@@ -168,6 +172,8 @@ pub fn prepare(url: &str, ca_file: Option<&Path>) -> Result<Target, SetupError> 
 pub struct Params {
     pub sslmode: Option<SslMode>,
     pub sslrootcert: Option<String>,
+    /// `pgbouncer=true` (or `1`): see [`Target::pgbouncer`].
+    pub pgbouncer: bool,
 }
 
 /// Parameters that ask for something this module does not do.
@@ -201,6 +207,7 @@ pub fn split_params(url: &str) -> Result<(String, Params), SetupError> {
                 let value = decode(value)?;
                 params.sslrootcert = (!value.is_empty()).then_some(value);
             }
+            "pgbouncer" => params.pgbouncer = matches!(decode(value)?.as_str(), "true" | "1"),
             key if UNSUPPORTED.contains(&key) => return Err(SetupError::Unsupported(key.into())),
             _ => kept.push(pair),
         }
@@ -465,6 +472,12 @@ mod tests {
         // The last one wins, as in libpq.
         let (_, params) = split_params("postgres://h/db?sslmode=disable&sslmode=require").unwrap();
         assert_eq!(params.sslmode, Some(SslMode::Require));
+
+        // Prisma's pooler flag is read, and not passed on to the driver
+        // (which refuses parameters it does not know).
+        let (rest, params) = split_params("postgres://h:6543/db?pgbouncer=true&x=1").unwrap();
+        assert_eq!(rest, "postgres://h:6543/db?x=1");
+        assert!(params.pgbouncer);
     }
 
     #[test]
