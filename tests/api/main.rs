@@ -22,6 +22,7 @@ mod hardening;
 mod hostile;
 mod jwt;
 mod lists;
+mod logs;
 mod observability;
 mod outage;
 mod ownership;
