@@ -42,6 +42,24 @@ async fn json_lines_are_flat_and_durations_are_milliseconds() {
     let (clean, logs) = terminate(served);
     assert!(clean, "{logs}");
 
+    let requests: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("\"message\":\"request\""))
+        .collect();
+    assert_eq!(requests.len(), 3, "{logs}");
+    for line in &requests {
+        let latency = raw_value(line, "latency_ms").unwrap();
+        let decimals = latency.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(
+            decimals <= 3 && !latency.contains('e'),
+            "latency_ms as milliseconds to the microsecond: {line}"
+        );
+        let parsed: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(parsed["request_id"], "flat-log-1", "{line}");
+        assert_eq!(parsed["span"], "request", "{line}");
+        assert!(parsed["status"].is_u64(), "{line}");
+        assert!(parsed["latency_ms"].is_f64(), "{line}");
+    }
     for line in json_lines(&logs) {
         let object = line.as_object().expect("an object per line");
         for (key, value) in object {
@@ -53,24 +71,6 @@ async fn json_lines_are_flat_and_durations_are_milliseconds() {
         for key in ["timestamp", "level", "target", "message"] {
             assert!(object.contains_key(key), "no {key}: {line}");
         }
-    }
-    let requests: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("\"message\":\"request\""))
-        .collect();
-    assert_eq!(requests.len(), 3, "{logs}");
-    for line in &requests {
-        let parsed: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(parsed["request_id"], "flat-log-1", "{line}");
-        assert_eq!(parsed["span"], "request", "{line}");
-        assert!(parsed["status"].is_u64(), "{line}");
-        assert!(parsed["latency_ms"].is_f64(), "{line}");
-        let latency = raw_value(line, "latency_ms").unwrap();
-        let decimals = latency.split_once('.').map_or(0, |(_, d)| d.len());
-        assert!(
-            decimals <= 3 && !latency.contains('e'),
-            "latency_ms as milliseconds to the microsecond: {line}"
-        );
     }
     assert!(
         requests
