@@ -28,6 +28,7 @@ use crate::backup::lock::DatabaseLock;
 use crate::backup::Backups;
 use crate::config::{AuthSettings, DemoData, EventsSettings, Settings};
 use crate::domain::demo::demo_orders;
+use crate::metrics_server::MetricsListener;
 use crate::relay::RelayConfig;
 use crate::secret::Secret;
 use crate::storage::{self, Backend, DatabaseUrl, Store, StoreOptions};
@@ -36,6 +37,8 @@ use crate::storage::{self, Backend, DatabaseUrl, Store, StoreOptions};
 pub struct App {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// The listener of `server.metrics_address`, when set.
+    metrics_listener: Option<MetricsListener>,
     store: Arc<dyn Store>,
     /// The routes, built before the address is announced: a client that
     /// connects as soon as it is known is answered without waiting for the
@@ -222,9 +225,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
     let addr = listener
         .local_addr()
         .context("the listener has no address")?;
+    let metrics_listener = match settings.server.metrics_address() {
+        Some(address) => Some(MetricsListener::bind(address).await?),
+        None => None,
+    };
     Ok(App {
         listener,
         addr,
+        metrics_listener,
         store: store.clone(),
         routes: api::routes(
             store.clone(),
@@ -361,6 +369,13 @@ impl App {
         self.addr
     }
 
+    /// The address of the metrics listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(MetricsListener::local_addr)
+    }
+
     /// The store being served.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
@@ -382,6 +397,15 @@ impl App {
             self.cleanup_interval,
         ));
         let upkeep = tokio::spawn(crate::prometheus::upkeep(Duration::from_secs(1)));
+        // The metrics listener outlives the main one's drain (a scrape then
+        // shows it), and stops once the main listener has.
+        let (stop_metrics, metrics_stopping) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let stopping = async move {
+                let _ = metrics_stopping.await;
+            };
+            tokio::spawn(listener.serve(self.store.clone(), stopping))
+        });
         let refresher = self.jwks.map(|(keys, every)| keys.spawn_refresher(every));
         let sequencer = tokio::spawn(crate::jobs::sequence_events(
             self.store.clone(),
@@ -393,7 +417,7 @@ impl App {
         let backup_job = match (&self.backups, self.backup_every) {
             (Some(backups), Some(every)) => {
                 tracing::info!(
-                    every_secs = every.as_secs(),
+                    every_ms = crate::log_text::millis(every),
                     dir = %backups.dir().display(),
                     bucket = backups.bucket().is_some(),
                     "scheduled backups"
@@ -440,6 +464,12 @@ impl App {
             self.shutdown_timeout,
         )
         .await;
+        let _ = stop_metrics.send(());
+        if let Some(metrics_server) = metrics_server {
+            if let Ok(Err(e)) = metrics_server.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
         cleanup.abort();
         upkeep.abort();
         if let Some(r) = refresher {

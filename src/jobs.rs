@@ -166,7 +166,7 @@ pub async fn take_backups(
                 tracing::warn!(
                     error = %crate::error_chain::distinct_chain(&e),
                     failures,
-                    retry_in_secs = backoff.as_secs(),
+                    retry_in_ms = crate::log_text::millis(backoff),
                     "the backup failed"
                 );
                 wait = backoff;

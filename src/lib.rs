@@ -29,9 +29,12 @@
 //! - Around the server: [`server`] (the accept loop and the limits on
 //!   connections), [`jobs`] (the background jobs: expired idempotency
 //!   keys, event numbering and retention), [`logging`] (the tracing
-//!   subscriber), [`telemetry`] (OpenTelemetry spans over OTLP, when an
-//!   endpoint is set), [`prometheus`] (the metrics recorder and the metric
-//!   names).
+//!   subscriber and its filter), [`log_json`] (flat JSON log lines),
+//!   [`telemetry`] (OpenTelemetry spans over OTLP, when an endpoint is
+//!   set), [`prometheus`] (the metrics recorder and the metric names),
+//!   [`process_metrics`] (the `process_*` figures, read from `/proc`),
+//!   [`metrics_server`] (the optional listener that serves only the
+//!   metrics).
 //! - [`transfer`]: `import`, `export`, `copy` and `generate`: streaming
 //!   file formats, progress and reports around the stores' bulk methods.
 //! - [`backup`]: consistent snapshots of the SQLite file while it is
@@ -52,8 +55,11 @@ pub mod error_chain;
 pub mod features;
 pub mod hex;
 pub mod jobs;
+pub mod log_json;
 pub mod log_text;
 pub mod logging;
+pub mod metrics_server;
+pub mod process_metrics;
 pub mod prometheus;
 pub mod relay;
 pub mod request_id;

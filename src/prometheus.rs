@@ -1,7 +1,8 @@
 //! The process-wide Prometheus recorder, the names of what the HTTP layer
 //! records, and the description of every metric. The store's own figures
-//! are named in [`crate::storage::metered`]; `GET /metrics` (in the API)
-//! renders them all.
+//! are named in [`crate::storage::metered`]; `GET /metrics` (in the API,
+//! and on the optional metrics listener) renders them all, followed by the
+//! [`crate::process_metrics`].
 
 use std::sync::OnceLock;
 
@@ -15,8 +16,14 @@ pub const HTTP_SECONDS: &str = "commandes_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "commandes_http_requests_in_flight";
 /// Client connections open now.
 pub const HTTP_CONNECTIONS: &str = "commandes_http_connections_open";
-/// Connection pool figures, by state (`size`, `idle`, `waiting`, `max`).
+/// Open database connections, by state (`idle`, `in_use`): the two add up
+/// to the connections open.
 pub const DB_POOL: &str = "commandes_db_pool_connections";
+/// The most connections the pool opens.
+pub const DB_POOL_MAX: &str = "commandes_db_pool_max_connections";
+/// Requests waiting for a database connection (SQLite: queued for its
+/// threads).
+pub const DB_POOL_WAITING: &str = "commandes_db_pool_waiting_requests";
 /// When the last good backup began (Unix seconds): every commit
 /// acknowledged before is in it.
 pub const BACKUP_LAST_SUCCESS: &str = "commandes_backup_last_success_timestamp_seconds";
@@ -84,7 +91,12 @@ fn describe() {
     );
     describe_gauge!(
         DB_POOL,
-        "Database connections, by state: size, idle, waiting, max."
+        "Open database connections, by state: idle or in_use (they add up to the open connections)."
+    );
+    describe_gauge!(DB_POOL_MAX, "The most database connections the pool opens.");
+    describe_gauge!(
+        DB_POOL_WAITING,
+        "Requests waiting for a database connection (SQLite: queued for its reader and writer threads)."
     );
     describe_histogram!(
         QUERY_SECONDS,

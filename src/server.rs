@@ -155,7 +155,7 @@ pub async fn serve(
     shared.stopping.cancel();
     // The line the tests and operators wait for, as poem wrote it.
     tracing::info!(
-        timeout_in_seconds = shutdown_timeout.as_secs_f32(),
+        shutdown_timeout_ms = crate::log_text::millis(shutdown_timeout),
         "initiate graceful shutdown"
     );
     // Every connection holds a slot until it ends: all slots back, all done.

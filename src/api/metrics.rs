@@ -1,4 +1,5 @@
-//! `GET /metrics`: Prometheus text format, behind its own token.
+//! `GET /metrics`: Prometheus text format, behind its own token; and the
+//! scrape itself, which the optional metrics listener serves too.
 
 use std::sync::Arc;
 
@@ -8,8 +9,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use super::auth::{Authenticator, Tokens};
 use crate::access::Permissions;
 use crate::api::error::ApiError;
-use crate::prometheus::{self, DB_POOL};
-use crate::storage::Store;
+use crate::prometheus::{self, DB_POOL, DB_POOL_MAX, DB_POOL_WAITING};
+use crate::storage::{PoolStatus, Store};
 
 /// Serves the scrape. With a metrics token configured only that token is
 /// accepted; without one, any static API token (read-only ones included) or
@@ -41,23 +42,36 @@ impl Endpoint for MetricsEndpoint {
                 }
             }
         }
-        if let Some(pool) = self.store.pool_status() {
-            for (state, value) in [
-                ("size", pool.size),
-                ("idle", pool.idle),
-                ("waiting", pool.waiting),
-                ("max", pool.max_size),
-            ] {
-                metrics::gauge!(DB_POOL, "state" => state).set(value as f64);
-            }
-        }
-        Ok(Response::builder()
-            .status(StatusCode::OK)
-            .header(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-            .body(prometheus::handle().render())
-            .into_response())
+        Ok(scrape(self.store.as_ref()))
     }
+}
+
+/// The scrape's answer: the pool's figures of this instant, everything the
+/// recorder holds, and the process metrics. Also served, without a token,
+/// by the optional metrics listener ([`crate::metrics_server`]).
+pub fn scrape(store: &dyn Store) -> Response {
+    if let Some(pool) = store.pool_status() {
+        record_pool(pool);
+    }
+    let mut text = prometheus::handle().render();
+    text.push_str(&crate::process_metrics::render());
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(text)
+        .into_response()
+}
+
+/// The pool gauges, from one reading: `idle` and `in_use` add up to the
+/// open connections; the maximum and the waiting requests are gauges of
+/// their own (they are not connections of a state).
+fn record_pool(pool: PoolStatus) {
+    let idle = pool.idle.min(pool.size);
+    metrics::gauge!(DB_POOL, "state" => "idle").set(idle as f64);
+    metrics::gauge!(DB_POOL, "state" => "in_use").set((pool.size - idle) as f64);
+    metrics::gauge!(DB_POOL_MAX).set(pool.max_size as f64);
+    metrics::gauge!(DB_POOL_WAITING).set(pool.waiting as f64);
 }

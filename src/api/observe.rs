@@ -12,7 +12,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::log_text::clip;
+use crate::log_text::{clip, millis};
 use crate::prometheus::{HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_SECONDS};
 use crate::request_id::{self, accept_request_id, REQUEST_ID_HEADER};
 use crate::trace_context;
@@ -163,7 +163,7 @@ pub async fn observe<E: Endpoint>(
                 method = sent_method.as_deref().unwrap_or(method),
                 route = %route,
                 status,
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                latency_ms = millis(elapsed),
                 token_id = %token_id,
                 "request"
             );

@@ -12,6 +12,10 @@ pub(super) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = app::build(&settings).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, backend = %app.store().backend(), "listening");
+    if let Some(metrics_addr) = app.metrics_addr() {
+        // Not `addr`: that field names the API's listener.
+        tracing::info!(%metrics_addr, "serving GET /metrics without a token");
+    }
     if let Some(token) = &app.generated_token {
         // Printed, never logged: it is a secret, shown once to the person
         // who started the service.

@@ -47,6 +47,7 @@ pub const ALIASES: &[(&str, &[&str])] = &[
     ("server.max_connections", &["COMMANDES_MAX_CONNECTIONS"]),
     ("server.http2_max_streams", &["COMMANDES_HTTP2_MAX_STREAMS"]),
     ("server.max_skip", &["COMMANDES_MAX_SKIP"]),
+    ("server.metrics_address", &["COMMANDES_METRICS_ADDRESS"]),
     ("database.url", &["COMMANDES_DATABASE_URL", "DATABASE_URL"]),
     ("database.pool_size", &["COMMANDES_POOL_SIZE"]),
     (

@@ -63,6 +63,7 @@ fn sample(key: &str, default: &Value) -> (String, Vec<(&'static str, &'static st
                 vec![("COMMANDES_DATABASE__URL", "postgres://u@pooler/db")],
             )
         }
+        "server.metrics_address" => "127.0.0.1:9464",
         "database.sqlite_synchronous" => "normal",
         "database.statement_cache" => "off",
         "database.demo_data" => "always",

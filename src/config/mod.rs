@@ -165,9 +165,10 @@ impl Settings {
     pub fn redacted(&self) -> String {
         let set = |set: bool| if set { "set" } else { "unset" };
         format!(
-            "host={} port={} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={} backup_interval={} backup_dir={:?} backup_keep={} backup_bucket={:?} backup_secret_access_key={} otlp={}",
+            "host={} port={} metrics_address={:?} max_body_bytes={} database={} migration_database={} pool_size={} statement_timeout_secs={} demo_data={:?} tokens={} read_tokens={} jwt_secret={} jwks={:?} jwt_issuer={:?} jwt_audience={:?} customer_claim={:?} metrics_token={} cors_origins={:?} log_format={} events_relay={} backup_interval={} backup_dir={:?} backup_keep={} backup_bucket={:?} backup_secret_access_key={} otlp={}",
             self.server.host,
             self.server.port,
+            self.server.metrics_address,
             self.server.max_body_bytes,
             self.database.url,
             match &self.database.migration_url {

@@ -30,6 +30,9 @@ pub struct ServerSettings {
     /// Largest `skip` of a list (422 beyond: deeper pages follow the
     /// `Link` cursor, which costs the same at any depth).
     pub max_skip: u64,
+    /// `IP:PORT` of a second listener that serves only `GET /metrics`,
+    /// without a token (for a scrape job inside the cluster); empty: none.
+    pub metrics_address: String,
 }
 
 impl Default for ServerSettings {
@@ -45,6 +48,7 @@ impl Default for ServerSettings {
             max_connections: 1024,
             http2_max_streams: 64,
             max_skip: crate::domain::filter::DEFAULT_MAX_SKIP,
+            metrics_address: String::new(),
         }
     }
 }
@@ -136,6 +140,17 @@ impl ServerSettings {
         if self.max_connections == 0 || self.http2_max_streams == 0 {
             bail!("server.max_connections and server.http2_max_streams must be at least 1");
         }
+        if !self.metrics_address.is_empty()
+            && self
+                .metrics_address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            bail!(
+                "server.metrics_address must be IP:PORT (127.0.0.1:9464, [::]:9464) or empty, not {:?}",
+                crate::log_text::clip(&self.metrics_address, 64)
+            );
+        }
         Ok(())
     }
 }
@@ -155,5 +170,12 @@ impl LogSettings {
             bail!("log.format must be auto, text or json");
         }
         Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// The metrics listener's address; `None`: no such listener.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_address.parse().ok()
     }
 }

@@ -263,6 +263,28 @@ fn the_connection_limits_come_from_the_environment() {
 }
 
 #[test]
+fn the_metrics_address_is_an_ip_and_a_port_or_nothing() {
+    let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
+    assert_eq!(load(&[]).unwrap().server.metrics_address(), None);
+    let s = load(&[("COMMANDES_METRICS_ADDRESS", "0.0.0.0:9464")]).unwrap();
+    assert_eq!(
+        s.server.metrics_address(),
+        Some("0.0.0.0:9464".parse().unwrap())
+    );
+    assert!(s.redacted().contains("metrics_address=\"0.0.0.0:9464\""));
+    for bad in ["localhost:9464", "9464", "0.0.0.0", "[::1]"] {
+        let e = format!(
+            "{:#}",
+            load(&[("COMMANDES_METRICS_ADDRESS", bad)]).unwrap_err()
+        );
+        assert!(
+            e.contains("server.metrics_address must be IP:PORT"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn bad_values_are_errors() {
     let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), &Overrides::default());
     assert!(load(&[("COMMANDES_PORT", "eighty")]).is_err());

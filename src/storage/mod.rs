@@ -117,14 +117,15 @@ pub struct Created {
     pub replayed: bool,
 }
 
-/// Connection pool figures, for metrics.
+/// Connection pool figures, for metrics, taken at one instant: `idle` is
+/// at most `size`, and the rest of `size` is in use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStatus {
     /// Connections open now.
     pub size: usize,
     /// Open connections not in use.
     pub idle: usize,
-    /// Requests waiting for a connection.
+    /// Requests waiting for a connection (not connections).
     pub waiting: usize,
     /// The most connections the pool opens.
     pub max_size: usize,

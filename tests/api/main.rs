@@ -23,6 +23,7 @@ mod healthcheck;
 mod hostile;
 mod jwt;
 mod lists;
+mod logs;
 mod manifests;
 mod observability;
 mod outage;

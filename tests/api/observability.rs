@@ -76,7 +76,7 @@ async fn metrics_need_a_token_and_show_routes(app: TestApp) {
         "never the raw path"
     );
     assert!(text.contains("commandes_db_query_duration_seconds_bucket"));
-    assert!(text.contains(r#"commandes_db_pool_connections{state="max"}"#));
+    assert!(text.contains(r#"commandes_db_pool_connections{state="idle"}"#));
     let build_info = format!(
         r#"commandes_build_info{{version="{}",revision="{}"}} 1"#,
         commandes::build_info::VERSION,
@@ -166,7 +166,117 @@ async fn readiness_is_cached_and_computed_once_at_a_time(app: TestApp) {
     assert!(readiness_calls(&app).await > before, "asked again");
 }
 
+/// The value of the sample `series` (name and labels, exactly as written)
+/// in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Idle and in-use connections add up to the open ones, never past the
+/// maximum; the maximum and the waiting requests are metrics of their own,
+/// each with HELP and TYPE.
+async fn pool_gauges_add_up(app: TestApp) {
+    app.get("/commandes?limit=3").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let idle = sample(&text, r#"commandes_db_pool_connections{state="idle"}"#).expect(&text);
+    let in_use = sample(&text, r#"commandes_db_pool_connections{state="in_use"}"#).expect(&text);
+    let max = sample(&text, "commandes_db_pool_max_connections").expect(&text);
+    let waiting = sample(&text, "commandes_db_pool_waiting_requests").expect(&text);
+    assert!(idle >= 0.0 && in_use >= 0.0 && waiting >= 0.0);
+    assert!(
+        idle + in_use >= 1.0,
+        "a request has opened a connection: {text}"
+    );
+    assert!(
+        idle + in_use <= max,
+        "{idle} + {in_use} open, {max} at most"
+    );
+    match app.backend {
+        // SQLite's connections (the writer and the readers) are all open
+        // for the store's life; the test settings ask for 8 PostgreSQL
+        // connections at most.
+        Backend::Sqlite => assert_eq!(idle + in_use, max),
+        _ => assert_eq!(max, 8.0),
+    }
+    for name in [
+        "commandes_db_pool_connections",
+        "commandes_db_pool_max_connections",
+        "commandes_db_pool_waiting_requests",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} gauge")), "{name}");
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+    }
+    for gone in ["size", "waiting", "max"] {
+        assert!(
+            !text.contains(&format!(
+                r#"commandes_db_pool_connections{{state="{gone}"}}"#
+            )),
+            "{gone} is not a state of a connection"
+        );
+    }
+}
+
+/// A path no route serves is labelled `unmatched`: never empty, never the
+/// path the client sent.
+async fn unknown_routes_get_a_bounded_label(app: TestApp) {
+    for path in ["/no/such/route-7f3a9", "/commandes/1/nothing-here-7f3a9"] {
+        let r = app.get(path).await;
+        problem(r, 404).await;
+    }
+    let r = app.anonymous(Method::GET, "/").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"commandes_http_requests_total{method="GET",route="unmatched",status="404"}"#
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("route=\"\""), "an empty route label: {text}");
+    assert!(!text.contains("7f3a9"), "a raw path in a label: {text}");
+    assert!(
+        text.contains(r#"commandes_http_requests_total{method="GET",route="/",status="200"}"#),
+        "{text}"
+    );
+}
+
+/// The standard process metrics, with the types client libraries give
+/// them, read from this (test) process.
+async fn process_metrics_are_exported(app: TestApp) {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for (name, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name}: {text}"
+        );
+        assert!(sample(&text, name).is_some(), "{name}: {text}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = sample(&text, "process_start_time_seconds").unwrap();
+    assert!(started <= now + 1.0 && started > now - 3600.0, "{started}");
+    assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 1e6);
+    let open = sample(&text, "process_open_fds").unwrap();
+    assert!(open >= 3.0 && open <= sample(&text, "process_max_fds").unwrap());
+    assert!(sample(&text, "process_cpu_seconds_total").unwrap() > 0.0);
+}
+
 crate::both_backends!(
+    pool_gauges_add_up,
+    unknown_routes_get_a_bounded_label,
+    process_metrics_are_exported,
     readiness_is_cached_and_computed_once_at_a_time,
     probes_answer_without_a_token,
     a_valid_request_id_is_echoed_and_quoted_in_problems,
@@ -310,4 +420,52 @@ async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
     let r = app.get("/commandes/order/OUT-1").await;
     assert_eq!(r.status(), 200, "recovers without a restart");
     crate::support::wait_until_ready(&app).await;
+}
+
+/// With `server.metrics_address`, a second port serves the scrape with no
+/// token (and nothing else); the main port's `/metrics` still wants one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_listener_serves_the_scrape_without_a_token() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.server.metrics_address = "127.0.0.1:0".into()
+    })
+    .await
+    .unwrap();
+    let metrics = app.metrics_base.clone().expect("a metrics listener");
+    assert_ne!(metrics, app.base);
+    app.get("/stats").await;
+    let r = reqwest::get(format!("{metrics}/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(r#"commandes_http_requests_total{method="GET",route="/stats",status="200"}"#),
+        "{text}"
+    );
+    assert!(text.contains("process_open_fds "), "{text}");
+    assert!(
+        text.contains("commandes_db_pool_max_connections "),
+        "{text}"
+    );
+    // Nothing else is served there, and errors are problems.
+    for path in ["/stats", "/commandes", "/health/live", "/metrics/x"] {
+        let r = reqwest::get(format!("{metrics}{path}")).await.unwrap();
+        problem(r, 404).await;
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 405).await;
+    // The main port is unchanged.
+    let r = app.anonymous(Method::GET, "/metrics").send().await.unwrap();
+    problem(r, 401).await;
+
+    // Off by default.
+    let plain = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    assert!(plain.metrics_base.is_none());
 }

@@ -41,6 +41,8 @@ pub struct TestApp {
     pub backend: Backend,
     /// The database URL the app uses.
     pub database_url: String,
+    /// `http://IP:PORT` of the metrics listener, when one is configured.
+    pub metrics_base: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The binary serving, for [`TestApp::spawn_binary`] (killed if
@@ -104,6 +106,7 @@ impl TestApp {
             .await
             .expect("the app starts");
         let base = format!("http://{}", app.local_addr());
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run(async {
             let _ = rx.await;
@@ -113,6 +116,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             backend,
             database_url: url,
+            metrics_base,
             shutdown: Some(tx),
             server: Some(server),
             process: None,

@@ -155,7 +155,7 @@ pub(super) async fn import(
     drop(copy);
     tracing::debug!(
         rows = outcome.staged,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import staged"
     );
     tx.batch_execute("analyze commandes_import_stage")
@@ -249,13 +249,13 @@ pub(super) async fn import(
         }
     }
     tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import written"
     );
     tx.batch_execute(RECOUNT_STATS).await.map_err(map_error)?;
     tx.commit().await.map_err(map_error)?;
     tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import committed"
     );
     outcome.committed = true;

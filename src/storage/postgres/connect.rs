@@ -164,7 +164,7 @@ impl Connections {
                     if attempt > 1 {
                         tracing::info!(
                             attempts = attempt,
-                            waited_ms = started.elapsed().as_millis() as u64,
+                            waited_ms = crate::log_text::millis(started.elapsed()),
                             "the database is reachable"
                         );
                     }
@@ -189,8 +189,8 @@ impl Connections {
             let pause = delay.min(left);
             tracing::warn!(
                 attempt,
-                retry_in_ms = pause.as_millis() as u64,
-                gives_up_in_s = left.as_secs(),
+                retry_in_ms = crate::log_text::millis(pause),
+                gives_up_in_ms = crate::log_text::millis(left),
                 reason = %reason,
                 "waiting for the database"
             );

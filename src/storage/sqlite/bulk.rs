@@ -133,7 +133,7 @@ fn import_in_transaction(
     }
     tracing::debug!(
         rows = outcome.staged,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import staged"
     );
     if check_only {
@@ -214,14 +214,14 @@ fn import_in_transaction(
         }
     }
     tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import written"
     );
     tx.execute_batch("drop table temp.commandes_import_stage")
         .map_err(map_error)?;
     tx.commit().map_err(map_error)?;
     tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import committed"
     );
     outcome.committed = true;

@@ -411,15 +411,16 @@ impl Store for SqliteStore {
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {
-        // One writer connection plus the readers; "waiting" counts the jobs
-        // queued for them.
+        // One writer connection plus the readers, all open for the store's
+        // life; "waiting" counts the jobs queued for them.
         let (readers, busy, queued) = match &self.readers {
             Some(r) => (r.count(), r.busy().min(r.count()), r.queued()),
             None => (0, 0, 0),
         };
+        let writer_busy = usize::from(self.writer.busy());
         Some(PoolStatus {
             size: 1 + readers,
-            idle: readers - busy,
+            idle: 1 + readers - busy - writer_busy,
             waiting: self.writer.queued() + queued,
             max_size: 1 + readers,
         })

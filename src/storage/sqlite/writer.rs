@@ -5,6 +5,9 @@
 //! fails (or panics) takes only its own changes back; every job is answered
 //! only after the commit, with the commit's failure if it failed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -46,6 +49,8 @@ pub(super) struct Writer {
     /// Disconnected once the thread has ended and closed its connection
     /// (the thread holds the only sender).
     ended: crossbeam_channel::Receiver<()>,
+    /// Whether the thread is running a job now (for the pool metrics).
+    busy: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -54,14 +59,16 @@ impl Writer {
     pub(super) fn spawn(conn: Connection, queue: usize) -> std::io::Result<Writer> {
         let (jobs, queued) = crossbeam_channel::bounded(queue.max(1));
         let (ending, ended) = crossbeam_channel::bounded::<()>(0);
+        let busy = Arc::new(AtomicBool::new(false));
+        let working = busy.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                writer_loop(conn, queued);
+                writer_loop(conn, queued, &working);
                 // The connection is closed by now.
                 drop(ending);
             })?;
-        Ok(Writer { jobs, ended })
+        Ok(Writer { jobs, ended, busy })
     }
 
     /// Runs `f` on the writer thread inside a group-committed transaction;
@@ -124,6 +131,11 @@ impl Writer {
         self.jobs.len()
     }
 
+    /// Whether the writer is running a job now.
+    pub(super) fn busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed)
+    }
+
     /// Ends the thread once the jobs queued before have run, which closes
     /// its connection, and waits until it has ended (so that, once this
     /// returns, nothing of this store has the file open: a restore may
@@ -136,16 +148,20 @@ impl Writer {
 
 /// The writer thread: batches the jobs waiting at that moment, and runs an
 /// exclusive job alone between two batches.
-fn writer_loop(mut conn: Connection, jobs: Receiver<WriteJob>) {
+fn writer_loop(mut conn: Connection, jobs: Receiver<WriteJob>, busy: &AtomicBool) {
     let mut next: Option<WriteJob> = None;
     loop {
         let job = match next.take() {
             Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
+            None => {
+                busy.store(false, Ordering::Relaxed);
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            }
         };
+        busy.store(true, Ordering::Relaxed);
         match job {
             WriteJob::Exit => return,
             WriteJob::Exclusive(f) => f(&mut conn),
