@@ -41,4 +41,5 @@ mod timeseries;
 mod tls;
 mod transfer;
 mod update;
+mod upgrade;
 mod validation;
