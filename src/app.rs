@@ -126,6 +126,16 @@ pub async fn open_store_with_signal(
     if report.from != report.to {
         tracing::info!(from = report.from, to = report.to, "database migrated");
     }
+    // A schema that a later release has contracted: this build still
+    // starts (so the orchestrator sees why), and readiness answers 503 with
+    // the same reason, keeping it out of rotation.
+    let state = storage::SchemaState {
+        version: report.to,
+        compatible_from: report.compatible_from,
+    };
+    if let Err(mismatch) = state.verdict(store.backend().history()) {
+        tracing::warn!(reason = %mismatch, "this build may not serve the database");
+    }
     let wanted = match settings.database.demo_data {
         DemoData::Always => true,
         DemoData::Auto => store.backend() == Backend::Sqlite,

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::schema::{ProbeStatus, ServiceInfo};
 use super::ApiTags;
 use crate::build_info;
-use crate::storage::{migrations, Backend, Store, StoreError};
+use crate::storage::{Store, StoreError};
 
 /// How long the readiness probe waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,23 +51,19 @@ impl Readiness {
     }
 }
 
-/// Asks the database for its schema version (one small statement).
+/// Asks the database for its schema version and the builds it accepts
+/// (one small statement over the version table, whatever the data), and
+/// whether this build is one of them.
 async fn ask(store: &dyn Store) -> Result<(), String> {
-    let version = match tokio::time::timeout(READY_TIMEOUT, store.schema_version()).await {
+    let state = match tokio::time::timeout(READY_TIMEOUT, store.schema_state()).await {
         Err(_) => return Err("the database did not answer in time".into()),
         Ok(Err(StoreError::Overloaded(_))) => return Err("the database is busy".into()),
         Ok(Err(_)) => return Err("the database cannot be reached".into()),
-        Ok(Ok(version)) => version,
+        Ok(Ok(state)) => state,
     };
-    let expected = match store.backend() {
-        Backend::Sqlite => migrations::latest(migrations::SQLITE),
-        Backend::Postgres => migrations::latest(migrations::POSTGRES),
-    };
-    if version == expected {
-        Ok(())
-    } else {
-        Err(format!("schema version {version} (expected {expected})"))
-    }
+    state
+        .verdict(store.backend().history())
+        .map_err(|mismatch| mismatch.to_string())
 }
 
 #[derive(ApiResponse)]
@@ -122,8 +118,11 @@ impl HealthApi {
 
     /// Readiness probe
     ///
-    /// The database answers within two seconds and its schema is at the
-    /// version this build expects; 503 with the reason otherwise. The
+    /// The database answers within two seconds and its schema is one this
+    /// build may serve: its own version, or a later one whose migrations
+    /// all declare that they still accept this build (written
+    /// expand-then-contract, so old and new replicas serve side by side
+    /// during a rolling upgrade). 503 with the reason otherwise. The
     /// answer is reused for a second (a recovery shows up within about a
     /// second), so probes cost at most about one database call a second.
     #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]

@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::domain::generate::Spec;
 use crate::domain::{ListFilter, ListScope};
 use crate::secret::{redact_url, Secret};
-use crate::storage::{self, migrations, Backend, DatabaseUrl, ExportFilter, OnConflict, Store};
+use crate::storage::{self, DatabaseUrl, ExportFilter, OnConflict, Store};
 use crate::transfer::{self, Format};
 
 /// What to do with a row whose order_id or id is taken.
@@ -312,24 +312,18 @@ async fn dry_run_target(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     };
     if exists {
         let store = open_for_transfer(settings, url, false).await?;
-        let version = store.schema_version().await.map_err(|e| {
+        let state = store.schema_state().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot query {url}: {}",
                 crate::error_chain::error_chain(&e)
             )
         })?;
-        let latest = match store.backend() {
-            Backend::Sqlite => migrations::latest(migrations::SQLITE),
-            Backend::Postgres => migrations::latest(migrations::POSTGRES),
-        };
-        if version == latest {
+        let Err(mismatch) = state.verdict(store.backend().history()) else {
             return Ok(store);
-        }
+        };
         store.close().await;
-        if version != 0 {
-            anyhow::bail!(
-                "{url} is at schema version {version}, not {latest}: run `commandes migrate` first (a dry run changes nothing, its schema included)"
-            );
+        if state.version != 0 {
+            anyhow::bail!("{url}: {mismatch} (a dry run changes nothing, its schema included)");
         }
     }
     open_for_transfer(settings, &DatabaseUrl::SqliteMemory, true).await

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
-    PoolStatus, Store, StoreError, StoreInfo, Updated,
+    PoolStatus, SchemaState, Store, StoreError, StoreInfo, Updated,
 };
 use crate::domain::event::{self, Event, EventKind};
 use crate::domain::timeseries::{DayFigures, SeriesQuery};
@@ -300,9 +300,8 @@ impl Store for MeteredStore {
         self.timed("info", self.inner.info()).await
     }
 
-    async fn schema_version(&self) -> Result<i64, StoreError> {
-        self.timed("schema_version", self.inner.schema_version())
-            .await
+    async fn schema_state(&self) -> Result<SchemaState, StoreError> {
+        self.timed("schema_state", self.inner.schema_state()).await
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

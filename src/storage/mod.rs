@@ -28,6 +28,7 @@ pub mod rules;
 pub mod sqlite;
 mod url;
 
+pub use migrations::SchemaState;
 pub use url::DatabaseUrl;
 
 /// Which backend a store is.
@@ -42,6 +43,14 @@ impl Backend {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The schema history this build holds for the backend.
+    pub fn history(self) -> &'static [migrations::Migration] {
+        match self {
+            Backend::Sqlite => migrations::SQLITE,
+            Backend::Postgres => migrations::POSTGRES,
         }
     }
 }
@@ -136,7 +145,7 @@ pub struct PoolStatus {
 pub struct StoreInfo {
     pub backend: Backend,
     pub server_version: String,
-    pub schema_version: i64,
+    pub schema: SchemaState,
     pub order_count: i64,
 }
 
@@ -145,8 +154,12 @@ pub struct StoreInfo {
 pub struct MigrationReport {
     /// Schema version before the run (0: a new database).
     pub from: i64,
-    /// Schema version after it.
+    /// Schema version after it: this build's latest, or the database's
+    /// own when that is ahead (a run never undoes a later migration).
     pub to: i64,
+    /// The oldest schema version whose builds the database accepts after
+    /// the run (see [`SchemaState::verdict`]).
+    pub compatible_from: i64,
     /// What was done beyond applying the files, one line each (PostgreSQL:
     /// adopting the original service's table).
     pub notes: Vec<String>,
@@ -279,9 +292,11 @@ pub trait Store: Send + Sync {
     /// every order: for `commandes check`, not for probes).
     async fn info(&self) -> Result<StoreInfo, StoreError>;
 
-    /// The schema version (0: not migrated), in one small statement that
-    /// costs the same whatever the data: what the readiness probe asks.
-    async fn schema_version(&self) -> Result<i64, StoreError>;
+    /// The schema version (0: not migrated) and the oldest version of the
+    /// builds it accepts, in one small statement over the version table
+    /// that costs the same whatever the data: what the readiness probe
+    /// asks.
+    async fn schema_state(&self) -> Result<SchemaState, StoreError>;
 
     /// Connection pool figures, where the backend has a pool.
     fn pool_status(&self) -> Option<PoolStatus> {

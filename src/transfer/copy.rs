@@ -48,7 +48,7 @@ pub async fn copy(
             crate::error_chain::error_chain(&e)
         )
     })?;
-    if info.schema_version == 0 {
+    if info.schema.version == 0 {
         anyhow::bail!("the source has no orders table (it was never migrated)");
     }
     target.migrate().await.map_err(|e| {

@@ -86,9 +86,12 @@ async fn story(store: Arc<dyn Store>) {
     assert!(first.to > 0);
     let again = store.migrate().await.expect("migrate again");
     assert_eq!((again.from, again.to), (first.to, first.to));
-    assert_eq!(store.schema_version().await.unwrap(), first.to);
+    let state = store.schema_state().await.unwrap();
+    assert_eq!(state.version, first.to);
+    assert_eq!(state.compatible_from, first.compatible_from);
+    assert_eq!(state.verdict(store.backend().history()), Ok(()));
     let info = store.info().await.unwrap();
-    assert_eq!((info.schema_version, info.order_count), (first.to, 0));
+    assert_eq!((info.schema, info.order_count), (state, 0));
     assert_eq!(info.backend, store.backend());
 
     // Creating: ids are assigned, the order comes back as stored, and a

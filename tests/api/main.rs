@@ -46,4 +46,5 @@ mod tls;
 mod traces;
 mod transfer;
 mod update;
+mod upgrade;
 mod validation;

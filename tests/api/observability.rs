@@ -111,12 +111,12 @@ async fn readiness_calls(app: &TestApp) -> u64 {
 }
 
 /// The readiness calls in a Prometheus scrape: the store operations a probe
-/// may use (`info` counts every order; `schema_version` does not).
+/// may use (`info` counts every order; `schema_state` does not).
 pub fn readiness_calls_in(scrape: &str) -> u64 {
     scrape
         .lines()
         .filter(|l| l.starts_with("commandes_db_query_duration_seconds_count{"))
-        .filter(|l| l.contains("operation=\"info\"") || l.contains("operation=\"schema_version\""))
+        .filter(|l| l.contains("operation=\"info\"") || l.contains("operation=\"schema_state\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }

@@ -1,8 +1,20 @@
 //! Scale-out: three `serve` processes share one PostgreSQL database under a
-//! concurrent mixed workload, and one of them is restarted with SIGTERM in
-//! the middle of it. Every answer is recorded with the times it was asked
+//! concurrent mixed workload, and all three are replaced one after the
+//! other with SIGTERM in the middle of it (a rolling restart), with an
+//! expand migration applied to the schema after the first replacement (a
+//! rolling upgrade: replicas that started before it and after it serve
+//! side by side). Every answer is recorded with the times it was asked
 //! and answered; afterwards the answers are checked against each other,
 //! against the contract's rules, and against the table itself.
+//!
+//! What the test's load balancer hides, and nothing else: a replica is
+//! taken out of rotation, and the requests already routed to it answered,
+//! before it gets SIGTERM (as a Service drops a terminating pod's
+//! endpoint); a new one is put in once `/health/ready` answers 200. Every
+//! other request counts: a transport error or any status the contract
+//! does not allow for the operation (a 5xx included) is a violation. So is
+//! any answer but 200 from `/health/ready` of a replica in rotation, polled
+//! throughout (a real load balancer would have dropped that replica).
 //!
 //! The workload is random but seeded: the seed is printed, and
 //! `SCALE_OUT_SEED=<n>` replays the same choices (not the same
@@ -34,17 +46,18 @@ const MAX_REQUESTS_PER_TASK: usize = 1000;
 const ORDER_IDS: usize = 48;
 const CUSTOMERS: usize = 8;
 const REPLICAS: usize = 3;
-/// The slot of the replica that is restarted.
-const RESTARTED: usize = 1;
-/// Requests answered before the restart begins.
+/// Requests answered before the first restart begins.
 const BEFORE_RESTART: usize = 1200;
-/// Requests the new replica must have answered before the workload stops.
-const ON_NEW_REPLICA: usize = 700;
+/// Requests each new replica must have answered before the next restart
+/// (or, after the last, before the workload stops).
+const ON_NEW_REPLICA: usize = 400;
+/// How often each replica in rotation is asked whether it is ready.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
 /// The longest any phase may take before the test gives up on it.
 const PHASE_DEADLINE: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_keep_every_rule_through_a_restart() {
+async fn three_replicas_keep_every_rule_through_a_rolling_upgrade() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
@@ -104,12 +117,12 @@ async fn three_replicas_keep_every_rule_through_a_restart() {
         stop: AtomicBool::new(false),
     });
 
-    // Three orders outside the workload's pool: the requests kept in flight
-    // across the restart wait for their rows.
+    // Three orders per restart outside the workload's pool: the requests
+    // kept in flight across each restart wait for their rows.
     let mut events = Vec::new();
-    let mut sentinels = [0i64; 3];
+    let mut sentinels = [[0i64; 3]; REPLICAS];
     let first = shared.routing.replica(0);
-    for (k, sentinel) in sentinels.iter_mut().enumerate() {
+    for (k, sentinel) in sentinels.iter_mut().flatten().enumerate() {
         let order_id = format!("SENTINEL-{k}");
         let body =
             json!({"order_id": order_id, "customer_id": "SENTINEL", "total_amount": "10.00"});
@@ -132,6 +145,7 @@ async fn three_replicas_keep_every_rule_through_a_restart() {
     let workers: Vec<_> = (0..TASKS)
         .map(|task| tokio::spawn(worker(shared.clone(), seed.wrapping_add(task as u64))))
         .collect();
+    let prober = tokio::spawn(probe_readiness(shared.clone()));
 
     if !wait_for(&shared, || {
         shared.answered.load(Ordering::SeqCst) >= BEFORE_RESTART
@@ -142,37 +156,55 @@ async fn three_replicas_keep_every_rule_through_a_restart() {
             "the workload did not reach {BEFORE_RESTART} requests before the restart"
         ));
     }
-    let old = processes[RESTARTED].take().unwrap();
-    let (new, report) = restart(
-        &shared,
-        old,
-        sentinels,
-        dir.path(),
-        &db.url,
-        &mut violations,
-    )
-    .await;
-    processes[RESTARTED] = Some(new);
-    let new_replica = shared.routing.replica(RESTARTED);
-    if !wait_for(&shared, || {
-        new_replica.answered.load(Ordering::SeqCst) >= ON_NEW_REPLICA
-    })
-    .await
-    {
-        violations.push(format!(
-            "the restarted replica answered only {} requests (wanted {ON_NEW_REPLICA})",
-            new_replica.answered.load(Ordering::SeqCst)
-        ));
+    let mut restarts = Vec::new();
+    for (slot, sentinels) in sentinels.into_iter().enumerate() {
+        let old = processes[slot].take().unwrap();
+        let (new, report) = restart(
+            &shared,
+            slot,
+            old,
+            sentinels,
+            dir.path(),
+            &db.url,
+            &mut violations,
+        )
+        .await;
+        processes[slot] = Some(new);
+        if slot == 0 {
+            // The rolling upgrade's schema change, with one replica
+            // replaced and two still from before: a later release's expand
+            // step (a nullable column this build does not know), declaring
+            // that builds of this version still work with it.
+            expand_schema(&db.url).await;
+        }
+        let new_replica = shared.routing.replica(slot);
+        if !wait_for(&shared, || {
+            new_replica.answered.load(Ordering::SeqCst) >= ON_NEW_REPLICA
+        })
+        .await
+        {
+            violations.push(format!(
+                "the replica restarted in slot {slot} answered only {} requests (wanted {ON_NEW_REPLICA})",
+                new_replica.answered.load(Ordering::SeqCst)
+            ));
+        }
+        restarts.push(report);
     }
     shared.stop.store(true, Ordering::SeqCst);
     for w in workers {
         events.extend(w.await.unwrap());
     }
-    events.extend(report.in_flight.iter().cloned());
+    let probes = prober.await.unwrap();
+    for report in &restarts {
+        events.extend(report.in_flight.iter().cloned());
+    }
     let workload_time = shared.t0.elapsed();
 
     summarise(&events, workload_time);
-    check_restart_window(&events, &report, &mut violations);
+    check_probes(&probes, &mut violations);
+    for report in &restarts {
+        check_restart_window(&events, report, &mut violations);
+    }
     let history = check_history(&events, &mut violations);
 
     // The end state, through every replica's API and in the table itself.
@@ -739,12 +771,13 @@ struct Restart {
     in_flight: Vec<Event>,
 }
 
-/// Replaces the replica in slot [`RESTARTED`]: out of rotation, drained,
+/// Replaces the replica in `slot`: out of rotation, drained,
 /// three requests held in flight (each waits for a row this function has
 /// locked), SIGTERM, the locks released once the graceful shutdown has
 /// begun, exit 0 awaited; then a new process, in rotation once ready.
 async fn restart(
     shared: &Arc<Shared>,
+    slot: usize,
     mut old: Served,
     sentinels: [i64; 3],
     dir: &Path,
@@ -752,7 +785,7 @@ async fn restart(
     violations: &mut Vec<String>,
 ) -> (Served, Restart) {
     let begin = shared.t0.elapsed();
-    let replica = shared.routing.take(RESTARTED);
+    let replica = shared.routing.take(slot);
     let label = replica.label.clone();
     // Every request routed there holds the gate: this waits for them.
     let drained = replica.gate.clone().write_owned().await;
@@ -874,7 +907,7 @@ async fn restart(
         violations.push(format!("the new replica never became ready: {e}"));
     }
     shared.routing.put(
-        RESTARTED,
+        slot,
         Arc::new(Replica::new(format!("{label}-restarted"), new.base())),
     );
     let end = shared.t0.elapsed();
@@ -890,6 +923,94 @@ async fn restart(
         in_flight,
     };
     (new, restart)
+}
+
+/// A later release's expand migration: a nullable column this build does
+/// not know, recorded with the next version and declaring that builds of
+/// the current one still work with it.
+async fn expand_schema(url: &str) {
+    let latest = commandes::storage::migrations::latest(commandes::storage::migrations::POSTGRES);
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "begin;
+             alter table commandes add column gift_note text;
+             insert into commandes_schema_migrations (version, name, compatible_from)
+                 values ({}, 'rolling_expand', {latest});
+             commit;",
+            latest + 1
+        ))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+}
+
+/// What the readiness probes of the replicas in rotation answered.
+#[derive(Default)]
+struct Probes {
+    asked: usize,
+    /// Every answer but 200, with the replica and when.
+    not_ready: Vec<String>,
+}
+
+/// Asks `/health/ready` of every replica in rotation every
+/// [`PROBE_EVERY`] until the workload stops. Each probe holds the
+/// replica's gate like a request, so a replica being drained for its
+/// restart is not asked (it is out of rotation, as the load balancer
+/// would have it).
+async fn probe_readiness(shared: Arc<Shared>) -> Probes {
+    let mut probes = Probes::default();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let replicas: Vec<Arc<Replica>> = shared
+            .routing
+            .slots
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for replica in replicas {
+            let Ok(_guard) = replica.gate.clone().try_read_owned() else {
+                continue;
+            };
+            let at = shared.t0.elapsed();
+            let answer = shared
+                .client
+                .get(format!("{}/health/ready", replica.base))
+                .send()
+                .await;
+            probes.asked += 1;
+            let failure = match answer {
+                Ok(r) if r.status() == 200 => continue,
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => error_chain(&e),
+            };
+            probes.not_ready.push(format!(
+                "{} not ready at {:.3} s: {failure}",
+                replica.label,
+                at.as_secs_f64()
+            ));
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+    probes
+}
+
+/// Every replica in rotation stayed ready throughout, the schema change
+/// included.
+fn check_probes(probes: &Probes, violations: &mut Vec<String>) {
+    println!(
+        "scale_out: {} readiness probes, {} not 200",
+        probes.asked,
+        probes.not_ready.len()
+    );
+    if probes.asked == 0 {
+        violations.push("no readiness probe was answered".into());
+    }
+    violations.extend(probes.not_ready.iter().take(10).cloned());
 }
 
 /// Polls `/health/ready` with a short backoff until it answers 200.

@@ -33,14 +33,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
 use super::migrations;
 use super::rules;
 use super::{
     Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
-    PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+    PoolStatus, SchemaState, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 use crate::domain::event::Event;
 use crate::domain::timeseries::{DayFigures, SeriesQuery};
@@ -66,6 +65,12 @@ use events::{row_to_event, run_sequencer, sequenced_client, EVENT_COLUMNS};
 use migrate::apply_migrations;
 use queries::{insert, row_to_order, ListArgs, Param, COLUMNS};
 use statements::Db;
+
+/// The driver's client under a pooled connection, for code written
+/// against `tokio_postgres::GenericClient` (a client or a transaction).
+fn pg(conn: &connect::Conn) -> &tokio_postgres::Client {
+    conn
+}
 
 /// A PostgreSQL database reached through a connection pool.
 pub struct PostgresStore {
@@ -479,51 +484,34 @@ impl Store for PostgresStore {
     }
     async fn info(&self) -> Result<StoreInfo, StoreError> {
         let client = self.connections.client().await?;
-        let row = client
-            .query_typed(
-                "select current_setting('server_version'),
-                        to_regclass('commandes_schema_migrations') is not null",
-                &[],
-            )
+        let server: String = client
+            .query_typed("select current_setting('server_version')", &[])
+            .await
+            .map_err(map_error)?[0]
+            .get(0);
+        let state = migrate::schema_state(pg(&client))
             .await
             .map_err(map_error)?;
-        let server: String = row[0].get(0);
-        let migrated: bool = row[0].get(1);
-        let (version, count) = if migrated {
-            let r = client
-                .query_typed(
-                    "select (select coalesce(max(version), 0)::int8 from commandes_schema_migrations),
-                            (select count(*)::int8 from commandes)",
-                    &[],
-                )
+        let count = if state.version > 0 {
+            client
+                .query_typed("select count(*)::int8 from commandes", &[])
                 .await
-                .map_err(map_error)?;
-            (r[0].get(0), r[0].get(1))
+                .map_err(map_error)?[0]
+                .get(0)
         } else {
-            (0, 0)
+            0
         };
         Ok(StoreInfo {
             backend: Backend::Postgres,
             server_version: format!("PostgreSQL {server}"),
-            schema_version: version,
+            schema: state,
             order_count: count,
         })
     }
 
-    async fn schema_version(&self) -> Result<i64, StoreError> {
+    async fn schema_state(&self) -> Result<SchemaState, StoreError> {
         let client = self.connections.client().await?;
-        let version = client
-            .query_typed(
-                "select coalesce(max(version), 0)::int8 from commandes_schema_migrations",
-                &[],
-            )
-            .await;
-        match version {
-            Ok(rows) => Ok(rows[0].get(0)),
-            // Not migrated at all.
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
-            Err(e) => Err(map_error(e)),
-        }
+        migrate::schema_state(pg(&client)).await.map_err(map_error)
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

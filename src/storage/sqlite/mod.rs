@@ -44,7 +44,7 @@ use super::migrations;
 use super::rules::{self, check_assignable, UpdatePlan};
 use super::{
     Backend, Created, ExportFilter, ImportBatch, ImportOptions, ImportOutcome, MigrationReport,
-    PoolStatus, Store, StoreError, StoreInfo, StoreOptions, Updated,
+    PoolStatus, SchemaState, Store, StoreError, StoreInfo, StoreOptions, Updated,
 };
 use crate::domain::event::{self, Event};
 use crate::domain::timeseries::{DayFigures, SeriesQuery};
@@ -71,7 +71,7 @@ use errors::{map_error, map_write_error};
 use events::{events_after, insert_events, last_event_sequence, purge_events};
 use interrupt::JobDeadline;
 use keys::{purge_expired_keys, store_key, stored_key, InFlight, InFlightKeys};
-use migrate::{apply_migrations, schema_version};
+use migrate::{apply_migrations, schema_state};
 use queries::{insert, list_sql, row_to_order, select_by_id, select_by_order_id, COLUMNS};
 use reader::Readers;
 use writer::Writer;
@@ -388,8 +388,8 @@ impl Store for SqliteStore {
 
     async fn info(&self) -> Result<StoreInfo, StoreError> {
         self.read(|conn| {
-            let version = schema_version(conn).map_err(map_error)?;
-            let count = if version > 0 {
+            let state = schema_state(conn).map_err(map_error)?;
+            let count = if state.version > 0 {
                 conn.query_row("select count(*) from commandes", [], |r| r.get(0))
                     .map_err(map_error)?
             } else {
@@ -398,15 +398,15 @@ impl Store for SqliteStore {
             Ok(StoreInfo {
                 backend: Backend::Sqlite,
                 server_version: format!("SQLite {}", rusqlite::version()),
-                schema_version: version,
+                schema: state,
                 order_count: count,
             })
         })
         .await
     }
 
-    async fn schema_version(&self) -> Result<i64, StoreError> {
-        self.read(|conn| schema_version(conn).map_err(map_error))
+    async fn schema_state(&self) -> Result<SchemaState, StoreError> {
+        self.read(|conn| schema_state(conn).map_err(map_error))
             .await
     }
 
