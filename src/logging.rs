@@ -119,5 +119,4 @@ mod tests {
             "tokio_postgres_x=debug,tokio_postgres=warn"
         );
     }
-    Ok(())
 }

@@ -128,10 +128,16 @@ mod tests {
                 .read_to_end(&mut plain)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(plain.len() > file.data.len(), "{name} did not shrink");
-            assert_ne!(media_type(name.trim_end_matches(".gz")), "application/octet-stream");
+            assert_ne!(
+                media_type(name.trim_end_matches(".gz")),
+                "application/octet-stream"
+            );
             seen += 1;
         }
-        assert_eq!(seen, 3, "swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js");
+        assert_eq!(
+            seen, 3,
+            "swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js"
+        );
     }
 
     fn with(value: &str) -> Request {
@@ -142,7 +148,12 @@ mod tests {
 
     #[test]
     fn gzip_is_sent_only_when_accepted() {
-        for yes in ["gzip", "gzip, deflate, br, zstd", "br;q=1.0, GZIP;q=0.5", "*"] {
+        for yes in [
+            "gzip",
+            "gzip, deflate, br, zstd",
+            "br;q=1.0, GZIP;q=0.5",
+            "*",
+        ] {
             assert!(accepts_gzip(&with(yes)), "{yes}");
         }
         for no in ["identity", "gzip;q=0", "br, gzip ; q=0.0", "x-gzip-not", ""] {

@@ -373,7 +373,12 @@ async fn the_large_assets_go_out_gzipped_when_accepted(app: TestApp) {
         assert_eq!(packed.headers()["content-encoding"], "gzip", "{path}");
         assert_eq!(packed.headers()["vary"], "accept-encoding", "{path}");
         let packed = packed.bytes().await.unwrap();
-        assert!(packed.len() * 3 < plain.len(), "{path}: {} vs {}", packed.len(), plain.len());
+        assert!(
+            packed.len() * 3 < plain.len(),
+            "{path}: {} vs {}",
+            packed.len(),
+            plain.len()
+        );
         let mut unpacked = Vec::new();
         flate2::read::GzDecoder::new(&packed[..])
             .read_to_end(&mut unpacked)

@@ -158,6 +158,7 @@ impl TestApp {
             .expect("the binary starts");
         Some(TestApp {
             base: served.base(),
+            metrics_base: None,
             client: reqwest::Client::new(),
             backend,
             database_url: url,
