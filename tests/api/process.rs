@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-/// The binary under test: `COMMANDES_TEST_BINARY` when set (CI points it
-/// at `target/release/commandes`), else the one cargo built for the tests.
+/// The binary under test: `COMMANDES_TEST_BINARY` when set (e.g.
+/// `target/release/commandes`, to run the tests against the release
+/// build), else the one cargo built for the tests.
 pub fn binary() -> std::path::PathBuf {
     std::env::var_os("COMMANDES_TEST_BINARY")
         .filter(|p| !p.is_empty())

@@ -7,9 +7,10 @@
 //!
 //! The service is the built binary, run as a child process (one per
 //! backend, shared by every flow of the story): the one cargo builds for
-//! the tests, or the one `COMMANDES_TEST_BINARY` names (CI points it at
-//! `target/release/commandes`, so the release binary is what the browser
-//! drives). Screenshots go to `target/dashboard-screenshots/`.
+//! the tests, or the one `COMMANDES_TEST_BINARY` names: point it at
+//! `target/release/commandes` to drive the release build (CI does not,
+//! as a fresh fat-LTO build would add about a quarter of an hour; see
+//! docs/contributing.md). Screenshots go to `target/dashboard-screenshots/`.
 
 use std::time::{Duration, Instant};
 
