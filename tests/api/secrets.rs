@@ -253,12 +253,14 @@ fn no_secret_in_help() {
 
 /// A NATS server of its own that requires `token`, with JetStream; `None`
 /// (and a notice) when the `nats-server` binary is not installed.
+#[cfg(feature = "nats")]
 struct TokenNats {
     child: std::process::Child,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
+#[cfg(feature = "nats")]
 impl TokenNats {
     async fn start(token: &str) -> Option<TokenNats> {
         let dir = tempfile::tempdir().unwrap();
@@ -295,6 +297,7 @@ impl TokenNats {
     }
 }
 
+#[cfg(feature = "nats")]
 impl Drop for TokenNats {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -304,6 +307,7 @@ impl Drop for TokenNats {
 
 /// The token of `nats://TOKEN@host` is given to the client apart from the
 /// URL (so the client cannot log it), and is used.
+#[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_token_in_the_url_authenticates() {
     let Some(nats) = TokenNats::start(NATS_TOKEN).await else {
