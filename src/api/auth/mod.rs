@@ -181,7 +181,8 @@ impl Caller {
             return Ok(());
         }
         Err(ApiError::Forbidden(
-            "only a static read-write API token (auth.tokens) may administer the service;              JWTs and read-only tokens may not"
+            "only a static read-write API token (auth.tokens) may administer the service; \
+             JWTs and read-only tokens may not"
                 .into(),
         ))
     }
@@ -305,11 +306,17 @@ impl<'a> ApiExtractor<'a> for BearerAuth {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let auth = request.data::<Authenticator>().ok_or(ApiError::Internal)?;
-        let caller = auth.authenticate(request).await?;
+        let caller = authenticated(request).await?;
         caller.require(required_permission(request.method()))?;
         Ok(BearerAuth(caller))
     }
+}
+
+/// The caller of `request`, by the app's [`Authenticator`]: 401 for a
+/// missing or invalid token. Both extractors start here.
+async fn authenticated(request: &Request) -> poem::Result<Caller> {
+    let auth = request.data::<Authenticator>().ok_or(ApiError::Internal)?;
+    Ok(auth.authenticate(request).await?)
 }
 
 /// The extractor of the administration operations (`/admin/…`): 401 for
@@ -334,8 +341,7 @@ impl<'a> ApiExtractor<'a> for AdminAuth {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let auth = request.data::<Authenticator>().ok_or(ApiError::Internal)?;
-        let caller = auth.authenticate(request).await?;
+        let caller = authenticated(request).await?;
         caller.require_admin()?;
         Ok(AdminAuth(caller))
     }

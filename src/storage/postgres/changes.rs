@@ -21,6 +21,7 @@
 //! order's changes are applied one at a time, each decided on the previous
 //! one's result, and its events are inserted in that order.
 
+use rust_decimal::Decimal;
 use tokio_postgres::types::Type;
 
 use super::connect::Connections;
@@ -114,14 +115,7 @@ pub(super) async fn update(
         let (amount, status) = (next.total_amount.to_decimal(), next.status.as_str());
         let events = EventArrays::new(&write.events);
         let was = Snapshot::new(&write.current);
-        let mut params: Vec<Param<'_>> = vec![
-            (&id, Type::INT8),
-            (&next.order_id, Type::VARCHAR),
-            (&next.customer_id, Type::VARCHAR),
-            (&status, Type::VARCHAR),
-            (&amount, Type::NUMERIC),
-            (&next.updated_at, Type::TIMESTAMPTZ),
-        ];
+        let mut params = new_values(&id, next, &amount, &status);
         was.push(&mut params);
         events.push(&mut params);
         let sql = with_events(
@@ -136,6 +130,24 @@ pub(super) async fn update(
         }
     }
     update_locked(connections, id, patch, if_match, actor).await
+}
+
+/// Parameters `$1` to `$6` of [`UPDATE_SET`]: the order's id and its new
+/// values (`amount` and `status` in their bound forms).
+fn new_values<'a>(
+    id: &'a i64,
+    next: &'a Order,
+    amount: &'a Decimal,
+    status: &'a &'a str,
+) -> Vec<Param<'a>> {
+    vec![
+        (id, Type::INT8),
+        (&next.order_id, Type::VARCHAR),
+        (&next.customer_id, Type::VARCHAR),
+        (status, Type::VARCHAR),
+        (amount, Type::NUMERIC),
+        (&next.updated_at, Type::TIMESTAMPTZ),
+    ]
 }
 
 /// The update under the row lock, for an order others keep changing.
@@ -159,14 +171,7 @@ async fn update_locked(
     let next = &write.next;
     let (amount, status) = (next.total_amount.to_decimal(), next.status.as_str());
     let events = EventArrays::new(&write.events);
-    let mut params: Vec<Param<'_>> = vec![
-        (&id, Type::INT8),
-        (&next.order_id, Type::VARCHAR),
-        (&next.customer_id, Type::VARCHAR),
-        (&status, Type::VARCHAR),
-        (&amount, Type::NUMERIC),
-        (&next.updated_at, Type::TIMESTAMPTZ),
-    ];
+    let mut params = new_values(&id, next, &amount, &status);
     events.push(&mut params);
     let sql = with_events(&format!("{UPDATE_SET} where id = $1 returning id"), 7);
     written(db, &sql, &params)
