@@ -421,12 +421,16 @@ impl Store for PostgresStore {
         let batch = i64::from(batch);
         // Old rows only: writers insert new ones and never wait for this.
         // Unnumbered events are never pruned (no reader has seen them yet).
+        // Oldest first, along the time index: the scan stops at the first
+        // event inside the retention, so a run with nothing to prune costs
+        // one index probe, not a pass over the whole table.
         client
             .execute_typed(
                 "delete from commandes_events where insertion_id = any(array(
                     select insertion_id from commandes_events
                     where time < $1 and sequence is not null
-                      and ($2::int8 is null or sequence <= $2) limit $3))",
+                      and ($2::int8 is null or sequence <= $2)
+                    order by time limit $3))",
                 &[
                     (&older_than, Type::TIMESTAMPTZ),
                     (&up_to, Type::INT8),

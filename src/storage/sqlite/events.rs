@@ -140,7 +140,7 @@ pub(super) fn purge_events(
         "delete from commandes_events where sequence in
          (select sequence from commandes_events
           where time < ?1 and (?2 is null or sequence <= ?2)
-          order by sequence limit ?3)",
+          order by time limit ?3)",
     )
     .and_then(|mut s| s.execute(params![format_time(older_than), up_to, batch]))
     .map(|n| n as u64)
