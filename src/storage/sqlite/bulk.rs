@@ -145,6 +145,7 @@ fn import_in_transaction(
         return Ok(outcome); // dropping `tx` rolls back
     }
     let now = format_time(&options.now);
+    let aside = set_aside(&tx, outcome.staged)?;
     match options.on_conflict {
         OnConflict::Fail => {
             tx.execute_batch("savepoint import_insert")
@@ -217,6 +218,7 @@ fn import_in_transaction(
         elapsed_ms = crate::log_text::millis(started.elapsed()),
         "import written"
     );
+    put_back(&tx, &aside)?;
     tx.execute_batch("drop table temp.commandes_import_stage")
         .map_err(map_error)?;
     tx.commit().map_err(map_error)?;
@@ -226,6 +228,140 @@ fn import_in_transaction(
     );
     outcome.committed = true;
     Ok(outcome)
+}
+
+/// Staged rows from which an import may set aside the work it would
+/// otherwise do row by row (see [`set_aside`]).
+const LARGE_IMPORT_ROWS: u64 = 10_000;
+
+/// The triggers that keep the `/stats` counters (migration 0003) and the
+/// per-day figures (0009) row by row.
+const COUNTER_TRIGGERS: &str = "select sql from sqlite_master
+    where type = 'trigger' and tbl_name = 'commandes'
+      and (name like 'commandes!_stats!_%' escape '!' or name like 'commandes!_daily!_%' escape '!')
+    order by name";
+
+/// The secondary indexes of `commandes` made by `create index` that are
+/// not unique: the import's conflict checks never need them (those use the
+/// primary key and `order_id`'s unique index, which stay).
+const PLAIN_INDEXES: &str = "select m.sql from pragma_index_list('commandes') as i
+    join sqlite_master as m on m.type = 'index' and m.name = i.name
+    where i.origin = 'c' and i.\"unique\" = 0 and m.sql is not null
+    order by i.name";
+
+/// Both tables of figures, set from the orders themselves.
+const RECOUNT: &str = "
+    update commandes_stats set order_count = 0, total_cents = 0;
+    update commandes_stats set order_count = a.n, total_cents = a.total
+    from (select status, count(*) as n, sum(total_cents) as total
+          from commandes group by status) as a
+    where commandes_stats.status = a.status;
+    delete from commandes_daily;
+    insert into commandes_daily (day, status, order_count, total_cents)
+    select substr(created_at, 1, 10), status, count(*), sum(total_cents)
+    from commandes group by 1, 2";
+
+/// What a large import dropped inside its transaction, to put back before
+/// commit ([`put_back`]).
+#[derive(Default)]
+struct SetAside {
+    /// `create trigger` statements of the counting triggers.
+    triggers: Vec<String>,
+    /// `create index` statements of the plain indexes.
+    indexes: Vec<String>,
+}
+
+/// For a large import, drops inside its transaction what would cost it
+/// per row, and returns how to put it back:
+///
+/// - the counting triggers, when the import has at least
+///   [`LARGE_IMPORT_ROWS`] rows and a quarter as many as the orders
+///   already there: two trigger statements per row cost more than one
+///   recount of the table at the end;
+/// - the plain secondary indexes, when it has at least as many rows as are
+///   already there: building an index from sorted keys is several times
+///   faster than inserting millions of keys at random places in it.
+///
+/// Nothing else writes meanwhile (the import holds the only writer, in an
+/// `IMMEDIATE` transaction), readers keep their snapshot with everything
+/// in place, and an import that fails rolls the drops back with the rest.
+/// A smaller import changes nothing, so it never pays for a pass over a
+/// large table.
+fn set_aside(tx: &Connection, staged: u64) -> Result<SetAside, StoreError> {
+    let mut aside = SetAside::default();
+    if staged < LARGE_IMPORT_ROWS {
+        return Ok(aside);
+    }
+    let orders: i64 = tx
+        .query_row(
+            "select coalesce(sum(order_count), 0) from commandes_stats",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_error)?;
+    let orders = orders.max(0) as u64;
+    let statements = |sql: &str| {
+        tx.prepare(sql)
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(map_error)
+    };
+    if staged.saturating_mul(4) >= orders {
+        aside.triggers = statements(COUNTER_TRIGGERS)?;
+    }
+    if staged >= orders {
+        aside.indexes = statements(PLAIN_INDEXES)?;
+    }
+    for sql in aside.triggers.iter().chain(&aside.indexes) {
+        tx.execute_batch(&drop_statement(sql)?).map_err(map_error)?;
+    }
+    Ok(aside)
+}
+
+/// `drop trigger "name"` or `drop index "name"` for the `create` statement
+/// `sql` as SQLite keeps it (`create trigger name …`, `create index name on
+/// …`, as the migrations write them).
+fn drop_statement(sql: &str) -> Result<String, StoreError> {
+    let words: Vec<&str> = sql.split_whitespace().take(3).collect();
+    match words.as_slice() {
+        [create, kind, name] if create.eq_ignore_ascii_case("create") => {
+            let name = name.trim_matches('"');
+            Ok(format!("drop {kind} \"{}\"", name.replace('"', "\"\"")))
+        }
+        _ => Err(StoreError::backend(std::io::Error::other(format!(
+            "unexpected schema statement: {sql}"
+        )))),
+    }
+}
+
+/// Puts back what [`set_aside`] dropped, as it was: the indexes (built
+/// from the table, sorted) and the triggers, then sets both tables of
+/// figures from the orders if the triggers were off.
+fn put_back(tx: &Connection, aside: &SetAside) -> Result<(), StoreError> {
+    // The index builds sort every key: let SQLite's sorter use a helper
+    // thread per core, for these statements only. Each sorting thread
+    // holds up to a cache's worth of keys, so the cache is halved
+    // meanwhile (the import sets it back): memory stays where one thread
+    // with the whole cache left it.
+    let helpers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    tx.execute_batch(&format!(
+        "pragma threads = {helpers}; pragma cache_size = -{}",
+        IMPORT_CACHE_KIB / (1 + helpers as i64)
+    ))
+    .map_err(map_error)?;
+    let built = aside
+        .indexes
+        .iter()
+        .chain(&aside.triggers)
+        .try_for_each(|sql| tx.execute_batch(sql));
+    let _ = tx.execute_batch("pragma threads = 0");
+    built.map_err(map_error)?;
+    if !aside.triggers.is_empty() {
+        tx.execute_batch(RECOUNT).map_err(map_error)?;
+    }
+    Ok(())
 }
 
 /// A unique or primary-key violation: an order_id or id already taken.
