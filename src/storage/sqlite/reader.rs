@@ -1,5 +1,11 @@
 //! The reader threads: each owns a read-only connection and takes jobs from
 //! one shared, bounded queue. In WAL mode they never wait for the writer.
+//!
+//! Point reads by key go through them too. Running those inline on the
+//! async worker instead (a read-only connection per worker, tried without
+//! waiting) was measured and was 5–10 % slower on two cores than the hop
+//! here: the worker then does the SQLite work too, while the readers run
+//! beside it (BENCHMARKS.md, "SQLite point reads: inline or on a reader").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
