@@ -113,6 +113,20 @@ pub fn serve(cmd: &mut Command, expect_token: bool) -> Served {
     }
 }
 
+/// `commandes serve` of this build on `url`, on a free port, with the
+/// tests' token and a small pool: a replica as the multi-process tests run
+/// it.
+pub fn serve_database(dir: &Path, url: &str) -> Served {
+    serve(
+        commandes(dir)
+            .env("COMMANDES_DATABASE_URL", url)
+            .env("COMMANDES_API_TOKENS", crate::support::TOKEN)
+            .env("COMMANDES_POOL_SIZE", "4")
+            .args(["serve", "--no-demo-data"]),
+        false,
+    )
+}
+
 impl Served {
     /// `http://127.0.0.1:{port}`.
     pub fn base(&self) -> String {

@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 use tokio_postgres::NoTls;
 
-use crate::process::{commandes, serve, Served};
+use crate::process::{commandes, serve_database, Served};
 use crate::support::{TestDatabase, TOKEN};
 
 /// Concurrent clients.
@@ -85,7 +85,7 @@ async fn three_replicas_keep_every_rule_through_a_rolling_upgrade() {
     for _ in 0..REPLICAS {
         let (dir, url) = (dir.path().to_path_buf(), db.url.clone());
         starting.push(tokio::task::spawn_blocking(move || {
-            start_replica(&dir, &url)
+            serve_database(&dir, &url)
         }));
     }
     let mut processes = Vec::new();
@@ -246,18 +246,6 @@ async fn three_replicas_keep_every_rule_through_a_rolling_upgrade() {
             .collect::<Vec<_>>()
             .join("\n  ")
     );
-}
-
-/// `commandes serve` on a free port with our token and a small pool.
-fn start_replica(dir: &Path, url: &str) -> Served {
-    serve(
-        commandes(dir)
-            .env("COMMANDES_DATABASE_URL", url)
-            .env("COMMANDES_API_TOKENS", TOKEN)
-            .env("COMMANDES_POOL_SIZE", "4")
-            .args(["serve", "--no-demo-data"]),
-        false,
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -900,7 +888,7 @@ async fn restart(
     drop(drained);
 
     let (dir, url) = (dir.to_path_buf(), url.to_string());
-    let new = tokio::task::spawn_blocking(move || start_replica(&dir, &url))
+    let new = tokio::task::spawn_blocking(move || serve_database(&dir, &url))
         .await
         .unwrap();
     if let Err(e) = wait_ready(&shared.client, &new.base()).await {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use commandes::storage::migrations::{self, Migration};
 use serde_json::{json, Value};
 
-use crate::process::{commandes, serve, Served};
+use crate::process::{commandes, serve_database};
 use crate::support::{TestDatabase, TOKEN};
 
 /// A database of either backend, reached around the service.
@@ -146,18 +146,6 @@ fn run(dir: &Path, url: &str, sub: &str) -> Output {
         .unwrap()
 }
 
-/// `serve` of this build on `url`, with our token.
-pub fn start(dir: &Path, url: &str) -> Served {
-    serve(
-        commandes(dir)
-            .env("COMMANDES_DATABASE_URL", url)
-            .env("COMMANDES_API_TOKENS", TOKEN)
-            .env("COMMANDES_POOL_SIZE", "4")
-            .args(["serve", "--no-demo-data"]),
-        false,
-    )
-}
-
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .request(method, url)
@@ -220,7 +208,7 @@ async fn this_build_serves_a_newer_schema_while_it_declares_this_build_compatibl
             text(&out)
         );
 
-        let server = start(dir.path(), &url);
+        let server = serve_database(dir.path(), &url);
         let base = server.base();
         ready_until(&base, 200).await;
         let (status, created) = call(
@@ -285,7 +273,7 @@ async fn this_build_serves_a_newer_schema_while_it_declares_this_build_compatibl
         assert!(text(&out).contains(&reason), "{name}: {}", text(&out));
         // A pod of this build started now (a rollback too far) comes up and
         // says why it is not ready, rather than crashing.
-        let late = start(dir.path(), &url);
+        let late = serve_database(dir.path(), &url);
         let body = ready_until(&late.base(), 503).await;
         assert_eq!(body["reason"], json!(reason), "{name}");
 
@@ -444,7 +432,7 @@ async fn this_build_brings_an_older_database_forward_and_reads_its_rows_back_exa
             .collect();
         assert_eq!(db.recorded().await, declared, "{name}");
 
-        let server = start(dir.path(), &url);
+        let server = serve_database(dir.path(), &url);
         let base = server.base();
         ready_until(&base, 200).await;
         for order in &want {

@@ -22,6 +22,18 @@ use crate::storage::{MigrationReport, StoreError};
 /// released at commit and works through a transaction pooler).
 const MIGRATION_LOCK: i64 = 0x636f_6d6d_616e_6465; // "commande"
 
+/// Waits for the migration lock, held until `tx` ends: one process at a
+/// time changes the schema or its version table.
+async fn lock_migrations(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.query_typed(
+        "select pg_advisory_xact_lock($1)",
+        &[(&MIGRATION_LOCK, Type::INT8)],
+    )
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
 /// Applies the pending files of `history` in one transaction, under a
 /// transaction-level advisory lock (released at commit, so it works
 /// through a transaction pooler), adopting the original service's table
@@ -34,12 +46,7 @@ pub(super) async fn apply_migrations(
     let tx = client.transaction().await.map_err(map_error)?;
     // A second process blocks here until the first commits, then sees the
     // versions it recorded and has nothing left to do.
-    tx.query_typed(
-        "select pg_advisory_xact_lock($1)",
-        &[(&MIGRATION_LOCK, Type::INT8)],
-    )
-    .await
-    .map_err(map_error)?;
+    lock_migrations(&tx).await?;
     let notes = adopt::adopt_original(&tx).await.map_err(|e| match e {
         adopt::AdoptError::Db(e) => map_error(e),
         adopt::AdoptError::Refused(r) => StoreError::backend(r),
@@ -108,12 +115,7 @@ async fn declare_compatibility(
         return Ok(());
     }
     let tx = client.transaction().await.map_err(map_error)?;
-    tx.query_typed(
-        "select pg_advisory_xact_lock($1)",
-        &[(&MIGRATION_LOCK, Type::INT8)],
-    )
-    .await
-    .map_err(map_error)?;
+    lock_migrations(&tx).await?;
     // Another process may have done it while this one waited for the lock.
     let missing: bool = tx.query_typed(MISSING, &[]).await.map_err(map_error)?[0].get(0);
     if missing {

@@ -236,7 +236,7 @@ const LARGE_IMPORT_ROWS: u64 = 10_000;
 
 /// The triggers that keep the `/stats` counters (migration 0003) and the
 /// per-day figures (0009) row by row.
-const COUNTER_TRIGGERS: &str = "select sql from sqlite_master
+const COUNTER_TRIGGERS: &str = "select type, name, sql from sqlite_master
     where type = 'trigger' and tbl_name = 'commandes'
       and (name like 'commandes!_stats!_%' escape '!' or name like 'commandes!_daily!_%' escape '!')
     order by name";
@@ -244,7 +244,7 @@ const COUNTER_TRIGGERS: &str = "select sql from sqlite_master
 /// The secondary indexes of `commandes` made by `create index` that are
 /// not unique: the import's conflict checks never need them (those use the
 /// primary key and `order_id`'s unique index, which stay).
-const PLAIN_INDEXES: &str = "select m.sql from pragma_index_list('commandes') as i
+const PLAIN_INDEXES: &str = "select m.type, m.name, m.sql from pragma_index_list('commandes') as i
     join sqlite_master as m on m.type = 'index' and m.name = i.name
     where i.origin = 'c' and i.\"unique\" = 0 and m.sql is not null
     order by i.name";
@@ -265,10 +265,19 @@ const RECOUNT: &str = "
 /// commit ([`put_back`]).
 #[derive(Default)]
 struct SetAside {
-    /// `create trigger` statements of the counting triggers.
-    triggers: Vec<String>,
-    /// `create index` statements of the plain indexes.
-    indexes: Vec<String>,
+    /// The counting triggers.
+    triggers: Vec<SchemaObject>,
+    /// The plain indexes.
+    indexes: Vec<SchemaObject>,
+}
+
+/// A trigger or an index as `sqlite_master` keeps it.
+struct SchemaObject {
+    /// `trigger` or `index`.
+    kind: String,
+    name: String,
+    /// The `create` statement that made it.
+    sql: String,
 }
 
 /// For a large import, drops inside its transaction what would cost it
@@ -300,40 +309,32 @@ fn set_aside(tx: &Connection, staged: u64) -> Result<SetAside, StoreError> {
         )
         .map_err(map_error)?;
     let orders = orders.max(0) as u64;
-    let statements = |sql: &str| {
+    let objects = |sql: &str| {
         tx.prepare(sql)
             .and_then(|mut s| {
-                s.query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
+                s.query_map([], |r| {
+                    Ok(SchemaObject {
+                        kind: r.get(0)?,
+                        name: r.get(1)?,
+                        sql: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(map_error)
     };
     if staged.saturating_mul(4) >= orders {
-        aside.triggers = statements(COUNTER_TRIGGERS)?;
+        aside.triggers = objects(COUNTER_TRIGGERS)?;
     }
     if staged >= orders {
-        aside.indexes = statements(PLAIN_INDEXES)?;
+        aside.indexes = objects(PLAIN_INDEXES)?;
     }
-    for sql in aside.triggers.iter().chain(&aside.indexes) {
-        tx.execute_batch(&drop_statement(sql)?).map_err(map_error)?;
+    for o in aside.triggers.iter().chain(&aside.indexes) {
+        let name = o.name.replace('"', "\"\"");
+        tx.execute_batch(&format!("drop {} \"{name}\"", o.kind))
+            .map_err(map_error)?;
     }
     Ok(aside)
-}
-
-/// `drop trigger "name"` or `drop index "name"` for the `create` statement
-/// `sql` as SQLite keeps it (`create trigger name …`, `create index name on
-/// …`, as the migrations write them).
-fn drop_statement(sql: &str) -> Result<String, StoreError> {
-    let words: Vec<&str> = sql.split_whitespace().take(3).collect();
-    match words.as_slice() {
-        [create, kind, name] if create.eq_ignore_ascii_case("create") => {
-            let name = name.trim_matches('"');
-            Ok(format!("drop {kind} \"{}\"", name.replace('"', "\"\"")))
-        }
-        _ => Err(StoreError::backend(std::io::Error::other(format!(
-            "unexpected schema statement: {sql}"
-        )))),
-    }
 }
 
 /// Puts back what [`set_aside`] dropped, as it was: the indexes (built
@@ -355,7 +356,7 @@ fn put_back(tx: &Connection, aside: &SetAside) -> Result<(), StoreError> {
         .indexes
         .iter()
         .chain(&aside.triggers)
-        .try_for_each(|sql| tx.execute_batch(sql));
+        .try_for_each(|o| tx.execute_batch(&o.sql));
     let _ = tx.execute_batch("pragma threads = 0");
     built.map_err(map_error)?;
     if !aside.triggers.is_empty() {
