@@ -3,9 +3,9 @@
 //! a memory database.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::interrupt::interrupt_past_deadline;
 use crate::storage::{SqliteSync, StoreOptions};
@@ -21,7 +21,7 @@ pub(super) fn open_writer(path: &Path, options: &StoreOptions) -> rusqlite::Resu
     conn.busy_timeout(options.busy_timeout)?;
     // WAL lets readers work while a writer commits; FULL syncs the WAL on
     // every commit, so an acknowledged order survives a power loss.
-    conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))?;
+    enable_wal(&conn, options.busy_timeout)?;
     let sync = match options.sqlite_synchronous {
         SqliteSync::Full => "full",
         SqliteSync::Normal => "normal",
@@ -34,6 +34,28 @@ pub(super) fn open_writer(path: &Path, options: &StoreOptions) -> rusqlite::Resu
     // change would roll back every job of its group commit).
     interrupt_past_deadline(&conn);
     Ok(conn)
+}
+
+/// Puts the file in WAL mode, trying again until `timeout` while another
+/// process holds it. Two processes opening a new file at once (two
+/// `migrate`s, replicas starting together) both take a shared lock and
+/// then want the exclusive one to switch the journal; SQLite answers one
+/// of them `SQLITE_BUSY` at once rather than run its busy handler, since
+/// waiting there could deadlock. Its try ends with its statement, so the
+/// next one can wait its turn.
+fn enable_wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let until = Instant::now() + timeout;
+    loop {
+        match conn.query_row("pragma journal_mode = wal", [], |_| Ok(())) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Opens a read-only connection for a reader thread.
